@@ -1,0 +1,8 @@
+"""Encoders: the protocol, the bundled offline model, fastembed models by name, remote services."""
+
+from .base import Encoder, embed_in_batches
+from .bundled import BundledEncoder
+from .fastembed import FastEmbedEncoder
+from .remote import OpenAICompatibleEncoder
+
+__all__ = ["Encoder", "BundledEncoder", "FastEmbedEncoder", "OpenAICompatibleEncoder", "embed_in_batches"]

@@ -1,0 +1,401 @@
+"""VectorIndex: a Faiss inner-product index with removal by id, snapshots and background compaction.
+
+Layout: an immutable *base* Faiss index, an append-only *delta* buffer searched with one matrix
+product, and a set of *tombstones* (removed ids). A query reads one snapshot (base, delta length,
+tombstones) without taking any lock. Adding vectors writes past the end of the delta buffer (no
+copy of the base); removing adds tombstones. When the delta or the tombstones grow large, a new
+base is built beside the live one and swapped in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must precede faiss's OpenMP start-up
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .errors import InvalidInputError  # noqa: E402
+
+__all__ = ["VectorIndex", "IndexKind"]
+
+log = logging.getLogger(__name__)
+
+IndexKind = Literal["flat", "hnsw", "ivf"]
+_EMPTY_IDS = np.empty(0, dtype=np.int64)
+
+
+@dataclass(eq=False)
+class _Snapshot:
+    base: Any  # faiss.IndexIDMap2 or None
+    base_inner: Any  # keeps the wrapped index alive
+    base_count: int
+    delta_vecs: np.ndarray
+    delta_ids: np.ndarray
+    delta_n: int
+    tomb: frozenset[int]
+    live: int
+    _tomb_array: np.ndarray | None = field(default=None, repr=False)
+    _selector: Any = field(default=None, repr=False)
+    _delta_mask: np.ndarray | None = field(default=None, repr=False)
+
+    def tomb_array(self) -> np.ndarray:
+        if self._tomb_array is None:
+            self._tomb_array = np.fromiter(self.tomb, dtype=np.int64, count=len(self.tomb))
+        return self._tomb_array
+
+    def selector(self) -> Any:
+        if self._selector is None and self.tomb:
+            arr = self.tomb_array()
+            batch = faiss.IDSelectorBatch(len(arr), faiss.swig_ptr(arr))
+            sel = faiss.IDSelectorNot(batch)
+            self._selector = (sel, batch, arr)  # the C++ objects reference each other: keep all
+        return None if self._selector is None else self._selector[0]
+
+    def delta_dead(self) -> np.ndarray | None:
+        """Boolean mask over delta[:delta_n] of removed rows (None when none is removed)."""
+        if not self.tomb or self.delta_n == 0:
+            return None
+        if self._delta_mask is None:
+            self._delta_mask = np.isin(self.delta_ids[: self.delta_n], self.tomb_array())
+        return self._delta_mask
+
+
+class VectorIndex:
+    """An inner-product index over unit vectors, keyed by int64 ids.
+
+    Args:
+        dim: vector dimension.
+        kind: ``"flat"`` (exact, the default), ``"hnsw"`` or ``"ivf"`` (approximate, for a million
+            vectors and more). Vectors in the delta buffer are always searched exactly.
+        delta_limit: delta rows before a compaction folds them into the base.
+        tombstone_ratio: removed-but-present rows, as a share of the base, before a compaction.
+        background: compact in a background thread (True) or inline in the writer (False).
+        hnsw_m, ef_construction, ef_search: HNSW settings.
+        nlist, nprobe: IVF settings (nlist None: about 4 * sqrt(n)).
+
+    Ids must be unique for the index's lifetime: an id that was removed is never added again.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        kind: IndexKind = "flat",
+        delta_limit: int = 4096,
+        tombstone_ratio: float = 0.1,
+        background: bool = True,
+        hnsw_m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 128,
+        nlist: int | None = None,
+        nprobe: int = 32,
+    ) -> None:
+        if kind not in ("flat", "hnsw", "ivf"):
+            raise InvalidInputError(f"unknown index kind {kind!r}: use 'flat', 'hnsw' or 'ivf'")
+        if dim <= 0:
+            raise InvalidInputError("dim must be positive")
+        self.dim = dim
+        self.kind: IndexKind = kind
+        self.delta_limit = max(16, int(delta_limit))
+        self.tombstone_ratio = tombstone_ratio
+        self.background = background
+        self.hnsw_m = hnsw_m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self.nlist = nlist
+        self.nprobe = nprobe
+        self._lock = threading.Lock()
+        self._live_ids: set[int] = set()
+        self._compacting = False
+        self._compactor: threading.Thread | None = None
+        self._generation = 0
+        self._snap = self._empty_snapshot()
+
+    # ------------------------------------------------------------------ building
+    def _empty_snapshot(self) -> _Snapshot:
+        cap = 1024
+        return _Snapshot(
+            base=None,
+            base_inner=None,
+            base_count=0,
+            delta_vecs=np.empty((cap, self.dim), dtype=np.float32),
+            delta_ids=np.empty(cap, dtype=np.int64),
+            delta_n=0,
+            tomb=frozenset(),
+            live=0,
+        )
+
+    def _build_base(self, ids: np.ndarray, vecs: np.ndarray) -> tuple[Any, Any]:
+        n = len(ids)
+        if n == 0:
+            return None, None
+        kind = self.kind
+        if kind == "ivf" and n < 10_000:
+            kind = "flat"  # too few vectors to train useful lists
+        inner: Any
+        if kind == "flat":
+            inner = faiss.IndexFlatIP(self.dim)
+        elif kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = self.ef_construction
+            inner.hnsw.efSearch = self.ef_search
+        else:
+            nlist = self.nlist or max(16, min(int(4 * np.sqrt(n)), n // 39))
+            quantizer = faiss.IndexFlatIP(self.dim)
+            inner = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            sample = vecs if n <= nlist * 64 else vecs[rng.choice(n, nlist * 64, replace=False)]
+            inner.train(sample)
+            inner.nprobe = self.nprobe
+            inner.make_direct_map()
+        base = faiss.IndexIDMap2(inner)
+        base.add_with_ids(vecs, ids)
+        return base, inner
+
+    def _base_contents(self, snap: _Snapshot) -> tuple[np.ndarray, np.ndarray]:
+        if snap.base is None or snap.base_count == 0:
+            return _EMPTY_IDS, np.empty((0, self.dim), dtype=np.float32)
+        ids = faiss.vector_to_array(snap.base.id_map).astype(np.int64, copy=False)
+        if isinstance(snap.base_inner, faiss.IndexIVF):
+            vecs = snap.base_inner.reconstruct_n(0, snap.base_count)
+        else:
+            vecs = _flat_view(snap.base_inner)
+        return ids, vecs
+
+    def _check(
+        self, ids: Iterable[int] | np.ndarray, vecs: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        id_arr = np.ascontiguousarray(
+            np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
+        )
+        if id_arr.ndim != 1:
+            raise InvalidInputError("ids must be one-dimensional")
+        if vecs is None:
+            return id_arr, None
+        v = np.ascontiguousarray(np.asarray(vecs, dtype=np.float32))
+        if v.ndim != 2 or v.shape != (len(id_arr), self.dim):
+            raise InvalidInputError(f"vectors must have shape ({len(id_arr)}, {self.dim}), got {v.shape}")
+        return id_arr, v
+
+    def load(self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray) -> None:
+        """Replace the whole content with ``vectors`` keyed by ``ids`` (bulk load, e.g. at boot)."""
+        id_arr, vecs = self._check(ids, vectors)
+        assert vecs is not None
+        if len(np.unique(id_arr)) != len(id_arr):
+            raise InvalidInputError("ids must be unique")
+        base, inner = self._build_base(id_arr, vecs)
+        snap = self._empty_snapshot()
+        snap.base, snap.base_inner, snap.base_count, snap.live = base, inner, len(id_arr), len(id_arr)
+        with self._lock:
+            self._generation += 1
+            self._live_ids = set(id_arr.tolist())
+            self._snap = snap
+
+    # ------------------------------------------------------------------ mutation
+    def add(self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors; they are visible to the next search. Costs O(len(ids)), not O(size)."""
+        id_arr, vecs = self._check(ids, vectors)
+        assert vecs is not None
+        n = len(id_arr)
+        if n == 0:
+            return
+        with self._lock:
+            new_ids = id_arr.tolist()
+            if len(set(new_ids)) != n or not self._live_ids.isdisjoint(new_ids):
+                raise InvalidInputError("ids must be unique and not already in the index")
+            snap = self._snap
+            if any(i in snap.tomb for i in new_ids):
+                raise InvalidInputError("an id that was removed cannot be added again before a rebuild")
+            buf_v, buf_i, used = snap.delta_vecs, snap.delta_ids, snap.delta_n
+            if used + n > len(buf_i):
+                cap = max(2 * len(buf_i), used + n)
+                nv = np.empty((cap, self.dim), dtype=np.float32)
+                ni = np.empty(cap, dtype=np.int64)
+                nv[:used] = buf_v[:used]
+                ni[:used] = buf_i[:used]
+                buf_v, buf_i = nv, ni
+            # Rows past `used` are invisible to readers of older snapshots: safe to write.
+            buf_v[used : used + n] = vecs
+            buf_i[used : used + n] = id_arr
+            self._live_ids.update(new_ids)
+            self._snap = _Snapshot(
+                snap.base, snap.base_inner, snap.base_count, buf_v, buf_i, used + n, snap.tomb, snap.live + n
+            )
+            need = used + n >= self.delta_limit
+        if need:
+            self._maybe_compact()
+
+    def remove(self, ids: Iterable[int] | np.ndarray) -> int:
+        """Remove vectors by id; unknown ids are ignored. Returns how many were removed."""
+        id_arr, _ = self._check(ids)
+        with self._lock:
+            gone = [i for i in id_arr.tolist() if i in self._live_ids]
+            if not gone:
+                return 0
+            self._live_ids.difference_update(gone)
+            snap = self._snap
+            tomb = snap.tomb.union(gone)
+            self._snap = _Snapshot(
+                snap.base,
+                snap.base_inner,
+                snap.base_count,
+                snap.delta_vecs,
+                snap.delta_ids,
+                snap.delta_n,
+                tomb,
+                snap.live - len(gone),
+            )
+            need = len(tomb) > max(256, self.tombstone_ratio * max(1, snap.base_count))
+        if need:
+            self._maybe_compact()
+        return len(gone)
+
+    def __len__(self) -> int:
+        return self._snap.live
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._live_ids
+
+    def ids(self) -> set[int]:
+        """A copy of the live ids."""
+        with self._lock:
+            return set(self._live_ids)
+
+    # ------------------------------------------------------------------ compaction
+    def _maybe_compact(self) -> None:
+        with self._lock:
+            if self._compacting:
+                return
+            self._compacting = True
+        if self.background:
+            t = threading.Thread(target=self._compact_guarded, name="synaptoroute-compact", daemon=True)
+            self._compactor = t
+            t.start()
+        else:
+            self._compact_guarded()
+
+    def _compact_guarded(self) -> None:
+        try:
+            self.compact()
+        except Exception:  # a failed compaction leaves the live snapshot in place
+            log.exception("index compaction failed; the live index is unchanged")
+        finally:
+            with self._lock:
+                self._compacting = False
+
+    def compact(self) -> None:
+        """Fold the delta and the tombstones into a new base, built beside the live one."""
+        s0 = self._snap
+        gen0 = self._generation
+        b_ids, b_vecs = self._base_contents(s0)
+        d_ids, d_vecs = s0.delta_ids[: s0.delta_n], s0.delta_vecs[: s0.delta_n]
+        ids = np.concatenate([b_ids, d_ids])
+        vecs = np.concatenate([b_vecs, d_vecs]) if len(d_ids) else np.array(b_vecs, copy=True)
+        if s0.tomb:
+            keep = ~np.isin(ids, s0.tomb_array())
+            ids, vecs = ids[keep], vecs[keep]
+        base, inner = self._build_base(np.ascontiguousarray(ids), np.ascontiguousarray(vecs))
+        with self._lock:
+            if self._generation != gen0:
+                return  # a bulk load replaced everything meanwhile
+            s1 = self._snap
+            rest_n = s1.delta_n - s0.delta_n
+            cap = max(1024, 2 * rest_n)
+            nv = np.empty((cap, self.dim), dtype=np.float32)
+            ni = np.empty(cap, dtype=np.int64)
+            nv[:rest_n] = s1.delta_vecs[s0.delta_n : s1.delta_n]
+            ni[:rest_n] = s1.delta_ids[s0.delta_n : s1.delta_n]
+            self._snap = _Snapshot(base, inner, len(ids), nv, ni, rest_n, s1.tomb - s0.tomb, s1.live)
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait for a running background compaction (for tests and benchmarks)."""
+        t = self._compactor
+        if t is not None:
+            t.join(timeout)
+
+    # ------------------------------------------------------------------ search
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` inner products for each query row.
+
+        Returns ``(scores, ids)`` of shape ``(n_queries, k)``, best first; missing slots hold
+        ``-inf`` and id ``-1``. Removed ids never appear.
+        """
+        q = np.ascontiguousarray(np.asarray(queries, dtype=np.float32))
+        if q.ndim == 1:
+            q = q[None, :]
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise InvalidInputError(f"queries must have shape (n, {self.dim}), got {q.shape}")
+        k = int(k)
+        if k <= 0:
+            raise InvalidInputError("k must be positive")
+        snap = self._snap
+        nq = len(q)
+        parts_s: list[np.ndarray] = []
+        parts_i: list[np.ndarray] = []
+        if snap.base is not None and snap.base_count:
+            kb = min(k, snap.base_count)
+            params = self._params(snap)
+            if params is None:
+                s, i = snap.base.search(q, kb)
+            else:
+                s, i = snap.base.search(q, kb, params=params)
+            parts_s.append(s)
+            parts_i.append(i)
+        if snap.delta_n:
+            scores = q @ snap.delta_vecs[: snap.delta_n].T
+            dead = snap.delta_dead()
+            if dead is not None:
+                scores[:, dead] = -np.inf
+            kd = min(k, snap.delta_n)
+            if kd < snap.delta_n:
+                top = np.argpartition(-scores, kd - 1, axis=1)[:, :kd]
+            else:
+                top = np.broadcast_to(np.arange(snap.delta_n), (nq, snap.delta_n))
+            parts_s.append(np.take_along_axis(scores, top, axis=1))
+            parts_i.append(snap.delta_ids[: snap.delta_n][top])
+        if not parts_s:
+            return np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
+        s = np.concatenate(parts_s, axis=1) if len(parts_s) > 1 else parts_s[0]
+        i = np.concatenate(parts_i, axis=1) if len(parts_i) > 1 else parts_i[0]
+        i = np.where(i < 0, -1, i)
+        s = np.where(i < 0, -np.inf, s).astype(np.float32, copy=False)
+        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        s = np.take_along_axis(s, order, axis=1)
+        i = np.take_along_axis(i, order, axis=1)
+        i = np.where(np.isfinite(s), i, -1)
+        if s.shape[1] < k:
+            pad = k - s.shape[1]
+            s = np.pad(s, ((0, 0), (0, pad)), constant_values=-np.inf)
+            i = np.pad(i, ((0, 0), (0, pad)), constant_values=-1)
+        return s, i
+
+    def _params(self, snap: _Snapshot) -> Any:
+        sel = snap.selector()
+        if isinstance(snap.base_inner, faiss.IndexHNSW):
+            p = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+            p.efSearch = self.ef_search
+        elif isinstance(snap.base_inner, faiss.IndexIVF):
+            p = faiss.SearchParametersIVF()
+            p.nprobe = self.nprobe
+        elif sel is None:
+            return None
+        else:
+            p = faiss.SearchParameters()
+        if sel is not None:
+            p.sel = sel  # `snap` keeps the selector alive while the search runs
+        return p
+
+
+def _flat_view(inner: Any) -> np.ndarray:
+    """The float32 rows stored by a flat (or HNSW-flat) Faiss index, without copying."""
+    storage = inner.storage if isinstance(inner, faiss.IndexHNSW) else inner
+    storage = faiss.downcast_index(storage)
+    n, d = storage.ntotal, storage.d
+    return faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)  # type: ignore[attr-defined]

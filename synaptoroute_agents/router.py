@@ -1,0 +1,465 @@
+"""SemanticRouter: the one object users hold. Composes encoder, index, store and scoring policy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from .encoders.base import Encoder, embed_in_batches
+from .errors import (
+    EncoderMismatchError,
+    InvalidInputError,
+    InvalidTypeError,
+    RouteNotFoundError,
+    RouterClosedError,
+    StoreError,
+)
+from .index import IndexKind, VectorIndex
+from .policy import CosinePolicy, ScoringPolicy
+from .routes import (
+    Evidence,
+    Reason,
+    Route,
+    RouteCandidate,
+    RouteMatch,
+    clean_text,
+    validate_route_name,
+    validate_threshold,
+)
+from .store import RouteStore
+
+__all__ = ["SemanticRouter"]
+
+log = logging.getLogger(__name__)
+
+POLICY_KEY = "policy"
+
+
+class SemanticRouter:
+    """A local semantic router: routes, an index of their utterances, and decisions.
+
+    Args:
+        encoder: any :class:`~synaptoroute_agents.Encoder`; None loads the bundled offline model.
+        store: None (in memory), a SQLite file path, a SQLAlchemy URL, or a :class:`RouteStore`.
+        threshold: default minimum score for a match (a route's own threshold wins).
+        ambiguity_margin: abstain as ``ambiguous`` when the best two routes are closer than this.
+        index: ``"flat"`` (exact, default), ``"hnsw"`` or ``"ivf"`` (approximate, for millions).
+        index_options: extra keyword arguments for :class:`VectorIndex`.
+        neighbors: how many nearest utterances a decision looks at.
+        on_encoder_mismatch: ``"reembed"`` (default) re-embeds a store made by another encoder;
+            ``"error"`` raises :class:`EncoderMismatchError` instead.
+        origin: this replica's id in the store's change log.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder | None = None,
+        store: str | os.PathLike[str] | RouteStore | None = None,
+        *,
+        threshold: float = 0.5,
+        ambiguity_margin: float = 0.0,
+        index: IndexKind = "flat",
+        index_options: Mapping[str, Any] | None = None,
+        neighbors: int = 32,
+        on_encoder_mismatch: Literal["reembed", "error"] = "reembed",
+        origin: str | None = None,
+    ) -> None:
+        threshold_value = validate_threshold(threshold, what="threshold")
+        assert threshold_value is not None
+        if not isinstance(ambiguity_margin, int | float) or not 0.0 <= float(ambiguity_margin) <= 2.0:
+            raise InvalidInputError("ambiguity_margin must be a number in [0, 2]")
+        if on_encoder_mismatch not in ("reembed", "error"):
+            raise InvalidInputError("on_encoder_mismatch must be 'reembed' or 'error'")
+        if encoder is None:
+            from .encoders.bundled import BundledEncoder
+
+            encoder = BundledEncoder()
+        elif not isinstance(encoder, Encoder):
+            raise InvalidTypeError("encoder must implement the Encoder protocol (model_id, dim, embed)")
+        self.encoder: Encoder = encoder
+        self.neighbors = max(1, int(neighbors))
+        self.cosine_policy = CosinePolicy(threshold_value, float(ambiguity_margin))
+        self._policy: ScoringPolicy = self.cosine_policy
+        self._closed = False
+        self._write_lock = threading.RLock()
+        self.store = store if isinstance(store, RouteStore) else RouteStore(store, origin=origin)
+        self._owns_store = not isinstance(store, RouteStore)
+        self.index = VectorIndex(encoder.dim, kind=index, **dict(index_options or {}))
+        self._routes: dict[str, Route] = {}
+        self._thresholds: dict[str, float | None] = {}
+        self._route_ids: dict[str, set[int]] = {}
+        self._id_route: dict[int, str] = {}
+        self._id_text: dict[int, str] = {}
+        self._seen_version = 0
+        self._boot(on_encoder_mismatch)
+
+    # ------------------------------------------------------------------ boot
+    def _boot(self, on_mismatch: str) -> None:
+        loaded = self.store.load_all(self.encoder.model_id, self.encoder.dim)
+        vectors = loaded.vectors
+        if loaded.stale.any():
+            stale_idx = np.flatnonzero(loaded.stale)
+            if on_mismatch == "error":
+                raise EncoderMismatchError(
+                    f"{len(stale_idx)} stored embeddings were made by another encoder than "
+                    f"{self.encoder.model_id!r}; open with on_encoder_mismatch='reembed' to re-embed them"
+                )
+            log.info("re-embedding %d utterances made by another encoder", len(stale_idx))
+            fresh = embed_in_batches(self.encoder, [loaded.texts[i] for i in stale_idx])
+            self.store.set_vectors(loaded.ids[stale_idx].tolist(), fresh, self.encoder.model_id)
+            vectors = np.array(vectors, copy=True)
+            vectors[stale_idx] = fresh
+        self.index.load(loaded.ids, vectors)
+        self._routes = dict(loaded.routes)
+        self._thresholds = {n: r.threshold for n, r in loaded.routes.items()}
+        ids = loaded.ids.tolist()
+        self._id_route = dict(zip(ids, loaded.route_names, strict=True))
+        self._id_text = dict(zip(ids, loaded.texts, strict=True))
+        route_ids: dict[str, set[int]] = {n: set() for n in loaded.routes}
+        for i, n in zip(ids, loaded.route_names, strict=True):
+            route_ids[n].add(i)
+        self._route_ids = route_ids
+        self._seen_version = loaded.version
+        self._load_policy()
+
+    def _load_policy(self) -> None:
+        stored = self.store.load_fitted(POLICY_KEY)
+        if stored is None:
+            self._policy = self.cosine_policy
+            return
+        blob, model_id, _version = stored
+        if model_id != self.encoder.model_id:
+            log.warning(
+                "the stored fitted state was made with encoder %r; ignoring it until the next fit", model_id
+            )
+            self._policy = self.cosine_policy
+            return
+        from .fitting import load_policy
+
+        self._policy = load_policy(blob)
+
+    # ------------------------------------------------------------------ helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RouterClosedError("the router is closed")
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed already-cleaned texts with the router's encoder (batched, unit rows)."""
+        return embed_in_batches(self.encoder, list(texts))
+
+    @staticmethod
+    def _as_route(route: Any) -> Route:
+        if isinstance(route, Route):
+            return route
+        if isinstance(route, Mapping):
+            return Route.from_dict(route)
+        raise InvalidTypeError(f"expected a Route, not {type(route).__name__}")
+
+    def _apply(
+        self, name: str, removed: Iterable[int], added: Sequence[int], texts: Sequence[str], vecs: np.ndarray
+    ) -> None:
+        """Mirror a committed change in memory (caller holds the write lock)."""
+        removed = [i for i in removed if i in self._id_route]
+        if removed:
+            self.index.remove(removed)
+            ids = self._route_ids.get(name)
+            for i in removed:
+                self._id_route.pop(i, None)
+                self._id_text.pop(i, None)
+                if ids is not None:
+                    ids.discard(i)
+        if len(added):
+            for i, t in zip(added, texts, strict=True):
+                self._id_text[i] = t
+                self._id_route[i] = name
+            self._route_ids.setdefault(name, set()).update(added)
+            self.index.add(np.asarray(added, dtype=np.int64), vecs)
+
+    def _note_version(self, version: int) -> None:
+        if version == self._seen_version + 1:
+            self._seen_version = version
+
+    # ------------------------------------------------------------------ mutations
+    def add(self, route: Route) -> None:
+        """Add a new route. Raises :class:`DuplicateRouteError` when the name exists."""
+        self._check_open()
+        route = self._as_route(route)
+        vecs = self.embed(route.utterances)
+        with self._write_lock:
+            ids, version = self.store.add_route(route, vecs, self.encoder.model_id)
+            self._routes[route.name] = route
+            self._thresholds[route.name] = route.threshold
+            self._apply(route.name, (), ids, route.utterances, vecs)
+            self._note_version(version)
+
+    def update(self, route: Route) -> None:
+        """Replace an existing route (fields and utterances). Unchanged utterances keep their embeddings."""
+        self._check_open()
+        route = self._as_route(route)
+        old = self._routes.get(route.name)
+        known = set(old.utterances) if old else set()
+        for _attempt in range(3):
+            new = [t for t in route.utterances if t not in known]
+            vecs = self.embed(new) if new else np.empty((0, self.encoder.dim), np.float32)
+            mapping = {t: vecs[i] for i, t in enumerate(new)}
+            try:
+                with self._write_lock:
+                    removed, added, texts, version = self.store.update_route(
+                        route, mapping, self.encoder.model_id
+                    )
+                    self._routes[route.name] = route
+                    self._thresholds[route.name] = route.threshold
+                    self._apply(
+                        route.name,
+                        removed,
+                        added,
+                        texts,
+                        np.stack([mapping[t] for t in texts]) if texts else vecs,
+                    )
+                    self._note_version(version)
+                    return
+            except StoreError as exc:
+                if "changed concurrently" not in str(exc):
+                    raise
+                known = set()
+        raise StoreError(f"route {route.name!r} kept changing concurrently; update not applied")
+
+    def delete(self, name: str) -> None:
+        """Delete a route. Raises :class:`RouteNotFoundError` when it does not exist."""
+        self._check_open()
+        validate_route_name(name)
+        with self._write_lock:
+            removed, version = self.store.delete_route(name)
+            self._apply(name, removed, (), (), np.empty((0, self.encoder.dim), np.float32))
+            self._routes.pop(name, None)
+            self._thresholds.pop(name, None)
+            self._route_ids.pop(name, None)
+            self._note_version(version)
+
+    def add_utterances(self, name: str, texts: Iterable[str]) -> int:
+        """Teach a route more examples. Returns how many were new."""
+        self._check_open()
+        validate_route_name(name)
+        cleaned = _clean_many(texts)
+        vecs = self.embed(cleaned)
+        with self._write_lock:
+            ids, new_texts, version = self.store.add_utterances(name, cleaned, vecs, self.encoder.model_id)
+            keep = [cleaned.index(t) for t in new_texts]
+            self._apply(name, (), ids, new_texts, vecs[keep] if keep else vecs[:0])
+            old = self._routes.get(name)
+            if old is not None and new_texts:
+                self._routes[name] = Route.trusted(
+                    old.name, old.utterances + tuple(new_texts), old.description, old.threshold, old.metadata
+                )
+            self._note_version(version)
+            return len(ids)
+
+    def remove_utterances(self, name: str, texts: Iterable[str]) -> int:
+        """Remove examples from a route (it keeps at least one). Returns how many were removed."""
+        self._check_open()
+        validate_route_name(name)
+        cleaned = _clean_many(texts)
+        with self._write_lock:
+            removed, version = self.store.remove_utterances(name, cleaned)
+            self._apply(name, removed, (), (), np.empty((0, self.encoder.dim), np.float32))
+            old = self._routes.get(name)
+            if old is not None and removed:
+                gone = set(cleaned)
+                self._routes[name] = Route.trusted(
+                    old.name,
+                    tuple(t for t in old.utterances if t not in gone),
+                    old.description,
+                    old.threshold,
+                    old.metadata,
+                )
+            self._note_version(version)
+            return len(removed)
+
+    # ------------------------------------------------------------------ catching up
+    def refresh(self) -> int:
+        """Apply changes other processes committed to the store since this router last looked.
+
+        Returns how many change-log entries were applied. Safe to call at any time.
+        """
+        self._check_open()
+        with self._write_lock:
+            changes = self.store.changes_since(self._seen_version)
+            if not changes:
+                return 0
+            names: dict[str, None] = {}
+            refit = False
+            for _v, op, route, _origin in changes:
+                if route is not None:
+                    names.setdefault(route, None)
+                if op in ("fit", "unfit"):
+                    refit = True
+            for name in names:
+                self._reload_route(name)
+            if refit:
+                self._load_policy()
+            self._seen_version = changes[-1][0]
+            return len(changes)
+
+    def _reload_route(self, name: str) -> None:
+        state = self.store.route_state(name, self.encoder.model_id)
+        have = set(self._route_ids.get(name, ()))
+        if state is None:
+            self._apply(name, have, (), (), np.empty((0, self.encoder.dim), np.float32))
+            self._routes.pop(name, None)
+            self._thresholds.pop(name, None)
+            self._route_ids.pop(name, None)
+            return
+        want = {int(i): j for j, i in enumerate(state.ids.tolist())}
+        removed = have - want.keys()
+        add_pos = [j for i, j in want.items() if i not in have]
+        vecs = state.vectors[add_pos] if add_pos else np.empty((0, self.encoder.dim), np.float32)
+        if add_pos and state.stale[add_pos].any():
+            vecs = self.embed([state.texts[j] for j in add_pos])
+        self._routes[name] = state.route
+        self._thresholds[name] = state.route.threshold
+        self._apply(
+            name, removed, [int(state.ids[j]) for j in add_pos], [state.texts[j] for j in add_pos], vecs
+        )
+
+    @property
+    def version(self) -> int:
+        """The store change version this router has applied."""
+        return self._seen_version
+
+    # ------------------------------------------------------------------ reads
+    def get(self, name: str) -> Route:
+        """The route called ``name``. Raises :class:`RouteNotFoundError`."""
+        validate_route_name(name)
+        route = self._routes.get(name)
+        if route is None:
+            raise RouteNotFoundError(name)
+        return route
+
+    def routes(self) -> list[Route]:
+        """All routes, sorted by name."""
+        return [self._routes[n] for n in sorted(self._routes)]
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._routes
+
+    @property
+    def policy(self) -> ScoringPolicy:
+        """The active scoring policy (cosine, or the fitted one)."""
+        return self._policy
+
+    @property
+    def threshold(self) -> float:
+        """The default threshold of the cosine policy."""
+        return self.cosine_policy.threshold
+
+    # ------------------------------------------------------------------ routing
+    def route(self, query: str, top_k: int = 1) -> RouteMatch:
+        """Route one query. Raises :class:`InvalidQueryError` for empty or unusable input."""
+        return self.route_batch([query], top_k=top_k)[0]
+
+    def route_batch(self, queries: Sequence[str], top_k: int = 1) -> list[RouteMatch]:
+        """Route many queries with one encoder call."""
+        self._check_open()
+        if isinstance(queries, str | bytes) or not isinstance(queries, Sequence):
+            raise InvalidTypeError("queries must be a list of strings")
+        texts = [clean_text(q) for q in queries]
+        if not texts:
+            return []
+        return self.decide(self.embed(texts), top_k=top_k)
+
+    def decide(self, Q: np.ndarray, top_k: int = 1) -> list[RouteMatch]:
+        """Decide for already-embedded queries (``(b, dim)`` unit rows)."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InvalidInputError("top_k must be a positive integer")
+        live = self._thresholds
+        if not live:
+            return [_empty_match() for _ in range(len(Q))]
+        k = max(self.neighbors, 4 * top_k)
+        scores, ids = self.index.search(Q, k)
+        id_route, id_text = self._id_route, self._id_text
+        neighbors: list[list[tuple[str, float]]] = []
+        evidence_ids: list[list[tuple[int, str, float]]] = []
+        for srow, irow in zip(scores.tolist(), ids.tolist(), strict=True):
+            pairs: list[tuple[str, float]] = []
+            ev: list[tuple[int, str, float]] = []
+            for s, i in zip(srow, irow, strict=True):
+                if i < 0:
+                    break
+                name = id_route.get(i)
+                if name is None:
+                    continue
+                pairs.append((name, s))
+                if len(ev) < 3:
+                    ev.append((i, name, s))
+            neighbors.append(pairs)
+            evidence_ids.append(ev)
+        policy = self._policy
+        decisions = policy.decide(Q, neighbors, live, top_k)
+        passes = getattr(policy, "passes", None)
+        out: list[RouteMatch] = []
+        for (ranked, chosen, reason), ev in zip(decisions, evidence_ids, strict=True):
+            cands = tuple(RouteCandidate(n, float(s)) for n, s in ranked[: max(top_k, 5)])
+            best = float(ranked[0][1]) if ranked else 0.0
+            margin = best - float(ranked[1][1]) if len(ranked) > 1 else 1.0
+            if passes is not None:
+                selected = tuple(n for n, s in ranked[:top_k] if passes(n, s, live))
+            else:
+                selected = (chosen,) if chosen else ()
+            if chosen is not None and chosen not in selected:
+                selected = (chosen, *selected[: top_k - 1])
+            evidence = tuple(
+                Evidence(name, id_text.get(i, ""), float(s)) for i, name, s in ev if i in id_text
+            )
+            out.append(RouteMatch(chosen, best, margin, cands, Reason(reason), evidence, selected))
+        return out
+
+    async def aroute(self, query: str, top_k: int = 1) -> RouteMatch:
+        """Async twin of :meth:`route`: the encoder runs in a worker thread, never on the event loop."""
+        return (await self.aroute_batch([query], top_k=top_k))[0]
+
+    async def aroute_batch(self, queries: Sequence[str], top_k: int = 1) -> list[RouteMatch]:
+        """Async twin of :meth:`route_batch`."""
+        return await asyncio.to_thread(self.route_batch, queries, top_k)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Release the store's connections. Further calls raise :class:`RouterClosedError`."""
+        if self._closed:
+            return
+        self._closed = True
+        self.index.wait_idle(5)
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> SemanticRouter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SemanticRouter(routes={len(self._routes)}, vectors={len(self.index)}, encoder={self.encoder.model_id!r})"
+
+
+def _clean_many(texts: Iterable[str]) -> list[str]:
+    if isinstance(texts, str | bytes) or not isinstance(texts, Iterable):
+        raise InvalidTypeError("texts must be a list of strings")
+    cleaned: dict[str, None] = {}
+    for t in texts:
+        cleaned.setdefault(clean_text(t, what="utterance"), None)
+    if not cleaned:
+        raise InvalidInputError("no texts given")
+    return list(cleaned)
+
+
+def _empty_match() -> RouteMatch:
+    return RouteMatch(None, 0.0, 0.0, (), Reason.EMPTY_ROUTER, (), ())

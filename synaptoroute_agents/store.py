@@ -1,0 +1,696 @@
+"""RouteStore: routes, utterances and their embeddings in SQL (SQLite by default, PostgreSQL too).
+
+The store is the truth; the in-memory index is a cache rebuilt from it. Each mutation is one
+transaction that also appends a row to a change log, whose id is the store-wide *change version*
+(replicas use it to catch up). A mutation is acknowledged only after its commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from .errors import (
+    DuplicateRouteError,
+    InvalidInputError,
+    NotARouterStoreError,
+    RouteNotFoundError,
+    SchemaVersionError,
+    StoreError,
+)
+from .routes import Route
+
+__all__ = ["RouteStore", "StoredUtterances", "SCHEMA_VERSION", "store_url"]
+
+#: Version of the table layout written by this code.
+SCHEMA_VERSION = 1
+_APP = "synaptoroute-agents"
+_PG_LOCK_KEY = 0x5359_4E52  # advisory lock that serializes mutations store-wide on PostgreSQL
+
+metadata = sa.MetaData()
+
+t_meta = sa.Table(
+    "sr_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+t_routes = sa.Table(
+    "sr_routes",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("description", sa.Text),
+    sa.Column("threshold", sa.Float),
+    sa.Column("metadata", sa.Text, nullable=False, default="{}"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+t_utterances = sa.Table(
+    "sr_utterances",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("route_id", sa.ForeignKey("sr_routes.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("text_hash", sa.String(40), nullable=False),
+    sa.Column("model_id", sa.String(256), nullable=False),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("route_id", "text_hash", name="uq_sr_utterance_text"),
+    sqlite_autoincrement=True,
+)
+t_changes = sa.Table(
+    "sr_changes",
+    metadata,
+    sa.Column(
+        "version", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("op", sa.String(32), nullable=False),
+    sa.Column("route", sa.String(128)),
+    sa.Column("origin", sa.String(64)),
+    sqlite_autoincrement=True,
+)
+t_fitted = sa.Table(
+    "sr_fitted",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("model_id", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("blob", sa.LargeBinary, nullable=False),
+)
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def store_url(store: str | os.PathLike[str] | None) -> str:
+    """The SQLAlchemy URL for ``store``: None is in memory, a path is a SQLite file, a URL is kept."""
+    if store is None or store == ":memory:":
+        return "sqlite+pysqlite:///:memory:"
+    if isinstance(store, os.PathLike):
+        return f"sqlite+pysqlite:///{Path(store).expanduser().resolve()}"
+    if not isinstance(store, str):
+        raise InvalidInputError(f"store must be None, a path or a SQLAlchemy URL, not {type(store).__name__}")
+    if "://" in store:
+        if store.startswith("postgresql://") or store.startswith("postgres://"):
+            return "postgresql+psycopg://" + store.split("://", 1)[1]
+        return store
+    return f"sqlite+pysqlite:///{Path(store).expanduser().resolve()}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUtterances:
+    """Utterance rows of one route: ids, texts and vectors (aligned)."""
+
+    route: Route
+    ids: np.ndarray
+    texts: list[str]
+    vectors: np.ndarray
+    stale: np.ndarray  # bool per row: made by another encoder
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedStore:
+    """Everything a router needs to build its index."""
+
+    routes: dict[str, Route]
+    ids: np.ndarray
+    route_names: list[str]
+    texts: list[str]
+    vectors: np.ndarray
+    stale: np.ndarray
+    version: int
+
+
+class RouteStore:
+    """Routes, utterances, embeddings, fitted state and a change log in a SQL database.
+
+    Args:
+        url: None (in memory), a file path (SQLite) or any SQLAlchemy URL
+            (``postgresql://user@host/db`` uses psycopg 3).
+        origin: an id written into the change log with each mutation (replica id).
+    """
+
+    def __init__(self, url: str | os.PathLike[str] | None = None, *, origin: str | None = None) -> None:
+        self.url = store_url(url)
+        self.origin = origin or os.urandom(6).hex()
+        self.dialect = sa.make_url(self.url).get_backend_name()
+        self._memory = self.url.endswith(":memory:")
+        self._lock = threading.RLock() if self._memory else None
+        self.engine = self._make_engine()
+        self._init_schema()
+
+    # ------------------------------------------------------------------ setup
+    def _make_engine(self) -> Engine:
+        kwargs: dict[str, Any] = {}
+        if self.dialect == "sqlite":
+            if self._memory:
+                kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+            else:
+                path = Path(sa.make_url(self.url).database or "")
+                if path.exists() and path.is_file() and path.stat().st_size > 0:
+                    with open(path, "rb") as fh:
+                        if fh.read(16) != b"SQLite format 3\x00":
+                            raise NotARouterStoreError(
+                                f"{path} is not a router store (not a SQLite database)"
+                            )
+                kwargs.update(connect_args={"check_same_thread": False, "timeout": 60})
+        elif self.dialect == "postgresql":
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+        try:
+            engine = sa.create_engine(self.url, **kwargs)
+        except Exception as exc:  # bad URL, missing driver
+            raise StoreError(f"cannot open store {self._safe_url()}: {exc}") from exc
+        if self.dialect == "sqlite":
+            memory = self._memory
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                if not memory:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA busy_timeout=60000")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Connection) -> None:
+                # Writers take the write lock at BEGIN so they queue instead of failing later;
+                # readers begin a deferred transaction and never wait for writers (WAL).
+                write = conn.get_execution_options().get("sr_write", False)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+            # pysqlite's own transaction handling is turned off so BEGIN IMMEDIATE is ours.
+            @event.listens_for(engine, "connect")
+            def _no_autobegin(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.isolation_level = None
+
+        return engine
+
+    def _safe_url(self) -> str:
+        try:
+            return sa.make_url(self.url).render_as_string(hide_password=True)
+        except Exception:
+            return "<store>"
+
+    def _init_schema(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                tables = set(sa.inspect(conn).get_table_names())
+        except DatabaseError as exc:
+            raise NotARouterStoreError(f"{self._safe_url()} is not a router store: {exc.orig}") from exc
+        except Exception as exc:
+            raise StoreError(f"cannot open store {self._safe_url()}: {exc}") from exc
+        if "sr_meta" in tables:
+            self._check_meta()
+            return
+        if self.dialect == "sqlite" and tables:
+            raise NotARouterStoreError(
+                f"{self._safe_url()} is a database of something else (tables: {', '.join(sorted(tables)[:5])})"
+            )
+        try:
+            with self._tx() as conn:
+                metadata.create_all(conn)
+                if conn.execute(sa.select(sa.func.count()).select_from(t_meta)).scalar_one() == 0:
+                    conn.execute(
+                        t_meta.insert(),
+                        [
+                            {"key": "app", "value": _APP},
+                            {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                            {"key": "created_at", "value": repr(time.time())},
+                        ],
+                    )
+        except IntegrityError:
+            pass  # another process initialized the same database at the same moment
+        self._check_meta()
+
+    def _check_meta(self) -> None:
+        with self.engine.connect() as conn:
+            try:
+                rows = dict(conn.execute(sa.select(t_meta.c.key, t_meta.c.value)).all())
+            except DatabaseError as exc:
+                raise NotARouterStoreError(f"{self._safe_url()} is not a router store: {exc.orig}") from exc
+        if rows.get("app") != _APP:
+            raise NotARouterStoreError(f"{self._safe_url()} is not a router store (no {_APP} marker)")
+        version = int(rows.get("schema_version", "0"))
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"store schema version {version} is newer than this package understands ({SCHEMA_VERSION}); upgrade"
+            )
+        self.schema_version = version
+
+    # ------------------------------------------------------------------ transactions
+    class _Tx:
+        def __init__(self, store: RouteStore) -> None:
+            self.store = store
+            self.conn: Any = None
+            self.trans: Any = None
+
+        def __enter__(self) -> Connection:
+            if self.store._lock is not None:
+                self.store._lock.acquire()
+            try:
+                self.conn = self.store.engine.connect().execution_options(sr_write=True)
+                self.trans = self.conn.begin()
+                if self.store.dialect == "postgresql":
+                    self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+                return self.conn
+            except BaseException:
+                if self.conn is not None:
+                    self.conn.close()
+                if self.store._lock is not None:
+                    self.store._lock.release()
+                raise
+
+        def __exit__(self, exc_type: Any, *exc: Any) -> None:
+            try:
+                if exc_type is None:
+                    self.trans.commit()
+                else:
+                    self.trans.rollback()
+            finally:
+                self.conn.close()
+                if self.store._lock is not None:
+                    self.store._lock.release()
+
+    def _tx(self) -> RouteStore._Tx:
+        return RouteStore._Tx(self)
+
+    def _read(self) -> Any:
+        if self._lock is None:
+            return self.engine.connect()
+        return _LockedConnect(self)
+
+    def _log(self, conn: Connection, op: str, route: str | None) -> int:
+        res = conn.execute(t_changes.insert().values(at=time.time(), op=op, route=route, origin=self.origin))
+        return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _row_to_route(row: Any, texts: Sequence[str]) -> Route:
+        return Route.trusted(
+            row.name, tuple(texts), row.description, row.threshold, json.loads(row.metadata or "{}")
+        )
+
+    def _route_row(self, conn: Connection, name: str) -> Any:
+        return conn.execute(sa.select(t_routes).where(t_routes.c.name == name)).first()
+
+    @staticmethod
+    def _utt_rows(
+        route_id: int, texts: Sequence[str], vectors: np.ndarray, model_id: str
+    ) -> list[dict[str, Any]]:
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32)
+        return [
+            {
+                "route_id": route_id,
+                "text": t,
+                "text_hash": _hash(t),
+                "model_id": model_id,
+                "dim": int(vecs.shape[1]),
+                "vector": vecs[i].tobytes(),
+            }
+            for i, t in enumerate(texts)
+        ]
+
+    def _insert_utterances(
+        self, conn: Connection, route_id: int, texts: Sequence[str], vectors: np.ndarray, model_id: str
+    ) -> list[int]:
+        if not texts:
+            return []
+        rows = self._utt_rows(route_id, texts, vectors, model_id)
+        if self.dialect in ("sqlite", "postgresql"):
+            res = conn.execute(
+                t_utterances.insert().returning(t_utterances.c.id, t_utterances.c.text_hash), rows
+            )
+            by_hash = {h: int(i) for i, h in res.all()}
+            return [by_hash[r["text_hash"]] for r in rows]
+        ids = []
+        for r in rows:
+            ids.append(int(conn.execute(t_utterances.insert().values(**r)).inserted_primary_key[0]))  # type: ignore[index]
+        return ids
+
+    # ------------------------------------------------------------------ mutations
+    def add_route(self, route: Route, vectors: np.ndarray, model_id: str) -> tuple[list[int], int]:
+        """Insert a route and its utterances. Returns (utterance ids, change version)."""
+        now = time.time()
+        try:
+            with self._tx() as conn:
+                if self._route_row(conn, route.name) is not None:
+                    raise DuplicateRouteError(route.name)
+                version = self._log(conn, "add", route.name)
+                rid = conn.execute(
+                    t_routes.insert().values(
+                        name=route.name,
+                        description=route.description,
+                        threshold=route.threshold,
+                        metadata=json.dumps(dict(route.metadata)),
+                        created_at=now,
+                        updated_at=now,
+                        version=version,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+                ids = self._insert_utterances(conn, int(rid), route.utterances, vectors, model_id)
+                return ids, version
+        except IntegrityError as exc:
+            if "sr_routes" in str(exc) or "name" in str(exc.orig):
+                raise DuplicateRouteError(route.name) from None
+            raise StoreError(f"cannot add route {route.name!r}: {exc.orig}") from exc
+        except OperationalError as exc:
+            raise StoreError(f"cannot add route {route.name!r}: {exc.orig}") from exc
+
+    def update_route(
+        self, route: Route, vectors: Mapping[str, np.ndarray], model_id: str
+    ) -> tuple[list[int], list[int], list[str], int]:
+        """Replace a route's fields and utterances (keeping unchanged utterances' embeddings).
+
+        ``vectors`` maps each utterance text that may be new to its embedding.
+        Returns (removed ids, added ids, added texts, change version).
+        """
+        with self._tx() as conn:
+            row = self._route_row(conn, route.name)
+            if row is None:
+                raise RouteNotFoundError(route.name)
+            version = self._log(conn, "update", route.name)
+            conn.execute(
+                t_routes.update()
+                .where(t_routes.c.id == row.id)
+                .values(
+                    description=route.description,
+                    threshold=route.threshold,
+                    metadata=json.dumps(dict(route.metadata)),
+                    updated_at=time.time(),
+                    version=version,
+                )
+            )
+            existing = conn.execute(
+                sa.select(t_utterances.c.id, t_utterances.c.text).where(t_utterances.c.route_id == row.id)
+            ).all()
+            wanted = set(route.utterances)
+            have = {t: int(i) for i, t in existing}
+            removed = [i for t, i in have.items() if t not in wanted]
+            if removed:
+                conn.execute(t_utterances.delete().where(t_utterances.c.id.in_(removed)))
+            new_texts = [t for t in route.utterances if t not in have]
+            missing = [t for t in new_texts if t not in vectors]
+            if missing:
+                raise StoreError(f"route {route.name!r} changed concurrently; retry the update")
+            added = self._insert_utterances(
+                conn,
+                int(row.id),
+                new_texts,
+                np.stack([vectors[t] for t in new_texts]) if new_texts else np.empty((0, 1)),
+                model_id,
+            )
+            return removed, added, new_texts, version
+
+    def delete_route(self, name: str) -> tuple[list[int], int]:
+        """Delete a route and its utterances. Returns (removed utterance ids, change version)."""
+        with self._tx() as conn:
+            row = self._route_row(conn, name)
+            if row is None:
+                raise RouteNotFoundError(name)
+            ids = [
+                int(i)
+                for (i,) in conn.execute(
+                    sa.select(t_utterances.c.id).where(t_utterances.c.route_id == row.id)
+                )
+            ]
+            version = self._log(conn, "delete", name)
+            conn.execute(t_utterances.delete().where(t_utterances.c.route_id == row.id))
+            conn.execute(t_routes.delete().where(t_routes.c.id == row.id))
+            return ids, version
+
+    def add_utterances(
+        self, name: str, texts: Sequence[str], vectors: np.ndarray, model_id: str
+    ) -> tuple[list[int], list[str], int]:
+        """Add utterances not yet on the route. Returns (new ids, their texts, change version)."""
+        with self._tx() as conn:
+            row = self._route_row(conn, name)
+            if row is None:
+                raise RouteNotFoundError(name)
+            have = {
+                t
+                for (t,) in conn.execute(
+                    sa.select(t_utterances.c.text).where(
+                        t_utterances.c.route_id == row.id,
+                        t_utterances.c.text_hash.in_([_hash(t) for t in texts]),
+                    )
+                )
+            }
+            keep = [i for i, t in enumerate(texts) if t not in have]
+            new_texts = [texts[i] for i in keep]
+            version = self._log(conn, "add_utterances", name)
+            conn.execute(
+                t_routes.update()
+                .where(t_routes.c.id == row.id)
+                .values(version=version, updated_at=time.time())
+            )
+            ids = (
+                self._insert_utterances(conn, int(row.id), new_texts, vectors[keep], model_id) if keep else []
+            )
+            return ids, new_texts, version
+
+    def remove_utterances(self, name: str, texts: Sequence[str]) -> tuple[list[int], int]:
+        """Remove utterances by text. A route keeps at least one. Returns (removed ids, version)."""
+        from .errors import InvalidRouteError
+
+        with self._tx() as conn:
+            row = self._route_row(conn, name)
+            if row is None:
+                raise RouteNotFoundError(name)
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(t_utterances).where(t_utterances.c.route_id == row.id)
+            ).scalar_one()
+            ids = [
+                int(i)
+                for (i,) in conn.execute(
+                    sa.select(t_utterances.c.id).where(
+                        t_utterances.c.route_id == row.id,
+                        t_utterances.c.text_hash.in_([_hash(t) for t in texts]),
+                    )
+                )
+            ]
+            if ids and len(ids) >= total:
+                raise InvalidRouteError(
+                    f"route {name!r} must keep at least one utterance; delete the route instead"
+                )
+            version = self._log(conn, "remove_utterances", name)
+            if ids:
+                conn.execute(t_utterances.delete().where(t_utterances.c.id.in_(ids)))
+            conn.execute(
+                t_routes.update()
+                .where(t_routes.c.id == row.id)
+                .values(version=version, updated_at=time.time())
+            )
+            return ids, version
+
+    def set_vectors(self, ids: Sequence[int], vectors: np.ndarray, model_id: str) -> None:
+        """Replace embeddings (re-embedding after an encoder change), in batches of one transaction."""
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._tx() as conn:
+            for start in range(0, len(ids), 1000):
+                conn.execute(
+                    t_utterances.update()
+                    .where(t_utterances.c.id == sa.bindparam("uid"))
+                    .values(model_id=model_id, dim=int(vecs.shape[1]), vector=sa.bindparam("vec")),
+                    [
+                        {"uid": int(ids[j]), "vec": vecs[j].tobytes()}
+                        for j in range(start, min(start + 1000, len(ids)))
+                    ],
+                )
+            conn.execute(t_meta.delete().where(t_meta.c.key == "model_id"))
+            conn.execute(t_meta.insert().values(key="model_id", value=model_id))
+
+    # ------------------------------------------------------------------ reads
+    def get_route(self, name: str) -> Route | None:
+        """The stored route, or None."""
+        with self._read() as conn:
+            row = self._route_row(conn, name)
+            if row is None:
+                return None
+            texts = [
+                t
+                for (t,) in conn.execute(
+                    sa.select(t_utterances.c.text)
+                    .where(t_utterances.c.route_id == row.id)
+                    .order_by(t_utterances.c.id)
+                )
+            ]
+        return self._row_to_route(row, texts)
+
+    def route_names(self) -> list[str]:
+        """All route names, sorted."""
+        with self._read() as conn:
+            return [n for (n,) in conn.execute(sa.select(t_routes.c.name).order_by(t_routes.c.name))]
+
+    def route_state(self, name: str, model_id: str) -> StoredUtterances | None:
+        """A route with its utterance ids, texts and vectors (for catching up), or None."""
+        with self._read() as conn:
+            row = self._route_row(conn, name)
+            if row is None:
+                return None
+            rows = conn.execute(
+                sa.select(
+                    t_utterances.c.id, t_utterances.c.text, t_utterances.c.model_id, t_utterances.c.vector
+                )
+                .where(t_utterances.c.route_id == row.id)
+                .order_by(t_utterances.c.id)
+            ).all()
+        route = self._row_to_route(row, [r.text for r in rows])
+        ids = np.array([r.id for r in rows], dtype=np.int64)
+        vecs = _stack_blobs([r.vector for r in rows])
+        stale = np.array([r.model_id != model_id for r in rows], dtype=bool)
+        return StoredUtterances(route, ids, [r.text for r in rows], vecs, stale)
+
+    def load_all(self, model_id: str, dim: int) -> LoadedStore:
+        """Read every route and embedding at once (boot). Rows made by another encoder are marked stale."""
+        with self._read() as conn:
+            version = self._version(conn)
+            route_rows = conn.execute(sa.select(t_routes)).all()
+            raw = conn.exec_driver_sql(
+                "SELECT id, route_id, text, model_id, dim, vector FROM sr_utterances ORDER BY id"
+            ).fetchall()
+        by_id = {r.id: r for r in route_rows}
+        texts_by_route: dict[int, list[str]] = {r.id: [] for r in route_rows}
+        n = len(raw)
+        ids = np.empty(n, dtype=np.int64)
+        names: list[str] = []
+        texts: list[str] = []
+        stale = np.zeros(n, dtype=bool)
+        blobs: list[bytes] = []
+        zero = bytes(4 * dim)
+        for j, (uid, rid, text, mid, d, vec) in enumerate(raw):
+            ids[j] = uid
+            names.append(by_id[rid].name)
+            texts.append(text)
+            texts_by_route[rid].append(text)
+            if mid != model_id or d != dim:
+                stale[j] = True
+                blobs.append(zero)
+            else:
+                blobs.append(vec)
+        vectors = (
+            np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(n, dim)
+            if n
+            else np.empty((0, dim), np.float32)
+        )
+        routes = {
+            r.name: self._row_to_route(r, texts_by_route[r.id]) for r in route_rows if texts_by_route[r.id]
+        }
+        return LoadedStore(routes, ids, names, texts, np.array(vectors), stale, version)
+
+    @staticmethod
+    def _version(conn: Connection) -> int:
+        v = conn.execute(sa.select(sa.func.max(t_changes.c.version))).scalar()
+        return int(v or 0)
+
+    def current_version(self) -> int:
+        """The store-wide change version (0 for a new store)."""
+        with self._read() as conn:
+            return self._version(conn)
+
+    def changes_since(
+        self, version: int, limit: int = 10_000
+    ) -> list[tuple[int, str, str | None, str | None]]:
+        """Change-log rows after ``version``: (version, op, route, origin), oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(t_changes.c.version, t_changes.c.op, t_changes.c.route, t_changes.c.origin)
+                .where(t_changes.c.version > version)
+                .order_by(t_changes.c.version)
+                .limit(limit)
+            ).all()
+        return [(int(v), op, r, o) for v, op, r, o in rows]
+
+    def save_fitted(self, key: str, blob: bytes, model_id: str) -> int:
+        """Store a fitted state blob under ``key``; returns the change version."""
+        with self._tx() as conn:
+            version = self._log(conn, "fit", None)
+            conn.execute(t_fitted.delete().where(t_fitted.c.key == key))
+            conn.execute(
+                t_fitted.insert().values(
+                    key=key, model_id=model_id, created_at=time.time(), version=version, blob=blob
+                )
+            )
+            return version
+
+    def load_fitted(self, key: str) -> tuple[bytes, str, int] | None:
+        """(blob, model_id, version) of a fitted state, or None."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(t_fitted).where(t_fitted.c.key == key)).first()
+        return None if row is None else (bytes(row.blob), row.model_id, int(row.version))
+
+    def delete_fitted(self, key: str) -> None:
+        """Forget a fitted state."""
+        with self._tx() as conn:
+            self._log(conn, "unfit", None)
+            conn.execute(t_fitted.delete().where(t_fitted.c.key == key))
+
+    def counts(self) -> tuple[int, int]:
+        """(routes, utterances)."""
+        with self._read() as conn:
+            r = conn.execute(sa.select(sa.func.count()).select_from(t_routes)).scalar_one()
+            u = conn.execute(sa.select(sa.func.count()).select_from(t_utterances)).scalar_one()
+        return int(r), int(u)
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self._read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+
+class _LockedConnect:
+    def __init__(self, store: RouteStore) -> None:
+        self.store = store
+        self.conn: Any = None
+
+    def __enter__(self) -> Connection:
+        assert self.store._lock is not None
+        self.store._lock.acquire()
+        try:
+            self.conn = self.store.engine.connect()
+            return self.conn
+        except BaseException:
+            self.store._lock.release()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.conn.close()
+        finally:
+            assert self.store._lock is not None
+            self.store._lock.release()
+
+
+def _stack_blobs(blobs: Sequence[bytes]) -> np.ndarray:
+    if not blobs:
+        return np.empty((0, 0), dtype=np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1).copy()
