@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -39,6 +39,9 @@ __all__ = ["SemanticRouter"]
 log = logging.getLogger(__name__)
 
 POLICY_KEY = "policy"
+
+#: A mutation listener: (change version, operation, route name or None).
+Listener = Callable[[int, str, "str | None"], None]
 
 
 class SemanticRouter:
@@ -97,6 +100,7 @@ class SemanticRouter:
         self._id_route: dict[int, str] = {}
         self._id_text: dict[int, str] = {}
         self._seen_version = 0
+        self._listeners: list[Listener] = []
         self._boot(on_encoder_mismatch)
 
     # ------------------------------------------------------------------ boot
@@ -181,9 +185,28 @@ class SemanticRouter:
             self._route_ids.setdefault(name, set()).update(added)
             self.index.add(np.asarray(added, dtype=np.int64), vecs)
 
-    def _note_version(self, version: int) -> None:
+    def _note_version(self, version: int, op: str, name: str | None) -> None:
         if version == self._seen_version + 1:
             self._seen_version = version
+        for listener in list(self._listeners):
+            try:
+                listener(version, op, name)
+            except Exception:  # a listener never undoes an acknowledged mutation
+                log.exception("mutation listener %r failed", listener)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(version, op, route)`` after each committed mutation made through this router.
+
+        Listeners run in the writer's thread right after the commit; keep them quick. Returns a
+        function that unsubscribes.
+        """
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
 
     # ------------------------------------------------------------------ mutations
     def add(self, route: Route) -> None:
@@ -196,7 +219,7 @@ class SemanticRouter:
             self._routes[route.name] = route
             self._thresholds[route.name] = route.threshold
             self._apply(route.name, (), ids, route.utterances, vecs)
-            self._note_version(version)
+            self._note_version(version, "add", route.name)
 
     def update(self, route: Route) -> None:
         """Replace an existing route (fields and utterances). Unchanged utterances keep their embeddings."""
@@ -222,7 +245,7 @@ class SemanticRouter:
                         texts,
                         np.stack([mapping[t] for t in texts]) if texts else vecs,
                     )
-                    self._note_version(version)
+                    self._note_version(version, "update", route.name)
                     return
             except StoreError as exc:
                 if "changed concurrently" not in str(exc):
@@ -240,7 +263,7 @@ class SemanticRouter:
             self._routes.pop(name, None)
             self._thresholds.pop(name, None)
             self._route_ids.pop(name, None)
-            self._note_version(version)
+            self._note_version(version, "delete", name)
 
     def add_utterances(self, name: str, texts: Iterable[str]) -> int:
         """Teach a route more examples. Returns how many were new."""
@@ -257,7 +280,7 @@ class SemanticRouter:
                 self._routes[name] = Route.trusted(
                     old.name, old.utterances + tuple(new_texts), old.description, old.threshold, old.metadata
                 )
-            self._note_version(version)
+            self._note_version(version, "add_utterances", name)
             return len(ids)
 
     def remove_utterances(self, name: str, texts: Iterable[str]) -> int:
@@ -278,7 +301,7 @@ class SemanticRouter:
                     old.threshold,
                     old.metadata,
                 )
-            self._note_version(version)
+            self._note_version(version, "remove_utterances", name)
             return len(removed)
 
     # ------------------------------------------------------------------ catching up
@@ -350,6 +373,16 @@ class SemanticRouter:
 
     def __contains__(self, name: object) -> bool:
         return name in self._routes
+
+    def stats(self) -> dict[str, Any]:
+        """Plain numbers about the router (for metrics endpoints and benchmarks)."""
+        return {
+            "routes": len(self._routes),
+            "vectors": len(self.index),
+            "version": self._seen_version,
+            "fitted": self._policy is not self.cosine_policy,
+            "model_id": self.encoder.model_id,
+        }
 
     @property
     def policy(self) -> ScoringPolicy:
