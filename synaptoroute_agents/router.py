@@ -7,7 +7,8 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -34,7 +35,10 @@ from .routes import (
 )
 from .store import RouteStore
 
-__all__ = ["SemanticRouter"]
+if TYPE_CHECKING:
+    from .evaluation import EvalReport
+
+__all__ = ["SemanticRouter", "FitSummary"]
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +225,32 @@ class SemanticRouter:
             self._apply(route.name, (), ids, route.utterances, vecs)
             self._note_version(version, "add", route.name)
 
+    def add_many(self, routes: Iterable[Route]) -> None:
+        """Add many new routes with one encoder pass and one transaction (all or nothing)."""
+        self._check_open()
+        items = [self._as_route(r) for r in routes]
+        names = [r.name for r in items]
+        if len(set(names)) != len(names):
+            raise InvalidInputError("route names must be unique")
+        if not items:
+            return
+        flat = [t for r in items for t in r.utterances]
+        vecs = self.embed(flat)
+        self._add_embedded(items, vecs)
+
+    def _add_embedded(self, items: Sequence[Route], vecs: np.ndarray) -> None:
+        parts, pos = [], 0
+        for r in items:
+            parts.append(vecs[pos : pos + len(r.utterances)])
+            pos += len(r.utterances)
+        with self._write_lock:
+            ids_per_route, versions = self.store.add_routes(items, parts, self.encoder.model_id)
+            for route, ids, v, version in zip(items, ids_per_route, parts, versions, strict=True):
+                self._routes[route.name] = route
+                self._thresholds[route.name] = route.threshold
+                self._apply(route.name, (), ids, route.utterances, v)
+                self._note_version(version, "add", route.name)
+
     def update(self, route: Route) -> None:
         """Replace an existing route (fields and utterances). Unchanged utterances keep their embeddings."""
         self._check_open()
@@ -303,6 +333,132 @@ class SemanticRouter:
                 )
             self._note_version(version, "remove_utterances", name)
             return len(removed)
+
+    # ------------------------------------------------------------------ learning
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        out_of_scope_label: str | None = None,
+        validation: tuple[Sequence[str], Sequence[str]] | None = None,
+        create_routes: bool = False,
+        seed: int = 0,
+    ) -> FitSummary:
+        """Learn thresholds, the abstain policy and a scoring head from labelled examples.
+
+        Every setting is chosen inside ``fit`` by cross-validation on ``texts`` (or on
+        ``validation`` when given); nothing is tuned by hand. Examples labelled
+        ``out_of_scope_label`` teach the router what to refuse. The fitted state is saved in the
+        store, so a restart does not fit again. Routes added later take part at once (scored by
+        calibrated similarity until the next ``fit``); deleted routes are never returned.
+
+        Args:
+            texts: example queries.
+            labels: the route of each example, or ``out_of_scope_label``.
+            out_of_scope_label: the label of examples the router must refuse.
+            validation: optional held-out ``(texts, labels)`` used to choose settings.
+            create_routes: add a route (with these texts as utterances) for each label the
+                router does not have yet; otherwise unknown labels are an error.
+            seed: random seed of the cross-validation splits.
+
+        Returns:
+            A :class:`FitSummary` (timings and what was chosen).
+        """
+        import time
+
+        from .fitting import fit_policy
+
+        self._check_open()
+        t_all = time.perf_counter()
+        clean, labs = _labelled(texts, labels, "texts")
+        oos = out_of_scope_label
+        if oos is not None and not isinstance(oos, str):
+            raise InvalidTypeError("out_of_scope_label must be a str")
+        in_labels = sorted({lab for lab in labs if lab != oos})
+        if not in_labels:
+            raise InvalidInputError("fit needs examples of at least one route")
+        unknown = [lab for lab in in_labels if lab not in self._routes]
+        t0 = time.perf_counter()
+        X = self.embed(clean)
+        embed_seconds = time.perf_counter() - t0
+        if unknown:
+            if not create_routes:
+                raise (
+                    RouteNotFoundError(unknown[0])
+                    if len(unknown) == 1
+                    else InvalidInputError(
+                        f"{len(unknown)} labels are not routes (e.g. {unknown[:3]}); pass create_routes=True"
+                    )
+                )
+            by_text: dict[tuple[str, str], int] = {}
+            for i, (t, lab) in enumerate(zip(clean, labs, strict=True)):
+                by_text.setdefault((lab, t), i)
+            new_routes = []
+            for lab in unknown:
+                new_routes.append(Route(lab, [t for t, lb in zip(clean, labs, strict=True) if lb == lab]))
+            rows = [by_text[(r.name, t)] for r in new_routes for t in r.utterances]
+            self._add_embedded(new_routes, X[rows])
+        X_val = labs_val = None
+        if validation is not None:
+            if not isinstance(validation, tuple | list) or len(validation) != 2:
+                raise InvalidTypeError("validation must be a (texts, labels) pair")
+            v_texts, labs_val = _labelled(validation[0], validation[1], "validation texts")
+            t0 = time.perf_counter()
+            X_val = self.embed(v_texts)
+            embed_seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        policy = fit_policy(X, labs, oos_label=oos, X_val=X_val, labels_val=labs_val, seed=seed)
+        fit_seconds = time.perf_counter() - t0
+        with self._write_lock:
+            version = self.store.save_fitted(POLICY_KEY, policy.to_bytes(), self.encoder.model_id)
+            self._policy = policy
+            self._note_version(version, "fit", None)
+        return FitSummary(
+            n_examples=len(clean),
+            n_routes=len(in_labels),
+            n_out_of_scope=sum(1 for lab in labs if lab == oos),
+            embed_seconds=embed_seconds,
+            fit_seconds=fit_seconds,
+            total_seconds=time.perf_counter() - t_all,
+            settings=dict(getattr(policy, "settings", {})),
+        )
+
+    def unfit(self) -> None:
+        """Forget the fitted state and go back to plain cosine scoring."""
+        self._check_open()
+        with self._write_lock:
+            version = self.store.delete_fitted(POLICY_KEY)
+            self._policy = self.cosine_policy
+            self._note_version(version, "unfit", None)
+
+    @property
+    def fitted(self) -> bool:
+        """True when a learned policy is active."""
+        return self._policy is not self.cosine_policy
+
+    def evaluate(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        out_of_scope_label: str | None = None,
+        batch_size: int = 512,
+    ) -> EvalReport:
+        """Route labelled queries and report accuracy, out-of-scope recall, F1 and mistakes."""
+        from .evaluation import EvalExample, EvalReport
+
+        self._check_open()
+        clean, labs = _labelled(texts, labels, "texts")
+        examples: list[EvalExample] = []
+        for start in range(0, len(clean), batch_size):
+            chunk = clean[start : start + batch_size]
+            for text, lab, m in zip(
+                chunk, labs[start : start + batch_size], self.route_batch(chunk), strict=True
+            ):
+                top = m.candidates[0].name if m.candidates else None
+                examples.append(EvalExample(text, lab, m.name, top, m.score, str(m.reason)))
+        return EvalReport.from_examples(examples, out_of_scope_label=out_of_scope_label)
 
     # ------------------------------------------------------------------ catching up
     def refresh(self) -> int:
@@ -481,6 +637,34 @@ class SemanticRouter:
 
     def __repr__(self) -> str:
         return f"SemanticRouter(routes={len(self._routes)}, vectors={len(self.index)}, encoder={self.encoder.model_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class FitSummary:
+    """What :meth:`SemanticRouter.fit` did."""
+
+    n_examples: int
+    n_routes: int
+    n_out_of_scope: int
+    embed_seconds: float
+    fit_seconds: float
+    total_seconds: float
+    settings: dict[str, Any]
+
+
+def _labelled(texts: Any, labels: Any, what: str) -> tuple[list[str], list[str]]:
+    if isinstance(texts, str | bytes) or not isinstance(texts, Sequence):
+        raise InvalidTypeError(f"{what} must be a list of strings")
+    if isinstance(labels, str | bytes) or not isinstance(labels, Sequence):
+        raise InvalidTypeError("labels must be a list of strings")
+    if len(texts) != len(labels):
+        raise InvalidInputError(f"{len(texts)} texts but {len(labels)} labels")
+    if not texts:
+        raise InvalidInputError(f"{what} are empty")
+    for lab in labels:
+        if not isinstance(lab, str):
+            raise InvalidTypeError(f"labels must be strings, not {type(lab).__name__}")
+    return [clean_text(t) for t in texts], list(labels)
 
 
 def _clean_many(texts: Iterable[str]) -> list[str]:

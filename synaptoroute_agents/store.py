@@ -378,6 +378,41 @@ class RouteStore:
         except OperationalError as exc:
             raise StoreError(f"cannot add route {route.name!r}: {exc.orig}") from exc
 
+    def add_routes(
+        self, routes: Sequence[Route], vectors: Sequence[np.ndarray], model_id: str
+    ) -> tuple[list[list[int]], list[int]]:
+        """Insert many new routes in one transaction (one change-log entry per route).
+
+        Returns (utterance ids per route, change version per route). Any existing name aborts all.
+        """
+        now = time.time()
+        out: list[list[int]] = []
+        versions: list[int] = []
+        try:
+            with self._tx() as conn:
+                names = [r.name for r in routes]
+                clash = conn.execute(sa.select(t_routes.c.name).where(t_routes.c.name.in_(names))).first()
+                if clash is not None:
+                    raise DuplicateRouteError(clash[0])
+                for route, vecs in zip(routes, vectors, strict=True):
+                    version = self._log(conn, "add", route.name)
+                    versions.append(version)
+                    rid = conn.execute(
+                        t_routes.insert().values(
+                            name=route.name,
+                            description=route.description,
+                            threshold=route.threshold,
+                            metadata=json.dumps(dict(route.metadata)),
+                            created_at=now,
+                            updated_at=now,
+                            version=version,
+                        )
+                    ).inserted_primary_key[0]  # type: ignore[index]
+                    out.append(self._insert_utterances(conn, int(rid), route.utterances, vecs, model_id))
+            return out, versions
+        except IntegrityError as exc:
+            raise DuplicateRouteError(str(exc.orig)) from None
+
     def update_route(
         self, route: Route, vectors: Mapping[str, np.ndarray], model_id: str
     ) -> tuple[list[int], list[int], list[str], int]:
@@ -640,11 +675,12 @@ class RouteStore:
             row = conn.execute(sa.select(t_fitted).where(t_fitted.c.key == key)).first()
         return None if row is None else (bytes(row.blob), row.model_id, int(row.version))
 
-    def delete_fitted(self, key: str) -> None:
-        """Forget a fitted state."""
+    def delete_fitted(self, key: str) -> int:
+        """Forget a fitted state; returns the change version."""
         with self._tx() as conn:
-            self._log(conn, "unfit", None)
+            version = self._log(conn, "unfit", None)
             conn.execute(t_fitted.delete().where(t_fitted.c.key == key))
+            return version
 
     def counts(self) -> tuple[int, int]:
         """(routes, utterances)."""
