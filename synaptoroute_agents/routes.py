@@ -6,7 +6,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -123,7 +123,7 @@ class Route:
     """
 
     name: str
-    utterances: tuple[str, ...]
+    utterances: Sequence[str]  # stored as a tuple
     description: str | None = None
     threshold: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
