@@ -197,71 +197,27 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 @command("eval")
 def cmd_eval(args: argparse.Namespace) -> int:
-    import time
+    from .bench.accuracy import run_eval
+    from .evaluation import read_labelled
 
-    from .evaluation import read_labelled, sample_shots
-    from .router import SemanticRouter
-
-    train_texts, train_labels = read_labelled(args.train)
-    test_texts, test_labels = read_labelled(args.test)
-    validation = read_labelled(args.val) if args.val else None
-    if args.shots:
-        train_texts, train_labels = sample_shots(train_texts, train_labels, args.shots, args.seed)
-        if validation is not None:
-            validation = sample_shots(validation[0], validation[1], args.shots, args.seed + 1)
-    oos = args.oos_label
-    t0 = time.perf_counter()
-    with SemanticRouter() as router:
-        if args.no_fit:
-            from .routes import Route
-
-            by_label: dict[str, list[str]] = {}
-            for t, lab in zip(train_texts, train_labels, strict=True):
-                if lab != oos:
-                    by_label.setdefault(lab, []).append(t)
-            router.add_many([Route(lab, texts) for lab, texts in sorted(by_label.items())])
-            fit_seconds, embed_seconds, settings = 0.0, time.perf_counter() - t0, {}
-        else:
-            summary = router.fit(
-                train_texts,
-                train_labels,
-                out_of_scope_label=oos,
-                validation=validation,
-                create_routes=True,
-                seed=args.seed,
-            )
-            fit_seconds, embed_seconds, settings = (
-                summary.fit_seconds,
-                summary.embed_seconds,
-                summary.settings,
-            )
-        report = router.evaluate(test_texts, test_labels, out_of_scope_label=oos)
-        n_routes = len(router)
-    if args.plots:
-        report.save_plots(args.plots)
-    result = {
-        "accuracy": report.accuracy,
-        "in_scope_accuracy": report.in_scope_accuracy,
-        "oos_recall": report.oos_recall,
-        "oos_precision": report.oos_precision,
-        "macro_f1": report.macro_f1,
-        "fit_seconds": fit_seconds,
-        "embed_seconds": embed_seconds,
-        "n_train": len(train_texts),
-        "n_val": 0 if validation is None else len(validation[0]),
-        "n_test": report.n,
-        "n_routes": n_routes,
-        "shots": args.shots,
-        "seed": args.seed,
-        "fitted": not args.no_fit,
-        "settings": settings,
-    }
+    res = run_eval(
+        read_labelled(args.train),
+        read_labelled(args.test),
+        val=read_labelled(args.val) if args.val else None,
+        oos_label=args.oos_label,
+        shots=args.shots,
+        seed=args.seed,
+        fit=not args.no_fit,
+        plots=args.plots,
+    )
+    report = res.pop("report")
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(res, indent=2))
     else:
         print(report.summary())
         print(
-            f"fit {fit_seconds:.1f} s (+ embedding {embed_seconds:.1f} s) on {len(train_texts)} examples, {n_routes} routes"
+            f"fit {res['fit_seconds']:.1f} s (+ embedding {res['embed_seconds']:.1f} s) "
+            f"on {res['n_train']} examples, {res['n_routes']} routes"
         )
     return 0
 

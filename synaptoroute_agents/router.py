@@ -308,7 +308,11 @@ class SemanticRouter:
             old = self._routes.get(name)
             if old is not None and new_texts:
                 self._routes[name] = Route.trusted(
-                    old.name, tuple(old.utterances) + tuple(new_texts), old.description, old.threshold, old.metadata
+                    old.name,
+                    tuple(old.utterances) + tuple(new_texts),
+                    old.description,
+                    old.threshold,
+                    old.metadata,
                 )
             self._note_version(version, "add_utterances", name)
             return len(ids)
