@@ -317,6 +317,23 @@ class VectorIndex:
     def __contains__(self, item: object) -> bool:
         return item in self._live_ids
 
+    def live_id_array(self) -> np.ndarray:
+        """Every live id as physically present in one snapshot (base + delta, minus removed ones).
+
+        An id appears as many times as it is stored, so a duplicate would show up twice (for
+        consistency checks).
+        """
+        snap = self._snap
+        b_ids, _ = (
+            (faiss.vector_to_array(snap.base.id_map).astype(np.int64), None)
+            if snap.base is not None and snap.base_count
+            else (_EMPTY_IDS, None)
+        )
+        ids = np.concatenate([b_ids, snap.delta_ids[: snap.delta_n]])
+        if snap.tomb:
+            ids = ids[~np.isin(ids, snap.tomb_array())]
+        return ids
+
     def ids(self) -> set[int]:
         """A copy of the live ids."""
         with self._lock:

@@ -445,6 +445,42 @@ class SemanticRouter:
             )
         return out
 
+    def verify(self) -> list[str]:
+        """Compare the in-memory index with the store; returns the problems found (empty: in sync).
+
+        Checks that every stored utterance is in the index exactly once, under its route, and that
+        nothing else (a deleted utterance) is. Reads the whole store: an operator's check, O(N).
+        """
+        problems: list[str] = []
+        with self._write_lock:
+            loaded = self.store.load_all(self.encoder.model_id, self.encoder.dim)
+            physical = self.index.live_id_array()
+            id_route = dict(self._id_route)
+            routes = {n: set(r.utterances) for n, r in self._routes.items()}
+            seen_version = self._seen_version
+        if loaded.version != seen_version:
+            problems.append(f"the store is at version {loaded.version}, the router at {seen_version}")
+        uniq, counts = np.unique(physical, return_counts=True)
+        dups = uniq[counts > 1]
+        if len(dups):
+            problems.append(f"{len(dups)} ids are in the index more than once, e.g. {dups[:5].tolist()}")
+        stored = dict(zip(loaded.ids.tolist(), loaded.route_names, strict=True))
+        in_index = set(uniq.tolist())
+        missing = stored.keys() - in_index
+        extra = in_index - stored.keys()
+        if missing:
+            problems.append(f"{len(missing)} stored utterances are missing from the index")
+        if extra:
+            problems.append(f"{len(extra)} ids in the index are not in the store (deleted utterances)")
+        wrong = [i for i, n in stored.items() if i in in_index and id_route.get(i) != n]
+        if wrong:
+            problems.append(f"{len(wrong)} indexed utterances map to the wrong route")
+        want = {n: set(r.utterances) for n, r in loaded.routes.items()}
+        if want != routes:
+            diff = sorted(set(want) ^ set(routes)) or sorted(n for n in want if want[n] != routes.get(n))
+            problems.append(f"the router's routes differ from the store's, e.g. {diff[:5]}")
+        return problems
+
     @property
     def policy(self) -> ScoringPolicy:
         """The active scoring policy (cosine, or the fitted one)."""
