@@ -149,7 +149,7 @@ class _Writer:
                     )
                 elif kind == 1 and state is not None:
                     self._expect_fail(
-                        lambda: r.add(Route(name, self._texts(1))), (DuplicateRouteError,), "duplicate add"
+                        lambda: r.add(Route(name, tuple(self._texts(1)))), (DuplicateRouteError,), "duplicate add"
                     )
                 elif kind == 2 and state is None:
                     self._expect_fail(lambda: r.delete(name), (RouteNotFoundError,), "delete missing")
@@ -164,13 +164,13 @@ class _Writer:
                 return
             if state is None:
                 texts = self._texts(rng.randint(1, 4))
-                r.add(Route(name, texts))
+                r.add(Route(name, tuple(texts)))
                 self.ledger[name] = set(texts)
             elif roll < 0.35:
                 texts = self._texts(rng.randint(1, 4))
                 if state and rng.random() < 0.5:
                     texts.append(rng.choice(sorted(state)))  # keep one: its embedding is reused
-                r.update(Route(name, texts))
+                r.update(Route(name, tuple(texts)))
                 self.ledger[name] = set(texts)
             elif roll < 0.50:
                 r.delete(name)
