@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .batching import LATENCY, THROUGHPUT, BatchingConfig
 from .encoders import BundledEncoder, Encoder, FastEmbedEncoder, OpenAICompatibleEncoder, embed_in_batches
 from .errors import (
     DuplicateRouteError,
@@ -61,6 +62,10 @@ __all__ = [
     "RouteStore",
     "ScoringPolicy",
     "CosinePolicy",
+    # serving
+    "BatchingConfig",
+    "LATENCY",
+    "THROUGHPUT",
     # route files
     "read_routes",
     "write_routes",

@@ -257,11 +257,82 @@ class VectorIndex:
             self._maybe_compact()
         return len(gone)
 
+    def apply(
+        self, remove: Iterable[int] | np.ndarray, ids: Iterable[int] | np.ndarray, vectors: np.ndarray
+    ) -> int:
+        """Remove ``remove`` and add ``ids``/``vectors`` as ONE new snapshot (an atomic replace).
+
+        A concurrent search sees either the state before or the state after, never a mix.
+        Returns how many ids were removed.
+        """
+        rem, _ = self._check(remove)
+        id_arr, vecs = self._check(ids, vectors)
+        assert vecs is not None
+        n = len(id_arr)
+        with self._lock:
+            gone = [i for i in rem.tolist() if i in self._live_ids]
+            new_ids = id_arr.tolist()
+            if n:
+                if len(set(new_ids)) != n or not self._live_ids.isdisjoint(new_ids):
+                    raise InvalidInputError("ids must be unique and not already in the index")
+                if any(i in self._snap.tomb for i in new_ids):
+                    raise InvalidInputError("an id that was removed cannot be added again before a rebuild")
+            if not gone and not n:
+                return 0
+            snap = self._snap
+            buf_v, buf_i, used = snap.delta_vecs, snap.delta_ids, snap.delta_n
+            if n:
+                if used + n > len(buf_i):
+                    cap = max(2 * len(buf_i), used + n)
+                    nv = np.empty((cap, self.dim), dtype=np.float32)
+                    ni = np.empty(cap, dtype=np.int64)
+                    nv[:used] = buf_v[:used]
+                    ni[:used] = buf_i[:used]
+                    buf_v, buf_i = nv, ni
+                buf_v[used : used + n] = vecs
+                buf_i[used : used + n] = id_arr
+            tomb = snap.tomb.union(gone) if gone else snap.tomb
+            self._live_ids.difference_update(gone)
+            self._live_ids.update(new_ids)
+            self._snap = _Snapshot(
+                snap.base,
+                snap.base_inner,
+                snap.base_count,
+                buf_v,
+                buf_i,
+                used + n,
+                tomb,
+                snap.live + n - len(gone),
+            )
+            need = used + n >= self.delta_limit or len(tomb) > max(
+                256, self.tombstone_ratio * max(1, snap.base_count)
+            )
+        if need:
+            self._maybe_compact()
+        return len(gone)
+
     def __len__(self) -> int:
         return self._snap.live
 
     def __contains__(self, item: object) -> bool:
         return item in self._live_ids
+
+    def live_id_array(self) -> np.ndarray:
+        """Every live id as physically present in one snapshot (base + delta, minus removed ones).
+
+        An id appears as many times as it is stored, so a duplicate would show up twice (for
+        consistency checks).
+        """
+        snap = self._snap
+        b_ids, _ = (
+            (faiss.vector_to_array(snap.base.id_map).astype(np.int64), None)
+            if snap.base is not None and snap.base_count
+            else (_EMPTY_IDS, None)
+        )
+        ids = np.concatenate([b_ids, snap.delta_ids[: snap.delta_n]])
+        if snap.tomb:
+            ids = ids[~np.isin(ids, snap.tomb_array())]
+        return ids
 
     def ids(self) -> set[int]:
         """A copy of the live ids."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import logging
 import os
 import threading
@@ -22,6 +22,9 @@ from .errors import (
     StoreError,
 )
 from .index import IndexKind, VectorIndex
+
+if TYPE_CHECKING:
+    from .batching import BatchingConfig, MicroBatcher
 from .policy import CosinePolicy, ScoringPolicy
 from .routes import (
     Evidence,
@@ -62,6 +65,8 @@ class SemanticRouter:
         on_encoder_mismatch: ``"reembed"`` (default) re-embeds a store made by another encoder;
             ``"error"`` raises :class:`EncoderMismatchError` instead.
         origin: this replica's id in the store's change log.
+        batching: how :meth:`aroute` serves concurrent queries: ``"latency"`` (default: each query
+            on its own), ``"throughput"`` (micro-batches) or a :class:`BatchingConfig`.
     """
 
     def __init__(
@@ -76,7 +81,13 @@ class SemanticRouter:
         neighbors: int = 32,
         on_encoder_mismatch: Literal["reembed", "error"] = "reembed",
         origin: str | None = None,
+        batching: str | BatchingConfig | None = None,
     ) -> None:
+        from .batching import resolve_batching
+
+        self.batching = resolve_batching(batching)
+        self._batcher: MicroBatcher | None = None
+        self._batcher_lock = threading.Lock()
         threshold_value = validate_threshold(threshold, what="threshold")
         assert threshold_value is not None
         if not isinstance(ambiguity_margin, int | float) or not 0.0 <= float(ambiguity_margin) <= 2.0:
@@ -105,6 +116,12 @@ class SemanticRouter:
         self._id_text: dict[int, str] = {}
         self._seen_version = 0
         self._listeners: list[Listener] = []
+        # Readers never take a lock. Removed ids stay resolvable (route name, text) until no query
+        # that may hold an older index snapshot is still running: a tiny epoch scheme.
+        self._epoch = 0
+        self._readers: dict[int, int] = {}
+        self._reader_seq = itertools.count()
+        self._graveyard: list[tuple[int, list[int]]] = []
         self._boot(on_encoder_mismatch)
 
     # ------------------------------------------------------------------ boot
@@ -172,22 +189,40 @@ class SemanticRouter:
     def _apply(
         self, name: str, removed: Iterable[int], added: Sequence[int], texts: Sequence[str], vecs: np.ndarray
     ) -> None:
-        """Mirror a committed change in memory (caller holds the write lock)."""
+        """Mirror a committed change in memory (caller holds the write lock).
+
+        The index publishes removals and additions as one snapshot, so a query sees a route either
+        before or after the change, never half-way.
+        """
         removed = [i for i in removed if i in self._id_route]
-        if removed:
-            self.index.remove(removed)
-            ids = self._route_ids.get(name)
-            for i in removed:
-                self._id_route.pop(i, None)
-                self._id_text.pop(i, None)
-                if ids is not None:
-                    ids.discard(i)
         if len(added):
             for i, t in zip(added, texts, strict=True):
                 self._id_text[i] = t
                 self._id_route[i] = name
             self._route_ids.setdefault(name, set()).update(added)
-            self.index.add(np.asarray(added, dtype=np.int64), vecs)
+        self.index.apply(removed, np.asarray(added, dtype=np.int64), vecs)
+        if removed:
+            ids = self._route_ids.get(name)
+            if ids is not None:
+                ids.difference_update(removed)
+            self._epoch += 1
+            self._graveyard.append((self._epoch, removed))
+        self._purge_graveyard()
+
+    def _purge_graveyard(self) -> None:
+        """Forget removed ids once no running query can still see them in an older snapshot."""
+        if not self._graveyard:
+            return
+        oldest = min(list(self._readers.values()), default=self._epoch)
+        keep: list[tuple[int, list[int]]] = []
+        for epoch, ids in self._graveyard:
+            if epoch <= oldest:
+                for i in ids:
+                    self._id_route.pop(i, None)
+                    self._id_text.pop(i, None)
+            else:
+                keep.append((epoch, ids))
+        self._graveyard = keep
 
     def _note_version(self, version: int, op: str, name: str | None) -> None:
         if version == self._seen_version + 1:
@@ -535,14 +570,76 @@ class SemanticRouter:
         return name in self._routes
 
     def stats(self) -> dict[str, Any]:
-        """Plain numbers about the router (for metrics endpoints and benchmarks)."""
-        return {
+        """Plain numbers about the router (for metrics endpoints and benchmarks).
+
+        Besides the sizes: ``queue_depth``, ``batches_total``, ``batched_queries_total``,
+        ``overloaded_total`` and ``batch_size_histogram`` (bucket upper bound as a Prometheus
+        ``le`` label -> cumulative count of batches) from the async micro-batcher.
+        """
+        out: dict[str, Any] = {
             "routes": len(self._routes),
             "vectors": len(self.index),
             "version": self._seen_version,
             "fitted": self._policy is not self.cosine_policy,
             "model_id": self.encoder.model_id,
+            "batching": {
+                "max_batch_size": self.batching.max_batch_size,
+                "max_wait": self.batching.max_wait,
+                "max_queue": self.batching.max_queue,
+                "workers": self.batching.workers,
+            },
         }
+        batcher = self._batcher
+        if batcher is not None:
+            out.update(batcher.stats())
+        else:
+            from .batching import HISTOGRAM_BOUNDS
+
+            out.update(
+                queue_depth=0,
+                queue_capacity=self.batching.max_queue,
+                batches_total=0,
+                batched_queries_total=0,
+                overloaded_total=0,
+                batch_size_histogram={**{str(b): 0 for b in HISTOGRAM_BOUNDS}, "+Inf": 0},
+            )
+        return out
+
+    def verify(self) -> list[str]:
+        """Compare the in-memory index with the store; returns the problems found (empty: in sync).
+
+        Checks that every stored utterance is in the index exactly once, under its route, and that
+        nothing else (a deleted utterance) is. Reads the whole store: an operator's check, O(N).
+        """
+        problems: list[str] = []
+        with self._write_lock:
+            loaded = self.store.load_all(self.encoder.model_id, self.encoder.dim)
+            physical = self.index.live_id_array()
+            id_route = dict(self._id_route)
+            routes = {n: set(r.utterances) for n, r in self._routes.items()}
+            seen_version = self._seen_version
+        if loaded.version != seen_version:
+            problems.append(f"the store is at version {loaded.version}, the router at {seen_version}")
+        uniq, counts = np.unique(physical, return_counts=True)
+        dups = uniq[counts > 1]
+        if len(dups):
+            problems.append(f"{len(dups)} ids are in the index more than once, e.g. {dups[:5].tolist()}")
+        stored = dict(zip(loaded.ids.tolist(), loaded.route_names, strict=True))
+        in_index = set(uniq.tolist())
+        missing = stored.keys() - in_index
+        extra = in_index - stored.keys()
+        if missing:
+            problems.append(f"{len(missing)} stored utterances are missing from the index")
+        if extra:
+            problems.append(f"{len(extra)} ids in the index are not in the store (deleted utterances)")
+        wrong = [i for i, n in stored.items() if i in in_index and id_route.get(i) != n]
+        if wrong:
+            problems.append(f"{len(wrong)} indexed utterances map to the wrong route")
+        want = {n: set(r.utterances) for n, r in loaded.routes.items()}
+        if want != routes:
+            diff = sorted(set(want) ^ set(routes)) or sorted(n for n in want if want[n] != routes.get(n))
+            problems.append(f"the router's routes differ from the store's, e.g. {diff[:5]}")
+        return problems
 
     @property
     def policy(self) -> ScoringPolicy:
@@ -571,8 +668,15 @@ class SemanticRouter:
 
     def decide(self, Q: np.ndarray, top_k: int = 1) -> list[RouteMatch]:
         """Decide for already-embedded queries (``(b, dim)`` unit rows)."""
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InvalidInputError("top_k must be a positive integer")
+        _check_top_k(top_k)
+        token = next(self._reader_seq)
+        self._readers[token] = self._epoch  # registered before the index snapshot is taken
+        try:
+            return self._decide(Q, top_k)
+        finally:
+            del self._readers[token]
+
+    def _decide(self, Q: np.ndarray, top_k: int) -> list[RouteMatch]:
         live = self._thresholds
         if not live:
             return [_empty_match() for _ in range(len(Q))]
@@ -616,19 +720,54 @@ class SemanticRouter:
         return out
 
     async def aroute(self, query: str, top_k: int = 1) -> RouteMatch:
-        """Async twin of :meth:`route`: the encoder runs in a worker thread, never on the event loop."""
-        return (await self.aroute_batch([query], top_k=top_k))[0]
+        """Async twin of :meth:`route`: joins a micro-batch; the encoder runs in a worker thread.
+
+        Raises:
+            RouterOverloadedError: the query queue is full (retry later; a server answers 429).
+            RouterClosedError: the router is closed (also for queries still waiting at close).
+        """
+        self._check_open()
+        _check_top_k(top_k)
+        text = clean_text(query)
+        return await self._get_batcher().submit(text, top_k)
 
     async def aroute_batch(self, queries: Sequence[str], top_k: int = 1) -> list[RouteMatch]:
         """Async twin of :meth:`route_batch`."""
-        return await asyncio.to_thread(self.route_batch, queries, top_k)
+        self._check_open()
+        _check_top_k(top_k)
+        if isinstance(queries, str | bytes) or not isinstance(queries, Sequence):
+            raise InvalidTypeError("queries must be a list of strings")
+        texts = [clean_text(q) for q in queries]
+        if not texts:
+            return []
+        return await self._get_batcher().submit_many(texts, top_k)
+
+    def _route_clean(self, texts: list[str], top_k: int) -> list[RouteMatch]:
+        self._check_open()
+        return self.decide(self.embed(texts), top_k=top_k)
+
+    def _get_batcher(self) -> MicroBatcher:
+        batcher = self._batcher
+        if batcher is None:
+            with self._batcher_lock:
+                self._check_open()
+                if self._batcher is None:
+                    from .batching import MicroBatcher
+
+                    self._batcher = MicroBatcher(self._route_clean, self.batching)
+                batcher = self._batcher
+        return batcher
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Release the store's connections. Further calls raise :class:`RouterClosedError`."""
         if self._closed:
             return
-        self._closed = True
+        with self._batcher_lock:
+            self._closed = True
+            batcher = self._batcher
+        if batcher is not None:
+            batcher.close()
         self.index.wait_idle(5)
         if self._owns_store:
             self.store.close()
@@ -680,6 +819,11 @@ def _clean_many(texts: Iterable[str]) -> list[str]:
     if not cleaned:
         raise InvalidInputError("no texts given")
     return list(cleaned)
+
+
+def _check_top_k(top_k: Any) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InvalidInputError("top_k must be a positive integer")
 
 
 def _empty_match() -> RouteMatch:
