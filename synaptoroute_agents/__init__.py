@@ -34,6 +34,14 @@ from .policy import CosinePolicy, ScoringPolicy
 from .routefile import parse_routes, read_routes, write_routes
 from .router import SemanticRouter
 from .routes import Evidence, Reason, Route, RouteCandidate, RouteMatch, clean_text
+from .seeding import (
+    ToolSelector,
+    generate_utterances,
+    parse_docstring,
+    routes_from_functions,
+    seed_route,
+    utterances_from_description,
+)
 from .store import RouteStore
 
 try:
@@ -61,6 +69,13 @@ __all__ = [
     "RouteStore",
     "ScoringPolicy",
     "CosinePolicy",
+    # seeding and tool selection
+    "seed_route",
+    "routes_from_functions",
+    "utterances_from_description",
+    "generate_utterances",
+    "parse_docstring",
+    "ToolSelector",
     # route files
     "read_routes",
     "write_routes",
