@@ -25,6 +25,7 @@ from synaptoroute_agents import (  # noqa: E402
     InvalidTypeError,
     RouteMatch,
     SemanticRouter,
+    clean_text,
 )
 
 __all__ = ["SynaptoRouteRunnable", "as_runnable", "query_from_input"]
@@ -206,7 +207,7 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
         queries: list[str] = []
         for value in values:
             try:
-                queries.append(query_from_input(value, self.query_key))
+                queries.append(clean_text(query_from_input(value, self.query_key)))
                 slots.append(len(queries) - 1)
             except Exception as exc:  # reported per input, as batch(return_exceptions=True) expects
                 slots.append(exc)

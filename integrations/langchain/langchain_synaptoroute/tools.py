@@ -34,10 +34,7 @@ def describe_match(match: RouteMatch) -> str:
         )
     if match.candidates:
         best = match.candidates[0]
-        return (
-            f"route: none (reason {match.reason}; best candidate {best.name} "
-            f"with score {best.score:.3f})"
-        )
+        return f"route: none (reason {match.reason}; best candidate {best.name} with score {best.score:.3f})"
     return f"route: none (reason {match.reason})"
 
 
