@@ -10,7 +10,7 @@ require("langchain_core", "langchain-core")
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun  # noqa: E402
 from langchain_core.tools import BaseTool  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field, model_validator  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 
 from synaptoroute_agents import InvalidInputError, InvalidTypeError, RouteMatch, SemanticRouter  # noqa: E402
 
@@ -70,32 +70,28 @@ class SynaptoRouteTool(BaseTool):
     top_k: int = 1
     artifact_format: Literal["dict", "object"] = "dict"
 
-    @model_validator(mode="before")
-    @classmethod
-    def _check(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        router = data.get("router")
+    def __init__(self, *, router: SemanticRouter, **kwargs: Any) -> None:
+        # Checked here rather than in a pydantic validator, so bad input raises the engine's
+        # typed errors instead of a pydantic ValidationError.
         if not isinstance(router, SemanticRouter):
             raise InvalidTypeError(
                 f"router must be a synaptoroute_agents.SemanticRouter, not {type(router).__name__}"
             )
-        top_k = data.get("top_k", 1)
+        top_k = kwargs.get("top_k", 1)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InvalidInputError("top_k must be a positive integer")
-        if data.get("response_format", "content_and_artifact") != "content_and_artifact":
+        if kwargs.get("response_format", "content_and_artifact") != "content_and_artifact":
             raise InvalidInputError("SynaptoRouteTool always answers with content and artifact")
-        if not data.get("description"):
+        if kwargs.get("artifact_format", "dict") not in ("dict", "object"):
+            raise InvalidInputError("artifact_format must be 'dict' or 'object'")
+        if not kwargs.get("description"):
             names = sorted(route.name for route in router.routes())
             listed = ", ".join(names) if names else "(none yet)"
-            data = {
-                **data,
-                "description": (
-                    "Decide which route should handle a user message, locally and without an LLM call. "
-                    f"Routes: {listed}. Answers 'none' when no route fits."
-                ),
-            }
-        return data
+            kwargs["description"] = (
+                "Decide which route should handle a user message, locally and without an LLM call. "
+                f"Routes: {listed}. Answers 'none' when no route fits."
+            )
+        super().__init__(router=router, **kwargs)
 
     def _result(self, match: RouteMatch) -> tuple[str, Any]:
         artifact: Any = match if self.artifact_format == "object" else match.to_dict()

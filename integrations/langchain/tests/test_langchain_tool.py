@@ -5,7 +5,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_synaptoroute import SynaptoRouteTool
 
-from synaptoroute_agents import RouteMatch
+from synaptoroute_agents import InvalidInputError, InvalidTypeError, RouteMatch
 
 
 def _call(query: str, name: str = "route_query") -> dict:
@@ -67,10 +67,12 @@ def test_tool_multi_intent_lists_other_passing_routes(lc_router):
 
 
 def test_tool_rejects_bad_construction(lc_router):
-    with pytest.raises(ValueError, match="SemanticRouter"):
+    with pytest.raises(InvalidTypeError, match="SemanticRouter"):
         SynaptoRouteTool(router="not a router")
-    with pytest.raises(ValueError, match="top_k"):
+    with pytest.raises(InvalidInputError, match="top_k"):
         SynaptoRouteTool(router=lc_router, top_k=0)
+    with pytest.raises(InvalidInputError, match="artifact_format"):
+        SynaptoRouteTool(router=lc_router, artifact_format="json")
 
 
 def test_tool_empty_query_is_a_typed_error(lc_router):
