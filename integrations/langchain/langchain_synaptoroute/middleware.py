@@ -44,7 +44,7 @@ def last_human_text(messages: Sequence[AnyMessage]) -> str | None:
     return None
 
 
-class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):  # type: ignore[type-arg]
+class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
     """Narrow the tools offered to the model on each model call, locally and without an LLM call.
 
     Before every model call the latest human message is matched against one seeded route per
