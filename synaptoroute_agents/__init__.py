@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .documents import DocumentHit, DocumentIndex, chunk_text
 from .encoders import BundledEncoder, Encoder, FastEmbedEncoder, OpenAICompatibleEncoder, embed_in_batches
 from .errors import (
     DuplicateRouteError,
@@ -76,6 +77,10 @@ __all__ = [
     "generate_utterances",
     "parse_docstring",
     "ToolSelector",
+    # documents (RAG fallback)
+    "DocumentIndex",
+    "DocumentHit",
+    "chunk_text",
     # route files
     "read_routes",
     "write_routes",

@@ -531,7 +531,10 @@ def seed_route(
     if isinstance(examples, str):
         raise InvalidTypeError("examples must be a list of strings, not a single string")
     utterances = utterances_from_description(
-        info.name, desc, args=info.args, examples=[*examples, *info.examples]
+        route_name if name is not None else info.name,
+        desc,
+        args=info.args,
+        examples=[*examples, *info.examples],
     )
     parsed = parse_docstring(desc)
     meta = {"seeded_from": info.kind, **dict(metadata or {})}
