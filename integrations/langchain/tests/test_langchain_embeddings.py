@@ -69,3 +69,15 @@ def test_bad_input_is_a_typed_error(lc_encoder):
         SynaptoRouteEmbeddings(encoder=object())
     with pytest.raises(ValueError):
         SynaptoRouteEmbeddings(lc_encoder, batch_size=0)
+
+
+def test_package_imports_without_touching_the_framework():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, langchain_synaptoroute as m; "
+        "assert 'langchain_core' not in sys.modules, 'framework imported eagerly'; "
+        "assert set(m.__all__) <= set(dir(m))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

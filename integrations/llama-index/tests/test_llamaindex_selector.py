@@ -231,3 +231,12 @@ def test_router_retriever_uses_the_selector(li_encoder):
     )
     nodes = retriever.retrieve("is my refund processed yet")
     assert [n.node.get_content() for n in nodes] == ["billing"]
+
+
+def test_missing_llama_index_core_names_the_package(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "llama_index.core", None)
+    monkeypatch.delitem(sys.modules, "llama_index.selectors.synaptoroute.selector")
+    with pytest.raises(ImportError, match="pip install 'llama-index-core'"):
+        import llama_index.selectors.synaptoroute.selector  # noqa: F401
