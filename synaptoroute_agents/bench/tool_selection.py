@@ -122,8 +122,10 @@ def evaluate(router: SemanticRouter, pairs: list[tuple[str, str]], k: int = 5) -
     }
 
 
-def run(variants: list[str], encoder: Any = None) -> dict[str, Any]:
+def run(variants: list[str], encoder: Any = None, limit: int | None = None) -> dict[str, Any]:
+    """Evaluate ``variants``; ``limit`` keeps only the first requests (for a quick check)."""
     tool_names, pairs = load()
+    pairs = pairs[:limit] if limit is not None else pairs
     objs = {name: resolve(name) for name in tool_names}
     if encoder is None:
         from ..encoders.bundled import BundledEncoder
