@@ -37,6 +37,7 @@ __all__ = [
     "routes_from_functions",
     "seed_route",
     "split_identifier",
+    "looks_like_request",
     "tool_name",
     "validate_generated",
     "parse_generated",
@@ -48,8 +49,11 @@ log = logging.getLogger(__name__)
 #: Utterances shorter or longer than this (in characters) are dropped.
 MIN_CHARS = 3
 MAX_CHARS = 300
-#: At most this many utterances come from a docstring's body (after the summary).
-MAX_BODY_SENTENCES = 6
+#: The whole-description utterance keeps at most this many characters (the bundled model reads
+#: 256 tokens, about 1,000 characters of English).
+MAX_DESCRIPTION_CHARS = 1200
+#: At most this many body sentences (after the summary) go into the whole-description utterance.
+MAX_BODY_SENTENCES = 12
 
 # --------------------------------------------------------------------------- identifiers
 
@@ -75,7 +79,10 @@ _NUMPY_UNDERLINE = re.compile(r"^\s*-{3,}\s*$")
 _SPHINX_FIELD = re.compile(r"^\s*:(\w+)(?:\s+([^:]+?))?:\s*(.*)$")
 _ARG_LINE = re.compile(r"^\s*\*{0,2}(\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
 _NUMPY_ARG = re.compile(r"^(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?::\s*(.*))?$")
-_EG = re.compile(r"\b(?:e\.g\.|for example|for instance|such as)[,:]?\s+([^()]+?)(?:\)|;|\.(?:\s|$)|$)", re.I)
+#: A quoted example request after "e.g." / "for example": ``e.g. "is it raining in Paris"``.
+_EG = re.compile(
+    r"\b(?:e\.g\.|for example|for instance|such as)[,:]?\s+[\"\u201c]([^\"\u201d]{3,200})[\"\u201d]", re.I
+)
 _ROLE = re.compile(r":(?:\w+:)?\w+:`~?([^`<]+?)(?:\s*<[^>]*>)?`")
 _BACKTICKS = re.compile(r"`+([^`]*)`+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
@@ -186,27 +193,48 @@ def _parse_args(lines: list[str], numpy_style: bool) -> dict[str, str]:
     return {k: _plain(v) for k, v in out.items()}
 
 
+_CODE = re.compile(r"[=(){}\[\]<>|`]|^\s*(?:import|from|for|if|while|def|class|return|print|with)\b|:\s*$")
+_WORD = re.compile(r"[^\W\d_][\w'-]*")
+
+
+def looks_like_request(text: str) -> bool:
+    """True for prose a user might type (three or more words, no code, mostly letters)."""
+    s = text.strip()
+    if len(_WORD.findall(s)) < 3 or _CODE.search(s):
+        return False
+    visible = [ch for ch in s if not ch.isspace()]
+    letters = sum(ch.isalpha() for ch in visible)
+    return bool(visible) and letters / len(visible) >= 0.7
+
+
 def _parse_examples(lines: list[str]) -> list[str]:
-    """Example lines that read like requests: doctest prompts and their output are skipped."""
-    out: list[str] = []
+    """Example lines that read like requests.
+
+    Doctest prompts (``>>>``) and their output, code, paragraphs that introduce code (ending with
+    ``:``) and wrapped prose (several sentences) are skipped; one request per line is kept.
+    """
+    paragraphs: list[list[str]] = [[]]
     in_doctest = False
     for ln in lines:
         s = ln.strip()
         if not s:
             in_doctest = False
+            paragraphs.append([])
             continue
         if s.startswith((">>>", "...")):
             in_doctest = True
+            paragraphs.append([])
             continue
-        if in_doctest:  # the output of a doctest line
+        if not in_doctest:  # doctest output is skipped
+            paragraphs[-1].append(s)
+    out: list[str] = []
+    for para in paragraphs:
+        if not para or para[-1].endswith(":") or _SENTENCE_END.search(" ".join(para)):
             continue
-        if s.startswith(("$", "#", "```", "::")) or s.endswith("::"):
-            continue
-        s = re.sub(r"^(?:[-*\u2022]|\d+[.)])\s+", "", s).strip().strip("\"'")
-        if re.search(r"[=(){}\[\]]", s) and not re.search(r"[a-z]{3,}\s+[a-z]{3,}", s):
-            continue  # code, not prose
-        if s:
-            out.append(_plain(s))
+        for s in para:
+            s = re.sub(r"^(?:[-*\u2022]|\d+[.)])\s+", "", s).strip().strip("\"'")
+            if looks_like_request(s):
+                out.append(_plain(s))
     return out
 
 
@@ -295,20 +323,19 @@ def parse_docstring(doc: str | None) -> ParsedDocstring:
 
 def _strip_summary(text: str) -> str:
     text = text.strip().rstrip(".").strip()
-    # "Return the x" / "Returns the x" reads better as "get the x" for matching user requests.
-    return text
+    return re.sub(r"^(?:Return|Returns|Get|Gets)\s+", "get ", text)
 
 
-def _keep(text: str) -> str | None:
+def _keep(text: str, limit: int = MAX_CHARS) -> str | None:
     try:
         cleaned = clean_text(text, what="utterance")
     except InvalidInputError:
         return None
     if len(cleaned) < MIN_CHARS:
         return None
-    if len(cleaned) > MAX_CHARS:
-        cut = cleaned[:MAX_CHARS].rsplit(" ", 1)[0]
-        cleaned = cut or cleaned[:MAX_CHARS]
+    if len(cleaned) > limit:
+        cut = cleaned[:limit].rsplit(" ", 1)[0]
+        cleaned = cut or cleaned[:limit]
     return cleaned
 
 
@@ -351,33 +378,35 @@ def utterances_from_description(
             if v or k not in all_args:
                 all_args[str(k)] = "" if v is None else str(v)
     words = split_identifier(name)
-    candidates: list[str] = [str(e) for e in examples]
-    candidates.extend(parsed.examples)
     summary = _strip_summary(parsed.summary)
-    if words:
-        candidates.append(words)
-    if summary:
-        candidates.append(summary)
-        if words and words not in summary.lower():
-            candidates.append(f"{words}: {summary}")
-    body = parsed.body[:MAX_BODY_SENTENCES]
-    candidates.extend(_strip_summary(s) for s in body)
+    # 1. Requests written by people: explicit examples, "Examples:" lines, "e.g." phrases.
+    candidates: list[tuple[str, int]] = [(str(e), MAX_CHARS) for e in examples]
+    candidates.extend((e, MAX_CHARS) for e in parsed.examples)
     for sentence in [parsed.summary, *parsed.body]:
         for m in _EG.finditer(sentence):
-            candidates.append(m.group(1).strip().strip("\"'"))
-    described = [(k, v) for k, v in all_args.items() if v]
+            phrase = m.group(1).strip()
+            if looks_like_request(phrase):
+                candidates.append((phrase, MAX_CHARS))
+    # 2. What the tool does, in one line: "name words: summary" (the name alone without one).
+    head = f"{words}: {summary}" if words and summary else (summary or words)
+    candidates.append((head, MAX_CHARS))
+    # 3. The whole description as one utterance: summary, body and argument descriptions.
+    #    Measured on the tool-selection benchmark, one whole-description utterance beats one
+    #    utterance per body sentence: detail sentences ("If x is false, ...") match unrelated
+    #    requests when they stand alone.
+    described = [(k, v) for k, v in all_args.items() if v and len(k) > 1]
+    body = [parsed.summary, *parsed.body[:MAX_BODY_SENTENCES]]
+    body += [f"{split_identifier(k)}: {v}" for k, v in described]
+    whole = " ".join(b for b in body if b)
+    if whole and whole.rstrip(".") != summary:
+        candidates.append((f"{words}: {whole}" if words else whole, MAX_DESCRIPTION_CHARS))
+    # 4. One utterance per described argument: "name words arg: description".
     for arg, text in described:
-        if len(arg) < 2:
-            continue
-        arg_words = split_identifier(arg)
-        candidates.append(f"{words} {arg_words}: {_strip_summary(text)}" if words else text)
-    if words and all_args:
-        arg_list = [split_identifier(a) for a in all_args if len(a) > 1]
-        if arg_list:
-            candidates.append(f"{words} with {', '.join(arg_list)}")
+        line = f"{words} {split_identifier(arg)}: {_strip_summary(text)}" if words else text
+        candidates.append((line, MAX_CHARS))
     out: dict[str, None] = {}
-    for c in candidates:
-        kept = _keep(c)
+    for c, limit in candidates:
+        kept = _keep(c, limit)
         if kept is not None:
             out.setdefault(kept, None)
     if not out and name:

@@ -58,9 +58,33 @@ def test_google_docstring() -> None:
     assert not any("report" in s for s in p.body)  # the Returns section is not prose
     utts = utterances_from_description("get_weather", doc)
     assert utts[0] == "what's the weather like in Rome"
-    assert "get weather" in utts
-    assert "is it raining in Paris" in utts  # the e.g. phrase
+    assert "get weather: get the current weather for a city" in utts  # name words + summary
+    assert "is it raining in Paris" in utts  # the quoted e.g. phrase
+    whole = [u for u in utts if "celsius or fahrenheit" in u and "temperature or rain" in u]
+    assert whole  # one utterance holds the whole description, arguments included
+    assert "get weather unit: celsius or fahrenheit" in utts
     assert not any(">>>" in u or "get_weather(" in u or "{'temp'" in u for u in utts)
+
+
+def test_code_in_examples_is_not_a_request() -> None:
+    doc = """Directory tree generator.
+
+    Example:
+
+    import os
+    for root, dirs, files in os.walk('python/Lib'):
+        print(root, "consumes", end="")
+    If you have already calculated the mean, you can pass it as
+    the optional second argument to avoid recomputing it:
+
+    >>> walk('.')
+    <generator object>
+
+    Values such as e.g. 'Linux' or plain words are not requests.
+    """
+    p = parse_docstring(doc)
+    assert p.examples == []
+    assert utterances_from_description("walk", doc) == ["walk: Directory tree generator"]
 
 
 def test_numpy_and_sphinx_docstrings() -> None:
@@ -249,3 +273,25 @@ def test_tool_selector(encoder, tmp_path) -> None:
 async def test_tool_selector_async(encoder) -> None:
     selector = ToolSelector([os.path.join, statistics.median], k=1, encoder=encoder)
     assert await selector.aselect("the middle value of these numbers") == ["median"]
+
+
+def test_tool_selection_benchmark_data() -> None:
+    from synaptoroute_agents.bench.tool_selection import load, resolve
+
+    tools, pairs = load()
+    assert len(tools) >= 100 and len(pairs) >= 300
+    assert len({q for q, _ in pairs}) == len(pairs)  # every request is distinct
+    for name in tools:
+        assert (resolve(name).__doc__ or "").strip(), name  # real docstrings only
+    assert {t for _, t in pairs} == set(tools)
+
+
+def test_tool_selection_benchmark_runs(tmp_path, encoder) -> None:
+    from synaptoroute_agents.bench import tool_selection
+
+    out = tool_selection.run(["name"], encoder=encoder, limit=30)
+    res = out["variants"]["name"]
+    assert out["tools"] >= 100 and out["requests"] == 30 and 0.0 <= res["top1"] <= res["top5"] <= 1.0
+    doc = tmp_path / "B.md"
+    tool_selection.update_section("tool-selection", tool_selection.markdown(out), doc=doc)
+    assert "| name words only |" in doc.read_text()
