@@ -54,7 +54,12 @@ def build(encoder: Any = None) -> RouterQueryEngine:
     ]
     selector = SynaptoRouteSelector(
         fallback="hr",
-        examples={"billing": ["my card was declined"], "shipping": ["when will my order arrive"]},
+        # A few real example queries per choice sharpen routes seeded from short descriptions.
+        examples={
+            "billing": ["I was charged twice", "my card was declined"],
+            "shipping": ["when will my order arrive", "track my parcel"],
+            "hr": ["how much paid leave do I get"],
+        },
         encoder=encoder,
     )
     return RouterQueryEngine(selector=selector, query_engine_tools=tools, llm=llm)
