@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .batching import LATENCY, THROUGHPUT, BatchingConfig
+from .documents import DocumentHit, DocumentIndex, chunk_text
 from .encoders import BundledEncoder, Encoder, FastEmbedEncoder, OpenAICompatibleEncoder, embed_in_batches
 from .errors import (
     DuplicateRouteError,
@@ -35,6 +36,14 @@ from .policy import CosinePolicy, ScoringPolicy
 from .routefile import parse_routes, read_routes, write_routes
 from .router import SemanticRouter
 from .routes import Evidence, Reason, Route, RouteCandidate, RouteMatch, clean_text
+from .seeding import (
+    ToolSelector,
+    generate_utterances,
+    parse_docstring,
+    routes_from_functions,
+    seed_route,
+    utterances_from_description,
+)
 from .store import RouteStore
 
 try:
@@ -66,6 +75,17 @@ __all__ = [
     "BatchingConfig",
     "LATENCY",
     "THROUGHPUT",
+    # seeding and tool selection
+    "seed_route",
+    "routes_from_functions",
+    "utterances_from_description",
+    "generate_utterances",
+    "parse_docstring",
+    "ToolSelector",
+    # documents (RAG fallback)
+    "DocumentIndex",
+    "DocumentHit",
+    "chunk_text",
     # route files
     "read_routes",
     "write_routes",

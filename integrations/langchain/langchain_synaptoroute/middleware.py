@@ -1,0 +1,200 @@
+"""Agent middleware: offer the model only the tools that fit the current request.
+
+Needs ``langchain`` (``pip install 'langchain-synaptoroute[agents]'``) for
+``langchain.agents.create_agent``. The selection is the engine's :class:`ToolSelector`, the same one
+the LangGraph tool injector uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal
+
+from ._deps import require
+
+require("langchain_core", "langchain-core")
+require("langchain.agents.middleware", "langchain-synaptoroute[agents]")
+
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse  # noqa: E402
+from langchain_core.messages import AnyMessage, HumanMessage  # noqa: E402
+from langchain_core.tools import BaseTool  # noqa: E402
+
+from synaptoroute_agents import (  # noqa: E402
+    Encoder,
+    InvalidInputError,
+    InvalidThresholdError,
+    InvalidTypeError,
+    SemanticRouter,
+    ToolSelector,
+)
+
+__all__ = ["SynaptoRouteToolSelectionMiddleware", "last_human_text"]
+
+log = logging.getLogger(__name__)
+
+
+def last_human_text(messages: Sequence[AnyMessage]) -> str | None:
+    """The text of the latest human message, or None when there is none (or it is blank)."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            text = str(message.text).strip()
+            return text or None
+    return None
+
+
+class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
+    """Narrow the tools offered to the model on each model call, locally and without an LLM call.
+
+    Before every model call the latest human message is matched against one seeded route per
+    tool (name, description, argument descriptions); the model then sees only the best ``k``
+    tools (plus ``always_include``). Tools the selector does not know and provider tools given as
+    dicts are always offered. Use it with ``langchain.agents.create_agent(..., middleware=[...])``.
+
+    Args:
+        k: how many tools to offer.
+        threshold: when set, only tools scoring at least this are offered.
+        always_include: names of tools offered on every call (not counted in ``k``).
+        selector: a ready :class:`ToolSelector` (for example one shared with other agents). None
+            builds one from the agent's tools on the first call (and again if the tools change).
+        router: where a built selector keeps its tool routes (a persistent store keeps them
+            across restarts); None keeps them in memory.
+        encoder: the encoder of a built selector (the bundled offline model by default).
+        on_no_match: what to offer when no tool passes ``threshold``: ``"all"`` (every tool,
+            the model decides; default) or ``"none"`` (only ``always_include`` and unknown tools).
+
+    Example:
+        >>> agent = create_agent(model, tools=many_tools,
+        ...                      middleware=[SynaptoRouteToolSelectionMiddleware(k=3)])
+    """
+
+    def __init__(
+        self,
+        *,
+        k: int = 5,
+        threshold: float | None = None,
+        always_include: Sequence[str] = (),
+        selector: ToolSelector | None = None,
+        router: SemanticRouter | None = None,
+        encoder: Encoder | None = None,
+        on_no_match: Literal["all", "none"] = "all",
+    ) -> None:
+        super().__init__()
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidInputError("k must be a positive integer")
+        if isinstance(always_include, str):
+            raise InvalidTypeError("always_include must be a list of tool names, not a single string")
+        if selector is not None and not isinstance(selector, ToolSelector):
+            raise InvalidTypeError("selector must be a synaptoroute_agents.ToolSelector")
+        if selector is not None and (router is not None or encoder is not None):
+            raise InvalidInputError("give either a ready selector or router/encoder to build one, not both")
+        if on_no_match not in ("all", "none"):
+            raise InvalidInputError("on_no_match must be 'all' or 'none'")
+        self.k = k
+        self.threshold = threshold
+        self.always_include = frozenset(always_include)
+        self.on_no_match = on_no_match
+        self._router = router
+        self._encoder = encoder
+        self._selector = selector
+        self._fixed = selector is not None
+        self._key: tuple[tuple[str, str], ...] | None = None
+        self._lock = threading.Lock()
+        if threshold is not None and (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not -1.0 <= float(threshold) <= 1.0
+        ):
+            raise InvalidThresholdError(f"threshold must be a number in [-1, 1], got {threshold!r}")
+
+    # ------------------------------------------------------------------ selection
+    def selector_for(self, tools: Sequence[BaseTool]) -> ToolSelector:
+        """The selector over ``tools`` (built, or rebuilt when the tool set changed)."""
+        if self._fixed:
+            assert self._selector is not None
+            return self._selector
+        key = tuple(sorted((t.name, t.description) for t in tools))
+        with self._lock:
+            if self._selector is None or key != self._key:
+                if self._encoder is None and self._selector is not None:
+                    self._encoder = self._selector.router.encoder  # reuse the loaded model
+                self._selector = ToolSelector(
+                    list(tools),
+                    router=self._router,
+                    k=self.k,
+                    threshold=self.threshold,
+                    encoder=self._encoder,
+                )
+                self._key = key
+            return self._selector
+
+    def _split(self, request: ModelRequest) -> tuple[list[BaseTool], list[Any]]:
+        """(tools to choose among, tools always offered)."""
+        choose: list[BaseTool] = []
+        keep: list[Any] = []
+        forced = request.tool_choice if isinstance(request.tool_choice, str) else None
+        for tool in request.tools:
+            if isinstance(tool, BaseTool) and tool.name not in self.always_include and tool.name != forced:
+                choose.append(tool)
+            else:
+                keep.append(tool)
+        return choose, keep
+
+    def _narrow(
+        self, request: ModelRequest, names: list[str], choose: list[BaseTool], keep: list[Any]
+    ) -> ModelRequest:
+        by_name = {t.name: t for t in choose}
+        if self._fixed:
+            assert self._selector is not None
+            unknown = [t for t in choose if t.name not in self._selector]
+        else:
+            unknown = []
+        picked = [by_name[n] for n in names if n in by_name]
+        if not picked and self.on_no_match == "all":
+            log.debug("no tool passed the threshold; offering all %d tools", len(choose))
+            return request
+        offered = [*picked, *unknown, *keep]
+        log.debug(
+            "offering %d of %d tools: %s",
+            len(offered),
+            len(request.tools),
+            [n for n in names if n in by_name],
+        )
+        return request.override(tools=offered)
+
+    def _prepare(self, request: ModelRequest) -> tuple[str, ToolSelector, list[BaseTool], list[Any]] | None:
+        if not request.tools:
+            return None
+        query = last_human_text(request.messages)
+        if query is None:
+            return None
+        choose, keep = self._split(request)
+        if len(choose) <= self.k and not self._fixed and self.threshold is None:
+            return None  # nothing to narrow
+        if not choose:
+            return None
+        return query, self.selector_for(choose), choose, keep
+
+    # ------------------------------------------------------------------ hooks
+    def wrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], ModelResponse],
+    ) -> Any:
+        prepared = self._prepare(request)
+        if prepared is not None:
+            query, selector, choose, keep = prepared
+            request = self._narrow(request, selector.select(query, self.k), choose, keep)
+        return handler(request)
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
+    ) -> Any:
+        prepared = self._prepare(request)
+        if prepared is not None:
+            query, selector, choose, keep = prepared
+            request = self._narrow(request, await selector.aselect(query, self.k), choose, keep)
+        return await handler(request)

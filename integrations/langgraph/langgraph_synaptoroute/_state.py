@@ -1,0 +1,81 @@
+"""Reading the user's query out of a LangGraph state (MessagesState-style or a plain key)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from synaptoroute_agents import InvalidQueryError, InvalidTypeError
+
+__all__ = ["latest_human_text", "query_from_state", "state_get"]
+
+_HUMAN = {"human", "user"}
+
+
+def state_get(state: Any, key: str, default: Any = None) -> Any:
+    """``state[key]`` for dict states, ``state.key`` for pydantic/dataclass states."""
+    if isinstance(state, Mapping):
+        return state.get(key, default)
+    return getattr(state, key, default)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        parts = []
+        for block in content:
+            if isinstance(block, str):
+                parts.append(block)
+            elif isinstance(block, Mapping) and block.get("type") == "text":
+                parts.append(str(block.get("text", "")))
+        return " ".join(p for p in parts if p)
+    return ""
+
+
+def _role_and_text(message: Any) -> tuple[str | None, str]:
+    """(role, text) of a BaseMessage, a dict message or a ``(role, text)`` tuple."""
+    if isinstance(message, str):
+        return "human", message
+    if isinstance(message, tuple) and len(message) == 2:
+        return str(message[0]).lower(), _content_text(message[1])
+    if isinstance(message, Mapping):
+        role = message.get("role", message.get("type"))
+        return (str(role).lower() if role is not None else None), _content_text(message.get("content"))
+    role = getattr(message, "type", None)
+    return (str(role).lower() if role is not None else None), _content_text(getattr(message, "content", ""))
+
+
+def latest_human_text(messages: Any) -> str | None:
+    """The text of the most recent human/user message, or None when there is none."""
+    if messages is None:
+        return None
+    if isinstance(messages, str):
+        return messages
+    if not isinstance(messages, Sequence):
+        raise InvalidTypeError(f"messages must be a list, not {type(messages).__name__}")
+    for message in reversed(messages):
+        role, text = _role_and_text(message)
+        if role in _HUMAN and text.strip():
+            return text
+    return None
+
+
+def query_from_state(state: Any, query_key: str | None = None, messages_key: str = "messages") -> str:
+    """The query to route: ``state[query_key]`` if given, else the latest human message.
+
+    Raises:
+        InvalidQueryError: there is no usable query in the state.
+    """
+    if isinstance(state, Sequence) and not isinstance(state, str | bytes):
+        text = latest_human_text(state)  # a bare list of messages
+    elif query_key is not None:
+        value = state_get(state, query_key)
+        if value is None:
+            raise InvalidQueryError(f"the state has no {query_key!r} value to route")
+        text = value if isinstance(value, str) else latest_human_text(value)
+    else:
+        text = latest_human_text(state_get(state, messages_key))
+    if text is None or not str(text).strip():
+        raise InvalidQueryError("the state holds no human message to route")
+    return str(text)

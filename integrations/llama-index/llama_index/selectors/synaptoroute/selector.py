@@ -1,0 +1,268 @@
+"""SynaptoRouteSelector: a local, zero-token ``BaseSelector`` for LlamaIndex routers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._common import SharedEncoder, require, tool_mapping
+
+require("llama_index.core")
+
+from llama_index.core.base.base_selector import (  # noqa: E402
+    BaseSelector,
+    MultiSelection,
+    SelectorResult,
+    SingleSelection,
+)
+from llama_index.core.prompts.mixin import PromptDictType  # noqa: E402
+from llama_index.core.schema import QueryBundle  # noqa: E402
+from llama_index.core.tools.types import ToolMetadata  # noqa: E402
+
+from synaptoroute_agents import (  # noqa: E402
+    Encoder,
+    InvalidInputError,
+    InvalidThresholdError,
+    InvalidTypeError,
+    RouteMatch,
+    SemanticRouter,
+    seed_route,
+)
+
+__all__ = ["SynaptoRouteSelector"]
+
+log = logging.getLogger(__name__)
+
+#: How many seeded routers (one per distinct choice set) are kept.
+CACHE_SIZE = 16
+
+
+def _choice_key(choices: Sequence[ToolMetadata]) -> str:
+    """A hash of the choice set: the same names and descriptions reuse the same seeded routes."""
+    data = [[c.name, c.description] for c in choices]
+    return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _check_threshold(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= float(value) <= 1.0:
+        raise InvalidThresholdError(f"threshold must be a number in [-1, 1], got {value!r}")
+    return float(value)
+
+
+class SynaptoRouteSelector(BaseSelector):
+    """Pick the query engine (or retriever) for a query with a local semantic router.
+
+    Use it as ``RouterQueryEngine(selector=SynaptoRouteSelector(), query_engine_tools=[...])`` or
+    ``RouterRetriever(selector=..., retriever_tools=[...])``. No LLM call, no network.
+
+    Two modes:
+
+    - **No router** (default): each choice becomes a route seeded from its name and description
+      (the engine's ``seed_route``). The routes are built once per distinct set of choices (keyed
+      by a hash of names and descriptions) and cached.
+    - **With a router**: the router's routes are matched to the choices by ``ToolMetadata.name``;
+      ``route_map`` maps route names to choice names (or indices) when they differ.
+
+    When no choice passes the threshold the selector never raises: it returns the ``fallback``
+    choice (a name or an index) or, without one, the best-scoring choice, and the selection's
+    ``reason`` says that the router abstained and why.
+
+    Args:
+        router: a :class:`SemanticRouter` whose routes name the choices; None seeds routes from the
+            choices' descriptions.
+        route_map: route name -> choice name or index (router mode).
+        fallback: the choice (name or index) to return when nothing passes.
+        top_k: at most this many choices are selected (every one that passes its threshold); 1
+            (default) selects one.
+        threshold: the minimum score of a seeded route (no-router mode; a router uses its own).
+            Descriptions make looser examples than real utterances, so the default is lower than
+            the router's.
+        examples: choice name -> example queries, added to that choice's seeded route (a few real
+            examples sharpen a route much more than a longer description).
+        encoder: the encoder of seeded routes (the bundled offline model, loaded on first use).
+    """
+
+    def __init__(
+        self,
+        router: SemanticRouter | None = None,
+        *,
+        route_map: Mapping[str, str | int] | None = None,
+        fallback: str | int | None = None,
+        top_k: int = 1,
+        threshold: float = 0.2,
+        examples: Mapping[str, Sequence[str]] | None = None,
+        encoder: Encoder | None = None,
+    ) -> None:
+        if router is not None and not isinstance(router, SemanticRouter):
+            raise InvalidTypeError(
+                f"router must be a synaptoroute_agents.SemanticRouter, not {type(router).__name__}"
+            )
+        if router is not None and encoder is not None:
+            raise InvalidInputError("encoder is for seeded routes; a router brings its own encoder")
+        if route_map is not None and router is None:
+            raise InvalidInputError("route_map needs a router (seeded routes are named after the choices)")
+        if route_map is not None and not isinstance(route_map, Mapping):
+            raise InvalidTypeError("route_map must map route names to choice names or indices")
+        if examples is not None and router is not None:
+            raise InvalidInputError("examples are for seeded routes; teach a router with add_utterances()")
+        if examples is not None and (
+            not isinstance(examples, Mapping)
+            or any(isinstance(v, str) or not isinstance(v, Sequence) for v in examples.values())
+        ):
+            raise InvalidTypeError("examples must map choice names to lists of example queries")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InvalidInputError("top_k must be a positive integer")
+        if fallback is not None and (isinstance(fallback, bool) or not isinstance(fallback, str | int)):
+            raise InvalidTypeError("fallback must be a choice name, a choice index or None")
+        self.router = router
+        self.route_map = dict(route_map or {})
+        self.fallback = fallback
+        self.top_k = top_k
+        self.threshold = _check_threshold(threshold)
+        self.examples = {str(k): list(v) for k, v in (examples or {}).items()}
+        self._encoder = SharedEncoder(encoder)
+        self._seeded: OrderedDict[str, SemanticRouter] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ PromptMixin
+    def _get_prompts(self) -> PromptDictType:
+        """The selector uses no prompt."""
+        return {}
+
+    def _update_prompts(self, prompts: PromptDictType) -> None:
+        """The selector uses no prompt: nothing to update."""
+
+    # ------------------------------------------------------------------ routing
+    def _seeded_router(self, choices: Sequence[ToolMetadata]) -> SemanticRouter:
+        key = _choice_key(choices)
+        with self._lock:
+            router = self._seeded.get(key)
+            if router is not None:
+                self._seeded.move_to_end(key)
+                return router
+            router = SemanticRouter(self._encoder.get(), threshold=self.threshold)
+            for i, choice in enumerate(choices):
+                route = seed_route(
+                    tool_mapping(choice),
+                    name=f"choice_{i}",
+                    examples=self.examples.get(choice.name or "", ()),
+                    metadata={"choice": i, "choice_name": choice.name},
+                )
+                router.add(route)
+            self._seeded[key] = router
+            while len(self._seeded) > CACHE_SIZE:
+                _, old = self._seeded.popitem(last=False)
+                old.close()
+            log.debug("seeded %d routes for a new choice set", len(choices))
+            return router
+
+    def _index_of(self, route: str, choices: Sequence[ToolMetadata], seeded: bool) -> int | None:
+        if seeded:
+            return int(route.removeprefix("choice_"))
+        target = self.route_map.get(route, route)
+        if isinstance(target, int):
+            return target if 0 <= target < len(choices) else None
+        for i, choice in enumerate(choices):
+            if choice.name == target:
+                return i
+        return None
+
+    def _fallback_index(self, choices: Sequence[ToolMetadata]) -> int | None:
+        if self.fallback is None:
+            return None
+        if isinstance(self.fallback, int):
+            if not 0 <= self.fallback < len(choices):
+                raise InvalidInputError(
+                    f"fallback index {self.fallback} is out of range for {len(choices)} choices"
+                )
+            return self.fallback
+        for i, choice in enumerate(choices):
+            if choice.name == self.fallback:
+                return i
+        raise InvalidInputError(f"fallback {self.fallback!r} is not the name of any choice")
+
+    def _label(self, choices: Sequence[ToolMetadata], index: int) -> str:
+        name = choices[index].name
+        return repr(name) if name else f"choice {index}"
+
+    def _result(self, match: RouteMatch, choices: Sequence[ToolMetadata], seeded: bool) -> SelectorResult:
+        picked: list[SingleSelection] = []
+        score = {c.name: c.score for c in match.candidates}
+        for route in match.selected if match.name is not None else ():
+            index = self._index_of(route, choices, seeded)
+            if index is None or any(s.index == index for s in picked):
+                continue
+            picked.append(
+                SingleSelection(
+                    index=index,
+                    reason=(
+                        f"synaptoroute: {match.reason} {self._label(choices, index)} "
+                        f"(score {score.get(route, match.score):.3f}, margin {match.margin:.3f})"
+                    ),
+                )
+            )
+            if len(picked) >= self.top_k:
+                break
+        if picked:
+            return MultiSelection(selections=picked)
+        return MultiSelection(selections=[self._abstained(match, choices, seeded)])
+
+    def _abstained(self, match: RouteMatch, choices: Sequence[ToolMetadata], seeded: bool) -> SingleSelection:
+        best_index = None
+        best = None
+        for cand in match.candidates:
+            index = self._index_of(cand.name, choices, seeded)
+            if index is not None:
+                best_index, best = index, cand
+                break
+        if match.name is not None:
+            why = f"the router chose route {match.name!r}, which is none of the choices ("
+        else:
+            why = f"no choice passed (reason {match.reason}"
+        if best is not None and best_index is not None:
+            why += f"{'' if why.endswith('(') else '; '}best {self._label(choices, best_index)} with score {best.score:.3f}"
+        why += ")"
+        fallback = self._fallback_index(choices)
+        if fallback is not None:
+            return SingleSelection(
+                index=fallback,
+                reason=f"synaptoroute: {why}; using the fallback {self._label(choices, fallback)}",
+            )
+        if best_index is not None:
+            return SingleSelection(
+                index=best_index, reason=f"synaptoroute: {why}; no fallback set, using the best candidate"
+            )
+        return SingleSelection(
+            index=0, reason=f"synaptoroute: {why}; no fallback set and no candidate, using choice 0"
+        )
+
+    def _select(self, choices: Sequence[ToolMetadata], query: QueryBundle) -> SelectorResult:
+        if not choices:
+            raise InvalidInputError("there are no choices to select from")
+        if self.router is None:
+            router, seeded = self._seeded_router(choices), True
+        else:
+            router, seeded = self.router, False
+        match = router.route(query.query_str, top_k=self.top_k)
+        return self._result(match, choices, seeded)
+
+    async def _aselect(self, choices: Sequence[ToolMetadata], query: QueryBundle) -> SelectorResult:
+        # Seeding (first call for a choice set) and embedding both run off the event loop.
+        return await asyncio.to_thread(self._select, choices, query)
+
+    def close(self) -> None:
+        """Release the seeded routers (a router given by the caller is left open)."""
+        with self._lock:
+            while self._seeded:
+                _, router = self._seeded.popitem()
+                router.close()
+
+    def __repr__(self) -> str:
+        mode = "router" if self.router is not None else f"seeded(threshold={self.threshold})"
+        return f"SynaptoRouteSelector({mode}, top_k={self.top_k}, fallback={self.fallback!r})"
