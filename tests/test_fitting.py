@@ -1,0 +1,104 @@
+"""fit: learning from labelled examples (a small attributed CLINC150 sample, see fixtures/clinc10/NOTICE)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synaptoroute_agents import InvalidInputError, NotFittedError, Reason, Route, RouteNotFoundError, SemanticRouter
+from synaptoroute_agents.evaluation import read_labelled
+from synaptoroute_agents.fitting import FittedPolicy, fit_policy
+
+DATA = Path(__file__).parent / "fixtures" / "clinc10"
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, tuple[list[str], list[str]]]:
+    return {s: read_labelled(DATA / f"{s}.jsonl") for s in ("train", "val", "test")}
+
+
+def routes_from(texts: list[str], labels: list[str]) -> list[Route]:
+    by: dict[str, list[str]] = {}
+    for t, lab in zip(texts, labels, strict=True):
+        if lab != "oos":
+            by.setdefault(lab, []).append(t)
+    return [Route(lab, ts) for lab, ts in sorted(by.items())]
+
+
+def test_fit_improves_a_deliberately_hard_case_and_refuses_out_of_scope(encoder, data, tmp_path) -> None:
+    # ten intents in confusable pairs (pto_balance / pto_used, reminder / reminder_update, ...)
+    with SemanticRouter(encoder=encoder, store=tmp_path / "r.db") as router:
+        router.add_many(routes_from(*data["train"]))
+        before = router.evaluate(*data["test"], out_of_scope_label="oos")
+        summary = router.fit(*data["train"], out_of_scope_label="oos", validation=data["val"])
+        after = router.evaluate(*data["test"], out_of_scope_label="oos")
+    assert summary.n_routes == 10 and summary.n_out_of_scope == 20
+    assert after.in_scope_accuracy is not None and before.in_scope_accuracy is not None
+    assert after.in_scope_accuracy >= before.in_scope_accuracy + 0.05
+    assert after.accuracy > before.accuracy
+    assert after.oos_recall is not None and after.oos_recall >= 0.5  # out-of-scope queries are refused
+    refused = [e for e in after.examples if e.label == "oos" and e.predicted is None]
+    assert refused and {e.reason for e in refused} <= {"below_threshold", "out_of_scope"}
+
+
+def test_fitted_state_survives_a_restart_without_refitting(encoder, data, tmp_path) -> None:
+    db = tmp_path / "r.db"
+    with SemanticRouter(encoder=encoder, store=db) as router:
+        router.fit(*data["train"], out_of_scope_label="oos", create_routes=True)
+        queries = data["test"][0][:40]
+        first = [(m.name, round(m.score, 5)) for m in router.route_batch(queries)]
+        settings = router.policy.settings  # type: ignore[attr-defined]
+    with SemanticRouter(encoder=encoder, store=db) as again:
+        assert again.fitted and again.stats()["fitted"]
+        assert again.policy.settings == settings  # type: ignore[attr-defined]
+        assert [(m.name, round(m.score, 5)) for m in again.route_batch(queries)] == first
+
+
+def test_routes_added_or_deleted_after_fit_take_part_at_once(encoder, data) -> None:
+    with SemanticRouter(encoder=encoder) as router:
+        router.fit(*data["train"], out_of_scope_label="oos", create_routes=True)
+        q = "book me a flight to Lisbon next friday"
+        assert router.route(q).name != "book_flight"
+        router.add(Route("book_flight", ["book a flight", "reserve a plane ticket to Rome", "I need a flight to Paris"]))
+        m = router.route(q)
+        assert m.name == "book_flight" and m.reason == Reason.MATCHED
+        router.delete("pto_used")
+        assert all(c.name != "pto_used" for c in router.route("how many vacation days have I used", top_k=5).candidates)
+
+
+def test_unfit_goes_back_to_cosine(encoder, data) -> None:
+    with SemanticRouter(encoder=encoder) as router:
+        router.fit(*data["train"], out_of_scope_label="oos", create_routes=True)
+        assert router.fitted
+        router.unfit()
+        assert not router.fitted
+        m = router.route("what is my credit limit")
+        assert -1.0 <= m.score <= 1.0
+
+
+def test_fit_rejects_bad_input(encoder, data) -> None:
+    with SemanticRouter(encoder=encoder) as router:
+        with pytest.raises(InvalidInputError):
+            router.fit(["a", "b"], ["x"])
+        with pytest.raises(InvalidInputError):
+            router.fit([], [])
+        with pytest.raises(RouteNotFoundError):
+            router.fit(["hello"], ["greeting"])
+        with pytest.raises(InvalidInputError):
+            router.fit(["only refuse me"], ["oos"], out_of_scope_label="oos")
+
+
+def test_policy_round_trips_without_pickle_and_rejects_garbage() -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((3, 16)).astype(np.float32)
+    X = np.repeat(centers, 30, axis=0) + 0.3 * rng.standard_normal((90, 16)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    labels = [f"r{i // 30}" for i in range(90)]
+    pol = fit_policy(X, labels)
+    again = FittedPolicy.from_bytes(pol.to_bytes())
+    np.testing.assert_array_equal(again.head_probs(X[:5]), pol.head_probs(X[:5]))
+    assert again.routes == ["r0", "r1", "r2"] and again.threshold == pol.threshold
+    with pytest.raises(NotFittedError):
+        FittedPolicy.from_bytes(b"not a policy")
