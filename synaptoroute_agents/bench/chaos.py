@@ -149,7 +149,9 @@ class _Writer:
                     )
                 elif kind == 1 and state is not None:
                     self._expect_fail(
-                        lambda: r.add(Route(name, tuple(self._texts(1)))), (DuplicateRouteError,), "duplicate add"
+                        lambda: r.add(Route(name, tuple(self._texts(1)))),
+                        (DuplicateRouteError,),
+                        "duplicate add",
                     )
                 elif kind == 2 and state is None:
                     self._expect_fail(lambda: r.delete(name), (RouteNotFoundError,), "delete missing")
