@@ -188,7 +188,8 @@ class VectorIndex:
         """Replace the whole content with ``vectors`` keyed by ``ids`` (bulk load, e.g. at boot)."""
         id_arr, vecs = self._check(ids, vectors)
         assert vecs is not None
-        if len(np.unique(id_arr)) != len(id_arr):
+        ascending = len(id_arr) < 2 or bool(np.all(id_arr[1:] > id_arr[:-1]))
+        if not ascending and len(np.unique(id_arr)) != len(id_arr):
             raise InvalidInputError("ids must be unique")
         base, inner = self._build_base(id_arr, vecs)
         snap = self._empty_snapshot()

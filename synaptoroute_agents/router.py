@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import os
@@ -122,6 +123,17 @@ class SemanticRouter:
 
     # ------------------------------------------------------------------ boot
     def _boot(self, on_mismatch: str) -> None:
+        # Boot allocates a few objects per stored utterance; the cyclic GC would rescan them all
+        # several times over (none of them form cycles), so it pauses meanwhile.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._boot_inner(on_mismatch)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _boot_inner(self, on_mismatch: str) -> None:
         loaded = self.store.load_all(self.encoder.model_id, self.encoder.dim)
         vectors = loaded.vectors
         if loaded.stale.any():

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
@@ -308,8 +308,13 @@ class RouteStore:
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _row_to_route(row: Any, texts: Sequence[str]) -> Route:
+        meta = row.metadata
         return Route.trusted(
-            row.name, tuple(texts), row.description, row.threshold, json.loads(row.metadata or "{}")
+            row.name,
+            tuple(texts),
+            row.description,
+            row.threshold,
+            {} if not meta or meta == "{}" else json.loads(meta),
         )
 
     def _route_row(self, conn: Connection, name: str) -> Any:
@@ -588,10 +593,15 @@ class RouteStore:
         """Read every route and embedding at once (boot). Rows made by another encoder are marked stale."""
         with self._read() as conn:
             version = self._version(conn)
-            route_rows = conn.execute(sa.select(t_routes)).all()
-            raw = conn.exec_driver_sql(
-                "SELECT id, route_id, text, model_id, dim, vector FROM sr_utterances ORDER BY id"
-            ).fetchall()
+            # Plain DB-API cursors: no per-row Result/Row wrapping for a quarter million rows.
+            cur = conn.connection.dbapi_connection.cursor()
+            try:
+                cur.execute("SELECT id, name, description, threshold, metadata FROM sr_routes")
+                route_rows = [_RouteRow(*r) for r in cur.fetchall()]
+                cur.execute("SELECT id, route_id, text, model_id, dim, vector FROM sr_utterances ORDER BY id")
+                raw = cur.fetchall()
+            finally:
+                cur.close()
         n = len(raw)
         if n == 0:
             empty = np.empty(0, dtype=np.int64)
@@ -689,6 +699,14 @@ class RouteStore:
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
+
+
+class _RouteRow(NamedTuple):
+    id: int
+    name: str
+    description: str | None
+    threshold: float | None
+    metadata: str | None
 
 
 class _LockedConnect:
