@@ -25,7 +25,7 @@ def test_bench_chaos_subcommand_runs_and_writes_its_manifest_and_section(tmp_pat
     figures = json.loads(manifest.read_text())["figures"]
     assert figures["problems"] == [] and figures["unexpected"] == []
     assert figures["mutations_ok"] > 0
-    assert "<!-- BEGIN chaos-sqlite -->" in doc.read_text()
+    assert "<!-- BEGIN chaos -->" in doc.read_text()
 
 
 def test_add_routes_is_one_all_or_nothing_transaction(store_url: str) -> None:
