@@ -199,6 +199,66 @@ class VectorIndex:
             self._live_ids = set(id_arr.tolist())
             self._snap = snap
 
+    def cache_key(self) -> str:
+        """What a serialized base depends on besides the data (kind and build settings)."""
+        if self.kind == "hnsw":
+            return f"index:hnsw:d{self.dim}:m{self.hnsw_m}:efc{self.ef_construction}"
+        return f"index:{self.kind}:d{self.dim}:nlist{self.nlist}"
+
+    def serialize(self) -> bytes | None:
+        """The built base index as bytes (None when empty). Call :meth:`compact` first to fold
+        the delta and tombstones in."""
+        snap = self._snap
+        if snap.base is None:
+            return None
+        return bytes(faiss.serialize_index(snap.base))
+
+    def load_serialized(self, blob: bytes, ids: np.ndarray, vectors: np.ndarray) -> bool:
+        """Boot from a serialized base instead of building one, then bring it up to ``ids``.
+
+        Ids in the blob but not in ``ids`` become tombstones; ``ids`` missing from the blob go
+        to the delta buffer (their rows of ``vectors``). Returns False (and changes nothing)
+        when the blob does not fit this index (another kind, dimension or a damaged blob).
+        """
+        id_arr, vecs = self._check(ids, vectors)
+        assert vecs is not None
+        if not blob.startswith(b"IxM2"):  # faiss's tag of an IndexIDMap2; anything else is not ours
+            log.warning("a stored index is not a Faiss IndexIDMap2; building a new one")
+            return False
+        try:
+            # the object deserialize_index returns owns the C++ index: keep THAT one referenced
+            base: Any = faiss.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
+            inner = faiss.downcast_index(base.index)
+        except Exception:
+            log.warning("a stored index could not be read; building a new one")
+            return False
+        want = (
+            faiss.IndexHNSW
+            if self.kind == "hnsw"
+            else faiss.IndexIVF
+            if self.kind == "ivf"
+            else faiss.IndexFlat
+        )
+        if not isinstance(base, faiss.IndexIDMap2) or not isinstance(inner, want) or base.d != self.dim:
+            return False
+        base_ids = faiss.vector_to_array(base.id_map).astype(np.int64)
+        gone = np.setdiff1d(base_ids, id_arr, assume_unique=True)
+        fresh = ~np.isin(id_arr, base_ids, assume_unique=True)
+        n_new = int(fresh.sum())
+        cap = max(1024, 2 * n_new)
+        dv = np.empty((cap, self.dim), dtype=np.float32)
+        di = np.empty(cap, dtype=np.int64)
+        dv[:n_new] = vecs[fresh]
+        di[:n_new] = id_arr[fresh]
+        snap = _Snapshot(base, inner, int(base.ntotal), dv, di, n_new, frozenset(gone.tolist()), len(id_arr))
+        with self._lock:
+            self._generation += 1
+            self._live_ids = set(id_arr.tolist())
+            self._snap = snap
+        if n_new >= self.delta_limit or len(gone) > max(256, self.tombstone_ratio * max(1, snap.base_count)):
+            self._maybe_compact()
+        return True
+
     # ------------------------------------------------------------------ mutation
     def add(self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors; they are visible to the next search. Costs O(len(ids)), not O(size)."""

@@ -668,6 +668,19 @@ class RouteStore:
             )
             return version
 
+    def save_cache_blob(self, key: str, blob: bytes, model_id: str, version: int) -> None:
+        """Keep a rebuildable blob (e.g. a built approximate index) that reflects store ``version``.
+
+        Unlike :meth:`save_fitted`, nothing is written to the change log: a cache is not a change.
+        """
+        with self._tx() as conn:
+            conn.execute(t_fitted.delete().where(t_fitted.c.key == key))
+            conn.execute(
+                t_fitted.insert().values(
+                    key=key, model_id=model_id, created_at=time.time(), version=version, blob=blob
+                )
+            )
+
     def load_fitted(self, key: str) -> tuple[bytes, str, int] | None:
         """(blob, model_id, version) of a fitted state, or None."""
         with self._read() as conn:
