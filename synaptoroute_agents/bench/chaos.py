@@ -379,6 +379,7 @@ Command: `{command}`
 
 | figure | value |
 |---|---|
+| machine | {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end |
 | store | {backend} |
 | encoder | {encoder} |
 | duration | {res.seconds:.1f} s |
