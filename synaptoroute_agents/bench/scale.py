@@ -446,7 +446,11 @@ def _md_tier_table(fig: dict[str, Any], cmd: str) -> str:
         + f"{fig['machine_note']}). 'engine' is everything but the encoder's forward pass "
         "(index search, scoring, explanation) on already-embedded queries; 'non-encoder share' is "
         "the part of batched end-to-end time not spent in the encoder. Top-1 = exact: the route of "
-        "the best candidate equals that of exact nearest-utterance search over the same vectors.\n\n"
+        "the best candidate equals that of exact nearest-utterance search over the same vectors. "
+        "'derived' stored vectors are real embeddings of other utterances plus noise (see "
+        "`utterance_vectors`): right for sizes, search cost and index agreement, meaningless for "
+        "accuracy against the expected routes. Timings are from a shared machine; compare ratios "
+        "within one table, not across runs.\n\n"
         + "\n".join(rows)
         + "\n\n### Cold boot, add-route latency, memory\n\n"
         + "\n".join(boot)
@@ -485,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TIER",
         help="only: build hnsw over a cached tier store, save_index(), cold-boot from the saved copy",
     )
+    p.add_argument("--from-manifest", help="only rewrite the docs sections from a saved manifest")
     p.add_argument("--probe-boot", help=argparse.SUPPRESS)
     p.add_argument("--probe-latency", help=argparse.SUPPRESS)
     p.add_argument("--probe-index", default="flat", help=argparse.SUPPRESS)
@@ -493,6 +498,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.probe_boot:
         print(json.dumps(_probe_boot(args.probe_boot, args.probe_index, args.probe_with_encoder)))
+        return 0
+    if args.from_manifest:
+        from .report import update_section
+
+        saved = json.loads(Path(args.from_manifest).read_text())
+        sfig: dict[str, Any] = saved["figures"]
+        scmd: str = saved["command"]
+        update_section("scale", _md_tier_table(sfig, scmd), args.doc)
+        if any("omp" in t for t in sfig["tiers"].values()):
+            update_section("omp-wait-policy", _md_omp(sfig, scmd), args.doc)
+        if sfig.get("peers"):
+            update_section("peers", _md_peers(sfig, scmd), args.doc)
         return 0
     if args.hnsw_boot_only:
         return _hnsw_boot_only(args)
