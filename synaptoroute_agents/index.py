@@ -227,6 +227,12 @@ class VectorIndex:
             return f"index:hnsw:d{self.dim}:m{self.hnsw_m}:efc{self.ef_construction}"
         return f"index:{self.kind}:d{self.dim}:nlist{self.nlist}"
 
+    def pending(self) -> bool:
+        """True when vectors wait in the delta buffer or removed ones in the base (a compaction would
+        change the base)."""
+        snap = self._snap
+        return bool(snap.delta_n or snap.tomb)
+
     def serialize(self) -> bytes | None:
         """The built base index as bytes (None when empty). Call :meth:`compact` first to fold
         the delta and tombstones in."""

@@ -185,7 +185,8 @@ class SemanticRouter:
             return False
         with self._write_lock:
             self.index.wait_idle(None)
-            self.index.compact()
+            if self.index.pending():  # fold the delta and tombstones in first (a rebuild)
+                self.index.compact()
             blob = self.index.serialize()
             if blob is None:
                 return False
