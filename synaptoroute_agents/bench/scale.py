@@ -722,7 +722,7 @@ def _md_omp(fig: dict[str, Any], cmd: str) -> str:
 def _md_peers(fig: dict[str, Any], cmd: str) -> str:
     rows = [
         "| routes x utt. | router | single p50 ms | single p99 ms | batched q/s | ratio vs synaptoroute 0.4.1 "
-        "| top-1 acc. | peak RSS MiB |",
+        "| top-1 acc. | RSS with the model loaded, after build/boot MiB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for tier, peers in fig.get("peers", {}).items():
@@ -738,7 +738,7 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
             rows.append(
                 f"| {t['routes']:,} x {PER_ROUTE} | synaptoroute-agents ({kind}) | {r['single_e2e']['p50_ms']:.1f} "
                 f"| {r['single_e2e']['p99_ms']:.1f} | {best:.0f} | {ratio} | {r['top1_accuracy_vs_expected']:.3f} "
-                f"| {t['peak_rss_mb']:.0f} (process) |"
+                f"| {t['boot_with_model']['rss_mb']:.0f} |"
             )
         for name, res in peers.items():
             if "error" in res:
@@ -751,7 +751,7 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
             rows.append(
                 f"| {t['routes']:,} x {PER_ROUTE} | {name} {res['peer_version']} | {res['single']['p50_ms']:.1f} "
                 f"| {res['single']['p99_ms']:.1f} | {b.get('qps', float('nan')):.0f} ({next(iter(res['batch']), '')}) "
-                f"| {ratio} | {res['accuracy']['top1_accuracy']:.3f} | {res['memory']['peak_rss_mb']:.0f} |"
+                f"| {ratio} | {res['accuracy']['top1_accuracy']:.3f} | {res['memory']['rss_after_build_mb']:.0f} |"
             )
     return (
         "## Peers side by side\n\nSame workload, same queries, the same bundled encoder plugged into each "
