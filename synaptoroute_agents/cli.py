@@ -265,9 +265,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-fit", action="store_true", help="plain nearest-utterance cosine, no learning")
     p.add_argument("--plots", help="folder for the threshold sweep and reliability plots")
+    sub.add_parser(
+        "bench",
+        help="benchmarks: 'bench [--quick] ...' (scale: latency, throughput, cold boot, memory, peers) "
+        "or 'bench chaos --seconds 60 --db FILE' (concurrent writers and readers); '-h' after either for options",
+        add_help=False,
+    )
     for extend in _EXTENSIONS:
         extend(sub, db)
     return parser
+
+
+def _bench(argv: list[str]) -> int:
+    """``synaptoroute bench ...``: the options go to the benchmark module as they are."""
+    if argv[:1] == ["chaos"]:
+        from .bench.chaos import main as chaos_main
+
+        return chaos_main(argv[1:])
+    from .bench.scale import main as scale_main
+
+    return scale_main(argv[1:] if argv[:1] == ["scale"] else argv)
 
 
 #: Functions that add sub-commands defined in other modules: (subparsers, db_parent) -> None.
@@ -276,8 +293,11 @@ _EXTENSIONS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``synaptoroute`` command."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["bench"]:
+        return _bench(args_list[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     try:
         return _COMMANDS[args.command](args)
     except SynaptoRouteError as exc:

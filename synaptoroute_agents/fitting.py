@@ -79,9 +79,7 @@ def _fit_softmax(
     return np.asarray(res.x, dtype=np.float32).reshape(d + 1, k)
 
 
-def _vote(
-    idx: np.ndarray, sims: np.ndarray, valid: np.ndarray, k: int, tau: float
-) -> np.ndarray:
+def _vote(idx: np.ndarray, sims: np.ndarray, valid: np.ndarray, k: int, tau: float) -> np.ndarray:
     """Neighbour vote: rows of ``idx``/``sims`` (class index, cosine) -> ``(n, k)`` probabilities."""
     n = idx.shape[0]
     w = np.where(valid, np.exp((sims - np.where(valid, sims, -np.inf).max(axis=1, keepdims=True)) / tau), 0.0)
@@ -92,7 +90,9 @@ def _vote(
     return P / np.where(s > 0, s, 1.0)
 
 
-def _neighbours(Xq: np.ndarray, Xs: np.ndarray, ys: np.ndarray, m: int, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _neighbours(
+    Xq: np.ndarray, Xs: np.ndarray, ys: np.ndarray, m: int, exclude_self: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-``m`` neighbours of each query row among ``Xs`` (exact): (class idx, cosine)."""
     out_i = np.empty((len(Xq), m), np.int64)
     out_s = np.empty((len(Xq), m), np.float32)
@@ -306,7 +306,7 @@ def fit_policy(
     if not routes:
         raise InvalidInputError("fit needs examples of at least one route")
     has_val = X_val is not None and labels_val is not None
-    all_labels = labels + (list(labels_val) if has_val else [])
+    all_labels = labels + (list(labels_val) if labels_val is not None and has_val else [])
     n_oos = sum(1 for lab in all_labels if oos_label is not None and lab == oos_label)
     reject = n_oos >= 10
     classes = routes + ([_REJECT] if reject else [])
@@ -351,7 +351,9 @@ def fit_policy(
 
     # Regularization by held-out accuracy (in-scope, top-1 among routes), then temperature by NLL.
     def acc_of(L: np.ndarray) -> float:
-        return float((L[in_scope, :n_routes].argmax(axis=1) == yh[in_scope]).mean()) if in_scope.any() else 0.0
+        return (
+            float((L[in_scope, :n_routes].argmax(axis=1) == yh[in_scope]).mean()) if in_scope.any() else 0.0
+        )
 
     lam_scores = {lam: acc_of(np.concatenate(ls)) for lam, ls in held.logits.items()}
     lam = max(_LAMBDAS, key=lambda v: (lam_scores[v], -v))

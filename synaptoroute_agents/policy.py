@@ -8,6 +8,7 @@ utterance; ``SemanticRouter.fit`` installs a learned policy with the same interf
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -48,7 +49,8 @@ def aggregate_max(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]
     for name, score in pairs:
         if name not in best:  # pairs arrive best first
             best[name] = score
-    return sorted(best.items(), key=lambda kv: -kv[1])
+    # Already in order when pairs arrive best first; timsort then costs one pass.
+    return sorted(best.items(), key=itemgetter(1), reverse=True)
 
 
 class CosinePolicy:

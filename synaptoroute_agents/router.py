@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import os
@@ -126,6 +127,17 @@ class SemanticRouter:
 
     # ------------------------------------------------------------------ boot
     def _boot(self, on_mismatch: str) -> None:
+        # Boot allocates a few objects per stored utterance; the cyclic GC would rescan them all
+        # several times over (none of them form cycles), so it pauses meanwhile.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._boot_inner(on_mismatch)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _boot_inner(self, on_mismatch: str) -> None:
         loaded = self.store.load_all(self.encoder.model_id, self.encoder.dim)
         vectors = loaded.vectors
         if loaded.stale.any():
@@ -140,7 +152,8 @@ class SemanticRouter:
             self.store.set_vectors(loaded.ids[stale_idx].tolist(), fresh, self.encoder.model_id)
             vectors = np.array(vectors, copy=True)
             vectors[stale_idx] = fresh
-        self.index.load(loaded.ids, vectors)
+        if not (self.index.kind != "flat" and self._load_saved_index(loaded.ids, vectors)):
+            self.index.load(loaded.ids, vectors)
         self._routes = dict(loaded.routes)
         self._thresholds = {n: r.threshold for n, r in loaded.routes.items()}
         ids = loaded.ids.tolist()
@@ -152,6 +165,39 @@ class SemanticRouter:
         self._route_ids = route_ids
         self._seen_version = loaded.version
         self._load_policy()
+
+    def _load_saved_index(self, ids: np.ndarray, vectors: np.ndarray) -> bool:
+        """Boot an approximate index from the copy :meth:`save_index` kept in the store, if any."""
+        saved = self.store.load_fitted(self.index.cache_key())
+        if saved is None or saved[1] != self.encoder.model_id:
+            return False
+        ok = self.index.load_serialized(saved[0], ids, vectors)
+        if ok:
+            log.info("approximate index loaded from the store (saved at version %d)", saved[2])
+        return ok
+
+    def save_index(self) -> bool:
+        """Keep the built approximate index (hnsw/ivf) in the store so the next boot skips the build.
+
+        Building HNSW over hundreds of thousands of vectors takes minutes; loading it takes about
+        as long as reading the vectors. The copy is a cache: a later boot brings it up to date
+        with the store (removed and added utterances) and rebuilds when it does not fit. Returns
+        False for the flat index (nothing to save) or an empty router.
+        """
+        self._check_open()
+        if self.index.kind == "flat":
+            return False
+        with self._write_lock:
+            self.index.wait_idle(None)
+            if self.index.pending():  # fold the delta and tombstones in first (a rebuild)
+                self.index.compact()
+            blob = self.index.serialize()
+            if blob is None:
+                return False
+            self.store.save_cache_blob(
+                self.index.cache_key(), blob, self.encoder.model_id, self._seen_version
+            )
+        return True
 
     def _load_policy(self) -> None:
         stored = self.store.load_fitted(POLICY_KEY)
@@ -279,8 +325,8 @@ class SemanticRouter:
             parts.append(vecs[pos : pos + len(r.utterances)])
             pos += len(r.utterances)
         with self._write_lock:
-            ids_per_route, versions = self.store.add_routes(items, parts, self.encoder.model_id)
-            for route, ids, v, version in zip(items, ids_per_route, parts, versions, strict=True):
+            added = self.store.add_routes(items, parts, self.encoder.model_id)
+            for route, (ids, version), v in zip(items, added, parts, strict=True):
                 self._routes[route.name] = route
                 self._thresholds[route.name] = route.threshold
                 self._apply(route.name, (), ids, route.utterances, v)

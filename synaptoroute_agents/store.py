@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
@@ -308,8 +308,13 @@ class RouteStore:
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _row_to_route(row: Any, texts: Sequence[str]) -> Route:
+        meta = row.metadata
         return Route.trusted(
-            row.name, tuple(texts), row.description, row.threshold, json.loads(row.metadata or "{}")
+            row.name,
+            tuple(texts),
+            row.description,
+            row.threshold,
+            {} if not meta or meta == "{}" else json.loads(meta),
         )
 
     def _route_row(self, conn: Connection, name: str) -> Any:
@@ -350,68 +355,55 @@ class RouteStore:
         return ids
 
     # ------------------------------------------------------------------ mutations
+    def _add_route_in(
+        self, conn: Connection, route: Route, vectors: np.ndarray, model_id: str, now: float
+    ) -> tuple[list[int], int]:
+        if self._route_row(conn, route.name) is not None:
+            raise DuplicateRouteError(route.name)
+        version = self._log(conn, "add", route.name)
+        rid = conn.execute(
+            t_routes.insert().values(
+                name=route.name,
+                description=route.description,
+                threshold=route.threshold,
+                metadata=json.dumps(dict(route.metadata)),
+                created_at=now,
+                updated_at=now,
+                version=version,
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        ids = self._insert_utterances(conn, int(rid), route.utterances, vectors, model_id)
+        return ids, version
+
     def add_route(self, route: Route, vectors: np.ndarray, model_id: str) -> tuple[list[int], int]:
         """Insert a route and its utterances. Returns (utterance ids, change version)."""
-        now = time.time()
-        try:
-            with self._tx() as conn:
-                if self._route_row(conn, route.name) is not None:
-                    raise DuplicateRouteError(route.name)
-                version = self._log(conn, "add", route.name)
-                rid = conn.execute(
-                    t_routes.insert().values(
-                        name=route.name,
-                        description=route.description,
-                        threshold=route.threshold,
-                        metadata=json.dumps(dict(route.metadata)),
-                        created_at=now,
-                        updated_at=now,
-                        version=version,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-                ids = self._insert_utterances(conn, int(rid), route.utterances, vectors, model_id)
-                return ids, version
-        except IntegrityError as exc:
-            if "sr_routes" in str(exc) or "name" in str(exc.orig):
-                raise DuplicateRouteError(route.name) from None
-            raise StoreError(f"cannot add route {route.name!r}: {exc.orig}") from exc
-        except OperationalError as exc:
-            raise StoreError(f"cannot add route {route.name!r}: {exc.orig}") from exc
+        return self.add_routes([route], [vectors], model_id)[0]
 
     def add_routes(
         self, routes: Sequence[Route], vectors: Sequence[np.ndarray], model_id: str
-    ) -> tuple[list[list[int]], list[int]]:
-        """Insert many new routes in one transaction (one change-log entry per route).
+    ) -> list[tuple[list[int], int]]:
+        """Insert several new routes in ONE transaction (all or nothing; a bulk import).
 
-        Returns (utterance ids per route, change version per route). Any existing name aborts all.
+        ``vectors[i]`` holds the embeddings of ``routes[i].utterances``. Returns, per route, its
+        utterance ids and change version.
         """
+        if len(routes) != len(vectors):
+            raise InvalidInputError("one vector array per route is needed")
         now = time.time()
-        out: list[list[int]] = []
-        versions: list[int] = []
+        name = routes[0].name if routes else ""
         try:
             with self._tx() as conn:
-                names = [r.name for r in routes]
-                clash = conn.execute(sa.select(t_routes.c.name).where(t_routes.c.name.in_(names))).first()
-                if clash is not None:
-                    raise DuplicateRouteError(clash[0])
+                out = []
                 for route, vecs in zip(routes, vectors, strict=True):
-                    version = self._log(conn, "add", route.name)
-                    versions.append(version)
-                    rid = conn.execute(
-                        t_routes.insert().values(
-                            name=route.name,
-                            description=route.description,
-                            threshold=route.threshold,
-                            metadata=json.dumps(dict(route.metadata)),
-                            created_at=now,
-                            updated_at=now,
-                            version=version,
-                        )
-                    ).inserted_primary_key[0]  # type: ignore[index]
-                    out.append(self._insert_utterances(conn, int(rid), route.utterances, vecs, model_id))
-            return out, versions
+                    name = route.name
+                    out.append(self._add_route_in(conn, route, vecs, model_id, now))
+                return out
         except IntegrityError as exc:
-            raise DuplicateRouteError(str(exc.orig)) from None
+            if "sr_routes" in str(exc) or "name" in str(exc.orig):
+                raise DuplicateRouteError(name) from None
+            raise StoreError(f"cannot add route {name!r}: {exc.orig}") from exc
+        except OperationalError as exc:
+            raise StoreError(f"cannot add route {name!r}: {exc.orig}") from exc
 
     def update_route(
         self, route: Route, vectors: Mapping[str, np.ndarray], model_id: str
@@ -601,38 +593,45 @@ class RouteStore:
         """Read every route and embedding at once (boot). Rows made by another encoder are marked stale."""
         with self._read() as conn:
             version = self._version(conn)
-            route_rows = conn.execute(sa.select(t_routes)).all()
-            raw = conn.exec_driver_sql(
-                "SELECT id, route_id, text, model_id, dim, vector FROM sr_utterances ORDER BY id"
-            ).fetchall()
-        by_id = {r.id: r for r in route_rows}
-        texts_by_route: dict[int, list[str]] = {r.id: [] for r in route_rows}
+            # Plain DB-API cursors: no per-row Result/Row wrapping for a quarter million rows.
+            cur = conn.connection.dbapi_connection.cursor()
+            try:
+                cur.execute("SELECT id, name, description, threshold, metadata FROM sr_routes")
+                route_rows = [_RouteRow(*r) for r in cur.fetchall()]
+                cur.execute("SELECT id, route_id, text, model_id, dim, vector FROM sr_utterances ORDER BY id")
+                raw = cur.fetchall()
+            finally:
+                cur.close()
         n = len(raw)
-        ids = np.empty(n, dtype=np.int64)
-        names: list[str] = []
-        texts: list[str] = []
-        stale = np.zeros(n, dtype=bool)
-        blobs: list[bytes] = []
-        zero = bytes(4 * dim)
-        for j, (uid, rid, text, mid, d, vec) in enumerate(raw):
-            ids[j] = uid
-            names.append(by_id[rid].name)
-            texts.append(text)
+        if n == 0:
+            empty = np.empty(0, dtype=np.int64)
+            return LoadedStore({}, empty, [], [], np.empty((0, dim), np.float32), np.zeros(0, bool), version)
+        # Column-wise, without per-row Python work where it can be avoided (boot time at 250k rows).
+        uids, rids, texts_t, mids, dims, blobs = zip(*raw, strict=True)
+        ids = np.fromiter(uids, dtype=np.int64, count=n)
+        name_of = {r.id: r.name for r in route_rows}
+        names = [name_of[r] for r in rids]
+        texts = list(texts_t)
+        if set(mids) == {model_id} and set(dims) == {dim}:
+            stale = np.zeros(n, dtype=bool)
+            vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(n, dim)
+        else:
+            stale = np.fromiter(
+                (m != model_id or d != dim for m, d in zip(mids, dims, strict=True)), dtype=bool, count=n
+            )
+            zero = bytes(4 * dim)
+            vectors = np.frombuffer(
+                b"".join(zero if s else b for s, b in zip(stale.tolist(), blobs, strict=True)),
+                dtype=np.float32,
+            ).reshape(n, dim)
+        texts_by_route: dict[int, list[str]] = {r.id: [] for r in route_rows}
+        for rid, text in zip(rids, texts, strict=True):
             texts_by_route[rid].append(text)
-            if mid != model_id or d != dim:
-                stale[j] = True
-                blobs.append(zero)
-            else:
-                blobs.append(vec)
-        vectors = (
-            np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(n, dim)
-            if n
-            else np.empty((0, dim), np.float32)
-        )
         routes = {
             r.name: self._row_to_route(r, texts_by_route[r.id]) for r in route_rows if texts_by_route[r.id]
         }
-        return LoadedStore(routes, ids, names, texts, np.array(vectors), stale, version)
+        # read-only view of one joined buffer: no second copy of every vector
+        return LoadedStore(routes, ids, names, texts, vectors, stale, version)
 
     @staticmethod
     def _version(conn: Connection) -> int:
@@ -669,6 +668,19 @@ class RouteStore:
             )
             return version
 
+    def save_cache_blob(self, key: str, blob: bytes, model_id: str, version: int) -> None:
+        """Keep a rebuildable blob (e.g. a built approximate index) that reflects store ``version``.
+
+        Unlike :meth:`save_fitted`, nothing is written to the change log: a cache is not a change.
+        """
+        with self._tx() as conn:
+            conn.execute(t_fitted.delete().where(t_fitted.c.key == key))
+            conn.execute(
+                t_fitted.insert().values(
+                    key=key, model_id=model_id, created_at=time.time(), version=version, blob=blob
+                )
+            )
+
     def load_fitted(self, key: str) -> tuple[bytes, str, int] | None:
         """(blob, model_id, version) of a fitted state, or None."""
         with self._read() as conn:
@@ -701,6 +713,14 @@ class RouteStore:
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
+
+
+class _RouteRow(NamedTuple):
+    id: int
+    name: str
+    description: str | None
+    threshold: float | None
+    metadata: str | None
 
 
 class _LockedConnect:

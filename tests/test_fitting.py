@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synaptoroute_agents import InvalidInputError, NotFittedError, Reason, Route, RouteNotFoundError, SemanticRouter
+from synaptoroute_agents import (
+    InvalidInputError,
+    NotFittedError,
+    Reason,
+    Route,
+    RouteNotFoundError,
+    SemanticRouter,
+)
 from synaptoroute_agents.evaluation import read_labelled
 from synaptoroute_agents.fitting import FittedPolicy, fit_policy
 
@@ -61,11 +68,18 @@ def test_routes_added_or_deleted_after_fit_take_part_at_once(encoder, data) -> N
         router.fit(*data["train"], out_of_scope_label="oos", create_routes=True)
         q = "book me a flight to Lisbon next friday"
         assert router.route(q).name != "book_flight"
-        router.add(Route("book_flight", ["book a flight", "reserve a plane ticket to Rome", "I need a flight to Paris"]))
+        router.add(
+            Route(
+                "book_flight", ["book a flight", "reserve a plane ticket to Rome", "I need a flight to Paris"]
+            )
+        )
         m = router.route(q)
         assert m.name == "book_flight" and m.reason == Reason.MATCHED
         router.delete("pto_used")
-        assert all(c.name != "pto_used" for c in router.route("how many vacation days have I used", top_k=5).candidates)
+        assert all(
+            c.name != "pto_used"
+            for c in router.route("how many vacation days have I used", top_k=5).candidates
+        )
 
 
 def test_unfit_goes_back_to_cosine(encoder, data) -> None:

