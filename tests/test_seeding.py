@@ -295,3 +295,11 @@ def test_tool_selection_benchmark_runs(tmp_path, encoder) -> None:
     doc = tmp_path / "B.md"
     tool_selection.update_section("tool-selection", tool_selection.markdown(out), doc=doc)
     assert "| name words only |" in doc.read_text()
+
+
+def test_seed_route_with_model_option(encoder) -> None:
+    fakes = pytest.importorskip("langchain_core.language_models.fake_chat_models")
+    model = fakes.FakeListChatModel(responses=["- what is the middle value of 3, 9 and 4?\n- hi"])
+    route = seed_route(statistics.median, model=model, n=5, encoder=encoder)
+    assert route.utterances[-1] == "what is the middle value of 3, 9 and 4?"
+    assert "hi" not in route.utterances  # too short

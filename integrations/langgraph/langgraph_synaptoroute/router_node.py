@@ -119,7 +119,7 @@ class RouterNode(Runnable[Any, Any]):
     @property
     def return_type(self) -> Any:
         """``Literal[...]`` of the labels (for annotations and graph drawing)."""
-        return Literal[self.labels]  # type: ignore[valid-type]
+        return Literal[self.labels]
 
     @property
     def destinations(self) -> tuple[str, ...]:

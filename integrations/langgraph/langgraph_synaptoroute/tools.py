@@ -279,7 +279,7 @@ def create_routed_agent(
         return {SELECTED_TOOLS_KEY: await injector.aselect_names(text) if text else []}
 
     def _bound(state: RoutedAgentState) -> Any:
-        names = state.get(SELECTED_TOOLS_KEY) or []
+        names: list[str] = state.get("selected_tools") or []
         chosen = [injector.tools[n] for n in names if n in injector.tools]
         return model.bind_tools(chosen) if chosen else model
 

@@ -178,3 +178,23 @@ async def test_routed_agent_async_guard_and_fallback(lg_encoder: BundledEncoder)
     assert out["selected_tools"] == []
     assert "floor 3" in out["messages"][-1].content
     assert ran == []
+
+
+def test_guarded_tool_node_in_a_plain_messages_graph(lg_encoder: BundledEncoder) -> None:
+    """Without a selected_tools key the guard selects for the latest human message itself."""
+    ran: list[str] = []
+    injector = ToolInjector(_make_tools(ran), k=1, encoder=lg_encoder)
+    node = injector.tool_node()
+    allowed = AIMessage(content="", tool_calls=[{"name": "get_weather", "args": {"city": "Oslo"}, "id": "1"}])
+    denied = AIMessage(content="", tool_calls=[{"name": "delete_account", "args": {"user": "x"}, "id": "2"}])
+    g = StateGraph(MessagesState)
+    g.add_node("tools", node)
+    g.add_edge(START, "tools")
+    g.add_edge("tools", END)
+    app = g.compile()
+    out = app.invoke({"messages": [HumanMessage("weather in Oslo?"), allowed]})
+    assert ran == ["get_weather"] and out["messages"][-1].status == "success"
+    out = app.invoke({"messages": [HumanMessage("weather in Oslo?"), denied]})
+    assert ran == ["get_weather"] and out["messages"][-1].status == "error"
+    out = app.invoke({"messages": [allowed]})  # no human message: nothing is allowed
+    assert ran == ["get_weather"] and out["messages"][-1].status == "error"
