@@ -109,14 +109,14 @@ async def test_ainvoke_uses_aroute_and_never_blocks_the_loop(helpdesk_router: Se
     app = _graph(node, ["billing", "weather", "network", "rag"])
     loop_threads: set[int] = set()
     encode_threads: set[int] = set()
-    inner = helpdesk_router.route_batch
+    inner = helpdesk_router.embed  # the encoder call, wherever aroute schedules it
 
-    def spy(queries: Any, top_k: int = 1) -> Any:
+    def spy(queries: Any) -> Any:
         encode_threads.add(threading.get_ident())
         time.sleep(0.3)  # a slow encoder must not stall the loop
-        return inner(queries, top_k)
+        return inner(queries)
 
-    helpdesk_router.route_batch = spy  # type: ignore[method-assign]
+    helpdesk_router.embed = spy  # type: ignore[method-assign]
     ticks = 0
 
     async def ticker() -> None:
