@@ -170,12 +170,17 @@ class ReplicaSync:
 
     def _connect(self) -> Any:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
+        # No silent retries inside the client: a lost connection must surface here, so that the
+        # subscriber catches up from the store after reconnecting (messages sent meanwhile are gone).
         return redis.Redis.from_url(
             self.redis_url or "",
             socket_connect_timeout=1.0,
             socket_timeout=2.0,
             health_check_interval=10,
+            retry=Retry(NoBackoff(), 0),
         )
 
     def _publish_loop(self) -> None:
