@@ -13,7 +13,7 @@ pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from synaptoroute_agents import SemanticRouter  # noqa: E402
+from synaptoroute_agents import RouterOverloadedError, SemanticRouter  # noqa: E402
 from synaptoroute_agents.cli import build_parser  # noqa: E402
 from synaptoroute_agents.server import create_app  # noqa: E402
 
@@ -201,6 +201,28 @@ async def test_overload_answers_429_at_once(router) -> None:
         metrics = (await c.get("/metrics")).text
         assert f'synaptoroute_http_rejected_total{{reason="overloaded"}} {codes.count(429)}' in metrics
         assert 'synaptoroute_inflight_requests{class="route"} 0' in metrics
+
+
+class _FullQueueRouter(SemanticRouter):
+    """Stands in for a router whose micro-batch queue is full (the batcher's contract)."""
+
+    async def aroute(self, query, top_k=1):
+        raise RouterOverloadedError("the query queue is full")
+
+    async def aroute_batch(self, queries, top_k=1):
+        raise RouterOverloadedError("the query queue is full")
+
+
+def test_router_overloaded_error_is_429(encoder, tmp_path) -> None:
+    full = _FullQueueRouter(encoder, store=tmp_path / "full.db")
+    try:
+        with TestClient(create_app(full, poll_interval=0)) as c:
+            for body in ({"query": "vpn"}, {"queries": ["vpn", "wifi"]}):
+                r = c.post("/route", json=body)
+                assert r.status_code == 429 and r.headers["retry-after"] == "1"
+                assert r.json() == {"error": "overloaded", "detail": "the query queue is full"}
+    finally:
+        full.close()
 
 
 def test_closed_router_is_503(router) -> None:
