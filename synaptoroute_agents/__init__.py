@@ -35,6 +35,7 @@ from .routefile import parse_routes, read_routes, write_routes
 from .router import SemanticRouter
 from .routes import Evidence, Reason, Route, RouteCandidate, RouteMatch, clean_text
 from .store import RouteStore
+from .sync import ReplicaSync
 
 try:
     __version__ = version("synaptoroute-agents")
@@ -59,6 +60,7 @@ __all__ = [
     "embed_in_batches",
     "VectorIndex",
     "RouteStore",
+    "ReplicaSync",
     "ScoringPolicy",
     "CosinePolicy",
     # route files

@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     db, redis_url, started = _services(args)
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"cores": os.cpu_count(), "load_average_before": round(os.getloadavg()[0], 1)}
     replicas: list[ReplicaProcess] = []
     tmp = tempfile.mkdtemp(prefix="sr-bench-service-")
     try:
@@ -344,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         over.stop()
         figures["overload"] = result
         print("overload:", result)
+        figures["load_average_after"] = round(os.getloadavg()[0], 1)
     finally:
         for r in replicas:
             r.stop()
@@ -362,7 +363,10 @@ def _markdown(f: dict[str, Any], argv: list[str] | None) -> str:
         "## Service (HTTP on loopback)",
         "",
         f"Command: `{cmd}`. Each replica is a `synaptoroute serve` process on 127.0.0.1; the load client",
-        "runs on the same machine, so client and servers share its cores.",
+        f"runs on the same machine, so client and servers share its {f.get('cores')} cores (1-minute load average",
+        f"{f.get('load_average_before')} before the run, {f.get('load_average_after')} after: other work shared them).",
+        "Each request is its own encoder call unless the router micro-batches queries, so routing is",
+        "CPU-bound; three replicas on the same cores add processes, not cores.",
         "",
         "| setup | requests | concurrency | requests/s | p50 ms | p99 ms | statuses |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
