@@ -45,6 +45,7 @@ from .seeding import (
     utterances_from_description,
 )
 from .store import RouteStore
+from .sync import ReplicaSync
 
 try:
     __version__ = version("synaptoroute-agents")
@@ -69,6 +70,7 @@ __all__ = [
     "embed_in_batches",
     "VectorIndex",
     "RouteStore",
+    "ReplicaSync",
     "ScoringPolicy",
     "CosinePolicy",
     # serving

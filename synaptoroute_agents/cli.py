@@ -222,6 +222,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("serve")
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .server import serve
+    except ImportError as exc:  # the server extra is not installed
+        print(f"error: {exc}; install synaptoroute-agents[server]", file=sys.stderr)
+        return 2
+    import logging
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    serve(
+        db=_db(args),
+        redis_url=args.redis or os.environ.get("SYNAPTOROUTE_REDIS") or None,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or os.environ.get("SYNAPTOROUTE_API_KEY") or None,
+        protect_routing=args.protect_routing,
+        max_body_bytes=args.max_body_bytes,
+        max_inflight=args.max_inflight,
+        poll_interval=args.poll_interval,
+        channel=args.channel,
+        log_level=args.log_level,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     db = argparse.ArgumentParser(add_help=False)
@@ -271,6 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
         "or 'bench chaos --seconds 60 --db FILE' (concurrent writers and readers); '-h' after either for options",
         add_help=False,
     )
+    p = sub.add_parser("serve", parents=[db], help="serve the HTTP API (needs the 'server' extra)")
+    p.add_argument("--redis", help="Redis URL for replica change notifications ($SYNAPTOROUTE_REDIS)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", help="require this key for mutations ($SYNAPTOROUTE_API_KEY)")
+    p.add_argument("--protect-routing", action="store_true", help="require the key for routing too")
+    p.add_argument("--max-inflight", type=int, default=256, help="requests served at once before 429")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413")
+    p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between store version checks")
+    p.add_argument("--channel", default="synaptoroute:changes", help="Redis pub/sub channel of the replicas")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     for extend in _EXTENSIONS:
         extend(sub, db)
     return parser
