@@ -50,6 +50,24 @@ class CachedEncoder:
         return np.stack([self._cache[t] for t in texts]) if texts else np.empty((0, self.dim), np.float32)
 
 
+def route_names_for(labels: Sequence[str]) -> dict[str, str]:
+    """A valid, unique route name for every label (labels may hold spaces, '?', any text)."""
+    import hashlib
+    import re
+
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for lab in sorted(set(labels)):
+        name = re.sub(r"[^\w.:\-]+", "_", lab).strip("_.:-")[:100] or "label"
+        if not re.match(r"\w", name):
+            name = "l_" + name
+        if name in used:
+            name = f"{name[:90]}_{hashlib.sha1(lab.encode()).hexdigest()[:8]}"
+        used.add(name)
+        out[lab] = name
+    return out
+
+
 def run_eval(
     train: tuple[list[str], list[str]],
     test: tuple[list[str], list[str]],
@@ -64,6 +82,17 @@ def run_eval(
 ) -> dict[str, Any]:
     """Build a fresh router with one route per training label, fit it, evaluate it on ``test``."""
     train_texts, train_labels = train
+    names = route_names_for([*train_labels, *test[1], *(val[1] if val else [])])
+    if oos_label is not None:
+        names[oos_label] = oos_label
+
+    def rename(labels: Sequence[str]) -> list[str]:
+        return [names[lab] for lab in labels]
+
+    train_labels = rename(train_labels)
+    test = (test[0], rename(test[1]))
+    if val is not None:
+        val = (val[0], rename(val[1]))
     if shots:
         train_texts, train_labels = sample_shots(train_texts, train_labels, shots, seed)
         if val is not None:
