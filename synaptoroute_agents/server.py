@@ -235,7 +235,7 @@ class _Metrics:
         gauge("synaptoroute_store_version", stats.get("version", 0), "Store change version applied.")
         gauge("synaptoroute_fitted", 1 if stats.get("fitted") else 0, "1 when a fitted policy scores.")
         gauge("synaptoroute_queue_depth", stats.get("queue_depth", 0), "Queries waiting for a batch.")
-        buckets = stats.get("batch_size_buckets", {}) or {}
+        buckets = stats.get("batch_size_histogram") or stats.get("batch_size_buckets") or {}
         batches = stats.get("batches_total", 0)
         name = "synaptoroute_batch_size"
         head(name, "histogram", "Queries per encoder batch.")

@@ -287,6 +287,8 @@ def test_metrics_exposition(client: TestClient) -> None:
         x.startswith("synaptoroute_queue_depth ") for x in lines
     )
     assert any(x.startswith('synaptoroute_batch_size_bucket{le="+Inf"}') for x in lines)
+    # the three /route calls went through the batcher: one query per batch
+    assert 'synaptoroute_batch_size_bucket{le="1"} 3' in lines and "synaptoroute_batch_size_sum 3" in lines
     # every sample line is "name{labels} number"
     for line in lines:
         if line and not line.startswith("#"):
