@@ -290,61 +290,11 @@ class VectorIndex:
     # ------------------------------------------------------------------ mutation
     def add(self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors; they are visible to the next search. Costs O(len(ids)), not O(size)."""
-        id_arr, vecs = self._check(ids, vectors)
-        assert vecs is not None
-        n = len(id_arr)
-        if n == 0:
-            return
-        with self._lock:
-            new_ids = id_arr.tolist()
-            if len(set(new_ids)) != n or not self._live_ids.isdisjoint(new_ids):
-                raise InvalidInputError("ids must be unique and not already in the index")
-            snap = self._snap
-            if any(i in snap.tomb for i in new_ids):
-                raise InvalidInputError("an id that was removed cannot be added again before a rebuild")
-            buf_v, buf_i, used = snap.delta_vecs, snap.delta_ids, snap.delta_n
-            if used + n > len(buf_i):
-                cap = max(2 * len(buf_i), used + n)
-                nv = np.empty((cap, self.dim), dtype=np.float32)
-                ni = np.empty(cap, dtype=np.int64)
-                nv[:used] = buf_v[:used]
-                ni[:used] = buf_i[:used]
-                buf_v, buf_i = nv, ni
-            # Rows past `used` are invisible to readers of older snapshots: safe to write.
-            buf_v[used : used + n] = vecs
-            buf_i[used : used + n] = id_arr
-            self._live_ids.update(new_ids)
-            self._snap = _Snapshot(
-                snap.base, snap.base_inner, snap.base_count, buf_v, buf_i, used + n, snap.tomb, snap.live + n
-            )
-            need = used + n >= self.delta_limit
-        if need:
-            self._maybe_compact()
+        self.apply(_EMPTY_IDS, ids, vectors)
 
     def remove(self, ids: Iterable[int] | np.ndarray) -> int:
         """Remove vectors by id; unknown ids are ignored. Returns how many were removed."""
-        id_arr, _ = self._check(ids)
-        with self._lock:
-            gone = [i for i in id_arr.tolist() if i in self._live_ids]
-            if not gone:
-                return 0
-            self._live_ids.difference_update(gone)
-            snap = self._snap
-            tomb = snap.tomb.union(gone)
-            self._snap = _Snapshot(
-                snap.base,
-                snap.base_inner,
-                snap.base_count,
-                snap.delta_vecs,
-                snap.delta_ids,
-                snap.delta_n,
-                tomb,
-                snap.live - len(gone),
-            )
-            need = len(tomb) > max(256, self.tombstone_ratio * max(1, snap.base_count))
-        if need:
-            self._maybe_compact()
-        return len(gone)
+        return self.apply(ids, _EMPTY_IDS, np.empty((0, self.dim), dtype=np.float32))
 
     def apply(
         self, remove: Iterable[int] | np.ndarray, ids: Iterable[int] | np.ndarray, vectors: np.ndarray
