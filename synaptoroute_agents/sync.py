@@ -184,31 +184,53 @@ class ReplicaSync:
         )
 
     def _publish_loop(self) -> None:
+        """Publish each local change once. While Redis is down, changes collapse into the newest
+        one, which is retried with backoff: subscribers that see a version gap catch up from the
+        store, so nothing piles up and the latest change is never lost."""
         client = None
-        retry_at = 0.0
+        pending: dict[str, Any] | None = None
+        stopping = False
+        backoff = 0.2
         while True:
-            message = self._outbox.get()
-            if message is None:
-                if self._stop.is_set() and self._outbox.empty():
+            if pending is None:
+                message = self._outbox.get()
+                if message is None:
+                    if self._stop.is_set() and self._outbox.empty():
+                        break
+                    continue
+                pending = message
+            # collapse whatever else is queued into the newest change
+            while True:
+                try:
+                    nxt = self._outbox.get_nowait()
+                except queue.Empty:
                     break
-                continue
-            if time.monotonic() < retry_at:
-                # Redis failed a moment ago: drop rather than pile up; the poll carries the change.
+                if nxt is None:
+                    stopping = self._stop.is_set()
+                    continue
                 self.counters["publish_dropped"] += 1
-                continue
+                pending = nxt
+            assert pending is not None
+            version = pending.get("version")
             try:
                 if client is None:
                     client = self._connect()
-                client.publish(self.channel, json.dumps(message, separators=(",", ":")))
+                client.publish(self.channel, json.dumps(pending, separators=(",", ":")))
                 self.counters["published"] += 1
+                pending = None
+                backoff = 0.2
             except Exception as exc:
                 self.counters["publish_errors"] += 1
-                log.warning("replica sync: publishing change %s failed: %s", message["version"], exc)
-                retry_at = time.monotonic() + 0.5
+                log.warning("replica sync: publishing change %s failed: %s", version, exc)
                 if client is not None:
                     with contextlib.suppress(Exception):
                         client.close()
                 client = None
+                if self._stop.wait(backoff):
+                    break  # stopping: the store already holds the change; pollers will see it
+                backoff = min(backoff * 2, 5.0)
+            if stopping and pending is None and self._outbox.empty():
+                break
         if client is not None:
             client.close()
 

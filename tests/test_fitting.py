@@ -127,13 +127,25 @@ def test_eval_cli_contract_with_labels_that_are_not_route_names(tmp_path, capsys
         p = tmp_path / name
         texts, labels = data[split]
         odd = {lab: (lab if lab == "oos" else lab.replace("_", " ") + "?") for lab in set(labels)}
-        p.write_text("".join(json.dumps({"text": t, "label": odd[lab]}) + "\n" for t, lab in zip(texts, labels)))
+        p.write_text(
+            "".join(json.dumps({"text": t, "label": odd[lab]}) + "\n" for t, lab in zip(texts, labels))
+        )
         return str(p)
 
     train, test = write("train.jsonl", "train"), write("test.jsonl", "test")
-    assert main(["eval", "--train", train, "--test", test, "--oos-label", "oos", "--json", "--shots", "5"]) == 0
+    assert (
+        main(["eval", "--train", train, "--test", test, "--oos-label", "oos", "--json", "--shots", "5"]) == 0
+    )
     out = json.loads(capsys.readouterr().out)
-    for key in ("accuracy", "in_scope_accuracy", "oos_recall", "macro_f1", "fit_seconds", "n_train", "n_test"):
+    for key in (
+        "accuracy",
+        "in_scope_accuracy",
+        "oos_recall",
+        "macro_f1",
+        "fit_seconds",
+        "n_train",
+        "n_test",
+    ):
         assert key in out
     assert out["n_test"] == 130 and out["n_train"] == 5 * 11 and out["n_routes"] == 10
     assert 0.3 < out["accuracy"] <= 1.0
