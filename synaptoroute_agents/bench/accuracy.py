@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data", help="folder with clinc150/ and banking77/")
-    ap.add_argument("--out", default="bench-results/accuracy.json")
+    ap.add_argument("--out", default="docs/benchmarks/accuracy.json")
     ap.add_argument("--doc", default="docs/BENCHMARKS.md")
     ap.add_argument("--quick", action="store_true", help="skip the few-shot seeds 1 and 2")
     args = ap.parse_args(argv)
