@@ -115,7 +115,7 @@ def run(
         "rounds": rounds,
         "threads": threads,
         "cpu_has_vnni": cpu_has_vnni(),
-        "quantized_file": str(path),
+        "quantized_file": path.name,
         "quantized_sha256": digest,
         "prepare_s": round(prepare_s, 3),
         "load_s": {"default": round(load_fp32, 3), "int8": round(load_int8, 3)},
