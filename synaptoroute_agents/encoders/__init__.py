@@ -3,6 +3,14 @@
 from .base import Encoder, embed_in_batches
 from .bundled import BundledEncoder
 from .fastembed import FastEmbedEncoder
+from .quantized import build_quantized_model
 from .remote import OpenAICompatibleEncoder
 
-__all__ = ["Encoder", "BundledEncoder", "FastEmbedEncoder", "OpenAICompatibleEncoder", "embed_in_batches"]
+__all__ = [
+    "Encoder",
+    "BundledEncoder",
+    "FastEmbedEncoder",
+    "OpenAICompatibleEncoder",
+    "build_quantized_model",
+    "embed_in_batches",
+]

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import EncoderError, ModelIntegrityError
+from ..errors import EncoderError, InvalidInputError, ModelIntegrityError
 from .fastembed import FastEmbedEncoder, register_custom_model
 
 __all__ = ["BundledEncoder", "MODEL_SHA256", "bundled_model_path", "tokenizer_dir"]
@@ -83,6 +83,12 @@ class BundledEncoder(FastEmbedEncoder):
         model_file: another ONNX file of the same model (used by the quantized fast path).
         model_sha256: the expected sha256 of ``model_file``.
         model_id: the id stored with embeddings.
+        quantized: use the INT8 fast path instead (opt-in): a dynamically quantized copy of the
+            bundled model, built on first use into the cache folder (``$SYNAPTOROUTE_CACHE`` or
+            ``~/.cache/synaptoroute-agents``) and reused afterwards; building needs
+            ``pip install 'synaptoroute-agents[quantize]'``. Its model id differs from the default
+            one, so a store embedded by one is re-embedded by the other. See
+            :mod:`synaptoroute_agents.encoders.quantized`.
     """
 
     def __init__(
@@ -94,12 +100,26 @@ class BundledEncoder(FastEmbedEncoder):
         model_file: str | os.PathLike[str] | None = None,
         model_sha256: str | None = None,
         model_id: str | None = None,
+        quantized: bool = False,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if quantized:
+            if model_file is not None or model_sha256 is not None:
+                raise InvalidInputError("quantized=True builds its own model file: do not pass model_file")
+            from .quantized import QUANTIZED_MODEL_ID, quantized_model
+
+            model_file, model_sha256 = quantized_model()
+            model_id = model_id or QUANTIZED_MODEL_ID
+        self._quantized = quantized
         self._model_file = Path(model_file) if model_file is not None else bundled_model_path()
         self._model_sha256 = model_sha256 or MODEL_SHA256
-        fast_name = _FASTEMBED_NAME if model_file is None else f"{_FASTEMBED_NAME}-{self._model_sha256[:16]}"
-        register_custom_model(fast_name, model_file=str(self._model_file.resolve()), dim=DIM)
+        resolved = str(self._model_file.resolve())
+        if model_file is None:
+            fast_name = _FASTEMBED_NAME
+        else:  # one registration per (content, location): fastembed keeps the first path it is given
+            where = hashlib.sha256(resolved.encode()).hexdigest()[:8]
+            fast_name = f"{_FASTEMBED_NAME}-{self._model_sha256[:16]}-{where}"
+        register_custom_model(fast_name, model_file=resolved, dim=DIM)
         super().__init__(
             fast_name,
             model_id=model_id or MODEL_ID,

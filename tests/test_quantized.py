@@ -1,0 +1,184 @@
+"""The opt-in INT8 fast path: built once into a cache folder, reused, rebuilt when corrupt, close to fp32."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from synaptoroute_agents import BundledEncoder, Route, SemanticRouter
+from synaptoroute_agents.encoders import quantized as qmod
+from synaptoroute_agents.errors import EncoderError, EncoderMismatchError, InvalidInputError
+
+SENTENCES = [
+    "book me a flight to paris next tuesday",
+    "what is the balance on my checking account",
+    "cancel my gym membership starting next month",
+    "how do I reset the password for my email",
+    "play some relaxing jazz music in the kitchen",
+    "what will the weather be like in boston tomorrow",
+    "transfer two hundred dollars to my savings account",
+    "remind me to call the dentist at four pm",
+    "translate good morning into japanese for me",
+    "my package has not arrived yet, where is it",
+    "set an alarm for six thirty tomorrow morning",
+    "which restaurants nearby are open late tonight",
+]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sr-cache")
+
+
+@pytest.fixture(scope="module")
+def built(cache: Path) -> Path:
+    """The model built once for the module (each test that rebuilds uses its own folder)."""
+    return qmod.build_quantized_model(cache)
+
+
+@pytest.fixture(scope="module")
+def qenc(cache: Path, built: Path) -> BundledEncoder:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SYNAPTOROUTE_CACHE", str(cache))
+        return BundledEncoder(quantized=True, threads=2)
+
+
+def _count_builds(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    calls: list[Path] = []
+    real = qmod._requantize
+
+    def counting(src: Path, dst: Path, sha: str) -> str:
+        calls.append(dst)
+        return real(src, dst, sha)
+
+    monkeypatch.setattr(qmod, "_requantize", counting)
+    return calls
+
+
+def test_cache_folder_comes_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SYNAPTOROUTE_CACHE", str(tmp_path / "c"))
+    assert qmod.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("SYNAPTOROUTE_CACHE")
+    assert qmod.cache_dir() == Path.home() / ".cache" / "synaptoroute-agents"
+
+
+def test_builds_once_and_reuses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SYNAPTOROUTE_CACHE", str(tmp_path))
+    calls = _count_builds(monkeypatch)
+    first = qmod.build_quantized_model()
+    assert first.parent == tmp_path and first.is_file()
+    assert qmod.MODEL_SHA256[:16] in first.name and f"r{qmod.RECIPE_VERSION}" in first.name
+    sidecar = first.with_name(first.name + ".sha256")
+    assert sidecar.read_text().split()[0] == qmod.sha256_file(first)
+    stat = first.stat()
+    second = qmod.build_quantized_model()
+    assert second == first
+    assert len(calls) == 1
+    after = second.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    # No stray temporary files are left beside the model.
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
+        [first.name, sidecar.name]
+    )
+
+
+def test_corrupt_cached_file_is_rebuilt(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls = _count_builds(monkeypatch)
+    path = qmod.build_quantized_model(tmp_path)
+    good = path.read_bytes()
+    # Flip bytes in the middle of the file (same size, so only the content check can notice).
+    bad = bytearray(good)
+    bad[len(bad) // 2 : len(bad) // 2 + 64] = bytes(64)
+    path.write_bytes(bytes(bad))
+    rebuilt = qmod.build_quantized_model(tmp_path)
+    assert len(calls) == 2
+    assert rebuilt.read_bytes() == good  # deterministic: the same bytes come back
+    # A missing sidecar also rebuilds.
+    rebuilt.with_name(rebuilt.name + ".sha256").unlink()
+    qmod.build_quantized_model(tmp_path)
+    assert len(calls) == 3
+    assert qmod.build_quantized_model(tmp_path) == rebuilt
+    assert len(calls) == 3
+
+
+def test_missing_onnx_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real_import = builtins.__import__
+
+    def no_onnx(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "onnx" or name.startswith("onnx."):
+            raise ImportError("No module named 'onnx'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    with pytest.raises(EncoderError, match=r"synaptoroute-agents\[quantize\]"):
+        qmod.build_quantized_model(tmp_path)
+    assert not any(p.suffix == ".onnx" for p in tmp_path.iterdir())
+
+
+def test_quantized_encoder_is_another_encoder(qenc: BundledEncoder, encoder: BundledEncoder) -> None:
+    assert qenc.model_id != encoder.model_id
+    assert qenc.model_id == qmod.QUANTIZED_MODEL_ID
+    assert qenc.dim == encoder.dim == 384
+    with pytest.raises(InvalidInputError):
+        BundledEncoder(quantized=True, model_file=qmod.bundled_model_path())
+
+
+def test_embeddings_close_to_fp32(qenc: BundledEncoder, encoder: BundledEncoder) -> None:
+    q = qenc.embed(SENTENCES)
+    f = encoder.embed(SENTENCES)
+    assert q.shape == (len(SENTENCES), 384) and q.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-4)
+    cos = (q * f).sum(axis=1)
+    assert cos.min() >= 0.95, cos
+    assert cos.mean() >= 0.98, cos
+    # It is a different computation, not the same model under another name.
+    assert cos.min() < 0.99999
+    # Very short inputs are the weakest case (dynamic activation scales are coarsest there).
+    short = ["thanks", "thank you", "okay", "hello there"]
+    cos_short = (qenc.embed(short) * encoder.embed(short)).sum(axis=1)
+    assert cos_short.min() >= 0.9, cos_short
+
+
+def test_route_decisions_agree(qenc: BundledEncoder, encoder: BundledEncoder) -> None:
+    routes = [
+        Route("travel", ["book a flight", "reserve a hotel room", "find me a train ticket"]),
+        Route("banking", ["check my account balance", "transfer money to savings", "pay my credit card"]),
+        Route("weather", ["will it rain tomorrow", "what is the forecast", "how hot is it outside"]),
+    ]
+    queries = [
+        "I need a plane ticket to rome",
+        "how much money do I have in checking",
+        "is it going to snow this weekend",
+        "send fifty dollars to my savings account",
+    ]
+    expected = ["travel", "banking", "weather", "banking"]
+    decisions = {}
+    for name, enc in (("fp32", encoder), ("int8", qenc)):
+        with SemanticRouter(enc, threshold=0.3) as router:
+            for r in routes:
+                router.add(r)
+            decisions[name] = [m.name for m in router.route_batch(queries)]
+    assert decisions["fp32"] == expected
+    assert decisions["int8"] == decisions["fp32"]
+
+
+def test_store_embedded_by_fp32_is_reembedded(
+    tmp_path: Path, qenc: BundledEncoder, encoder: BundledEncoder
+) -> None:
+    db = tmp_path / "routes.db"
+    with SemanticRouter(encoder, store=db) as router:
+        router.add(Route("greet", ["hello there", "good morning"]))
+    # The quantized encoder sees the fp32 embeddings as another encoder's ...
+    with pytest.raises(EncoderMismatchError):
+        SemanticRouter(qenc, store=db, on_encoder_mismatch="error")
+    # ... re-embeds them by default ...
+    with SemanticRouter(qenc, store=db) as router:
+        assert router.route("hi, good morning to you").name == "greet"
+    # ... after which the store is its own, and the fp32 encoder in turn sees a mismatch.
+    SemanticRouter(qenc, store=db, on_encoder_mismatch="error").close()
+    with pytest.raises(EncoderMismatchError):
+        SemanticRouter(encoder, store=db, on_encoder_mismatch="error")
