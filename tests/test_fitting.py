@@ -128,7 +128,10 @@ def test_eval_cli_contract_with_labels_that_are_not_route_names(tmp_path, capsys
         texts, labels = data[split]
         odd = {lab: (lab if lab == "oos" else lab.replace("_", " ") + "?") for lab in set(labels)}
         p.write_text(
-            "".join(json.dumps({"text": t, "label": odd[lab]}) + "\n" for t, lab in zip(texts, labels, strict=True))
+            "".join(
+                json.dumps({"text": t, "label": odd[lab]}) + "\n"
+                for t, lab in zip(texts, labels, strict=True)
+            )
         )
         return str(p)
 
