@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError, NotFittedError
+from .lexicon import Lexicon
 from .routes import Reason
 
 __all__ = ["FittedPolicy", "fit_policy", "load_policy"]
@@ -39,7 +40,8 @@ __all__ = ["FittedPolicy", "fit_policy", "load_policy"]
 log = logging.getLogger(__name__)
 
 _FORMAT = "synaptoroute-policy"
-_VERSION = 1
+_VERSION = 2
+_READABLE = (1, 2)  # version 1: embeddings only, no lexicon
 _REJECT = "\x00out_of_scope"
 
 
@@ -51,32 +53,109 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def _fit_softmax(
-    X: np.ndarray, y: np.ndarray, k: int, lam: float, init: np.ndarray | None = None, maxiter: int = 300
-) -> np.ndarray:
-    """L2-regularized multinomial logistic regression; returns ``(d + 1, k)`` (last row: bias)."""
-    from scipy.optimize import minimize
+def _design_logits(X: np.ndarray, F: Any, W: np.ndarray, scale: float) -> np.ndarray:
+    """Logits of the head for dense embeddings ``X`` (times ``scale``) and sparse lexical rows ``F``."""
+    d = X.shape[1]
+    Z = (X @ W[:d]) * scale + W[-1]
+    if F is not None:
+        Z += F @ W[d:-1]
+    return Z
 
+
+def _fit_softmax(
+    X: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    lam: float,
+    init: np.ndarray | None = None,
+    maxiter: int = 300,
+    F: Any = None,
+    scale: float = 1.0,
+) -> np.ndarray:
+    """L2-regularized multinomial logistic regression on ``[scale * X, F]``.
+
+    Returns ``(d + d_lex + 1, k)`` weights (last row: the bias, not penalized).
+    """
     n, d = X.shape
-    Xb = np.hstack([X, np.ones((n, 1), np.float32)]).astype(np.float32)
+    dl = 0 if F is None else F.shape[1]
+    rows = d + dl + 1
     Y = np.zeros((n, k), np.float32)
     Y[np.arange(n), y] = 1.0
-    reg = np.ones((d + 1, 1), np.float32)
-    reg[-1] = 0.0  # no penalty on the bias
+    Ft = None if F is None else F.T.tocsr()
 
     def fg(w: np.ndarray) -> tuple[float, np.ndarray]:
-        W = w.reshape(d + 1, k).astype(np.float32)
-        Z = Xb @ W
+        W = w.reshape(rows, k).astype(np.float32)
+        Z = _design_logits(X, F, W, scale)
         Z -= Z.max(axis=1, keepdims=True)
         lse = np.log(np.exp(Z).sum(axis=1))
-        loss = float((lse - (Z * Y).sum(axis=1)).mean()) + 0.5 * lam * float((reg * W * W).sum())
-        P = np.exp(Z - lse[:, None])
-        G = Xb.T @ (P - Y) / n + lam * reg * W
-        return loss, G.astype(np.float64).ravel()
+        body = W[:-1]
+        loss = float((lse - (Z * Y).sum(axis=1)).mean()) + 0.5 * lam * float((body * body).sum())
+        R = (np.exp(Z - lse[:, None]) - Y) / n
+        G = np.empty_like(W)
+        G[:d] = (X.T @ R) * scale
+        if Ft is not None:
+            G[d:-1] = Ft @ R
+        G[:-1] += lam * body
+        G[-1] = R.sum(axis=0)
+        return loss, G.ravel()
 
-    w0 = np.zeros((d + 1) * k) if init is None else init.astype(np.float64).ravel()
-    res = minimize(fg, w0, jac=True, method="L-BFGS-B", options={"maxiter": maxiter, "gtol": 1e-6})
-    return np.asarray(res.x, dtype=np.float32).reshape(d + 1, k)
+    w0 = np.zeros(rows * k, np.float32) if init is None else init.astype(np.float32).ravel()
+    return _lbfgs(fg, w0, maxiter).reshape(rows, k)
+
+
+def _lbfgs(fg: Any, w: np.ndarray, maxiter: int, memory: int = 10, gtol: float = 1e-6) -> np.ndarray:
+    """Minimize a smooth convex function with limited-memory BFGS (two-loop recursion).
+
+    Backtracking (Armijo) line search; a curvature pair is kept only when ``s.y > 0``. Costs
+    O(memory x n) per step besides ``fg``: with hundreds of thousands of weights this is
+    several times cheaper than a bound-constrained L-BFGS-B, which the head does not need.
+    """
+    f, g = fg(w)
+    g = g.astype(np.float32)
+    hist: list[tuple[np.ndarray, np.ndarray, float]] = []
+    for _ in range(maxiter):
+        if float(np.abs(g).max()) < gtol:
+            break
+        q = g.copy()
+        coefs = []
+        for s, y, rho in reversed(hist):
+            a = rho * float(s @ q)
+            q -= a * y
+            coefs.append(a)
+        if hist:
+            s, y, _rho = hist[-1]
+            q *= float(s @ y) / float(y @ y)
+        else:
+            q *= 1.0 / max(1.0, float(np.linalg.norm(g)))
+        for (s, y, rho), a in zip(hist, reversed(coefs), strict=True):
+            q += s * (a - rho * float(y @ q))
+        d = -q
+        slope = float(g @ d)
+        if slope >= 0:  # not a descent direction: restart from the gradient
+            hist.clear()
+            d = -g / max(1.0, float(np.linalg.norm(g)))
+            slope = float(g @ d)
+        step = 1.0
+        while True:
+            w_new = w + step * d
+            f_new, g_new = fg(w_new)
+            if f_new <= f + 1e-4 * step * slope or step < 1e-8:
+                break
+            step *= 0.5
+        if step < 1e-8 and f_new > f:
+            break
+        g_new = g_new.astype(np.float32)
+        s, y = w_new - w, g_new - g
+        sy = float(s @ y)
+        if sy > 1e-12:
+            hist.append((s, y, 1.0 / sy))
+            if len(hist) > memory:
+                hist.pop(0)
+        done = f - f_new < 1e-10 * max(1.0, abs(f))
+        w, f, g = w_new, f_new, g_new
+        if done:
+            break
+    return w
 
 
 def _vote(idx: np.ndarray, sims: np.ndarray, valid: np.ndarray, k: int, tau: float) -> np.ndarray:
@@ -128,16 +207,34 @@ class FittedPolicy:
     threshold: float
     reject: bool
     settings: dict[str, Any] = field(default_factory=dict)
+    lexicon: Lexicon | None = None  # lexical features of the query text (None: embeddings only)
+    scale: float = 1.0  # weight of the embedding block against the unit-norm lexical block
+
+    #: the router passes the query texts to :meth:`decide` (the lexical features need them)
+    uses_texts = True
 
     def __post_init__(self) -> None:
         self._col = {r: i for i, r in enumerate(self.routes)}
 
     # -- scoring
-    def head_probs(self, Q: np.ndarray) -> np.ndarray:
-        """Calibrated head probabilities ``(b, k)`` (reject class last when present)."""
+    def head_probs(self, Q: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
+        """Calibrated head probabilities ``(b, k)`` (reject class last when present).
+
+        Without ``texts`` a lexical head scores the embeddings alone (less accurate).
+        """
+        F = None
+        if self.lexicon is not None:
+            if texts is not None and len(texts) == len(Q):
+                F = self.lexicon.transform(texts)
+            else:
+                log.debug("no query texts: the lexical features are left out")
         W = self.weights
-        Z = (Q @ W[:-1] + W[-1]) / self.temperature
-        return _softmax(Z.astype(np.float64))
+        if self.lexicon is not None and F is None:
+            d = Q.shape[1]
+            Z = (Q @ W[:d]) * self.scale + W[-1]
+        else:
+            Z = _design_logits(Q, F, W, self.scale)
+        return _softmax(np.asarray(Z, dtype=np.float64) / self.temperature)
 
     def decide(
         self,
@@ -145,9 +242,13 @@ class FittedPolicy:
         neighbors: Sequence[Sequence[tuple[str, float]]],
         live_routes: Mapping[str, float | None],
         top_k: int = 1,
+        texts: Sequence[str] | None = None,
     ) -> list[tuple[list[tuple[str, float]], str | None, str]]:
-        """Rank live routes by blended probability and decide (see :class:`ScoringPolicy`)."""
-        P = self.head_probs(np.asarray(Q, dtype=np.float32))
+        """Rank live routes by blended probability and decide (see :class:`ScoringPolicy`).
+
+        ``texts`` are the cleaned query texts, one per row of ``Q`` (for the lexical features).
+        """
+        P = self.head_probs(np.asarray(Q, dtype=np.float32), texts)
         n_routes = len(self.routes)
         out: list[tuple[list[tuple[str, float]], str | None, str]] = []
         for qi, pairs in enumerate(neighbors):
@@ -207,9 +308,16 @@ class FittedPolicy:
             "threshold": self.threshold,
             "reject": self.reject,
             "settings": self.settings,
+            "scale": self.scale,
         }
+        arrays: dict[str, np.ndarray] = {"weights": self.weights}
+        if self.lexicon is not None:
+            lex_header, lex_arrays = self.lexicon.to_state()
+            header["lexicon"] = lex_header
+            arrays.update(lex_arrays)
         buf = io.BytesIO()
-        np.savez(buf, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), weights=self.weights)
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
         return buf.getvalue()
 
     @classmethod
@@ -218,9 +326,14 @@ class FittedPolicy:
             with np.load(io.BytesIO(blob), allow_pickle=False) as z:
                 header = json.loads(bytes(z["header"]).decode())
                 weights = np.array(z["weights"], dtype=np.float32)
+                lexicon = (
+                    Lexicon.from_state(header["lexicon"], {n: np.array(z[n]) for n in z.files})
+                    if "lexicon" in header
+                    else None
+                )
         except Exception as exc:
             raise NotFittedError(f"the stored fitted state cannot be read: {exc}") from exc
-        if header.get("format") != _FORMAT or header.get("version") != _VERSION:
+        if header.get("format") != _FORMAT or header.get("version") not in _READABLE:
             raise NotFittedError("the stored fitted state has an unknown format; fit again")
         return cls(
             routes=list(header["routes"]),
@@ -231,6 +344,8 @@ class FittedPolicy:
             threshold=float(header["threshold"]),
             reject=bool(header["reject"]),
             settings=dict(header.get("settings", {})),
+            lexicon=lexicon,
+            scale=float(header.get("scale", 1.0)),
         )
 
 
@@ -245,6 +360,8 @@ _ALPHAS = (0.0, 0.1, 0.2, 0.35, 0.5)
 _TAUS = (0.02, 0.05, 0.1)
 _TEMPS = tuple(float(t) for t in np.geomspace(0.25, 4.0, 25))
 _NEIGHBOURS = 32
+_EMB_SCALE = 2.0  # embedding block weight next to the unit-norm lexical block
+_LEX_PARAMS = 3_000_000  # at most about this many lexical weights (terms x classes)
 
 
 def _splits(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -268,7 +385,7 @@ def _splits(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 @dataclass
 class _Held:
-    logits: dict[float, list[np.ndarray]]
+    logits: dict[tuple[bool, float], list[np.ndarray]]
     nb_idx: list[np.ndarray]
     nb_sim: list[np.ndarray]
     y: list[np.ndarray]
@@ -284,6 +401,9 @@ def fit_policy(
     seed: int = 0,
     abstain_quantile: float = 0.01,
     refusal_budget: float = 0.02,
+    texts: Sequence[str] | None = None,
+    texts_val: Sequence[str] | None = None,
+    lexical: bool = True,
 ) -> FittedPolicy:
     """Fit a :class:`FittedPolicy` on unit embeddings ``X`` labelled with route names.
 
@@ -297,7 +417,44 @@ def fit_policy(
             queries the threshold may refuse.
         refusal_budget: with out-of-scope examples, the most in-scope held-out queries the
             threshold may refuse beyond those the head already gets wrong.
+        texts, texts_val: the example texts (one per row of ``X`` / ``X_val``); with them
+            the head also reads lexical features (:class:`~synaptoroute_agents.lexicon.Lexicon`).
+        lexical: set False to fit on the embeddings alone even when texts are given.
     """
+    # Many small BLAS calls between optimizer steps: one BLAS thread is as fast on an idle
+    # machine and up to ten times faster on a busy one (idle BLAS threads spin for the CPU).
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_policy(
+            X,
+            labels,
+            oos_label=oos_label,
+            X_val=X_val,
+            labels_val=labels_val,
+            seed=seed,
+            abstain_quantile=abstain_quantile,
+            refusal_budget=refusal_budget,
+            texts=texts,
+            texts_val=texts_val,
+            lexical=lexical,
+        )
+
+
+def _fit_policy(
+    X: np.ndarray,
+    labels: Sequence[str],
+    *,
+    oos_label: str | None,
+    X_val: np.ndarray | None,
+    labels_val: Sequence[str] | None,
+    seed: int,
+    abstain_quantile: float,
+    refusal_budget: float,
+    texts: Sequence[str] | None,
+    texts_val: Sequence[str] | None,
+    lexical: bool,
+) -> FittedPolicy:
     X = np.ascontiguousarray(X, dtype=np.float32)
     labels = list(labels)
     if X.ndim != 2 or len(X) != len(labels):
@@ -315,28 +472,57 @@ def fit_policy(
     def encode(labs: Sequence[str]) -> np.ndarray:
         return np.array([col.get(_REJECT if lab == oos_label else lab, -1) for lab in labs], np.int64)
 
+    use_lex = lexical and texts is not None and (not has_val or texts_val is not None)
+    if texts is not None and len(texts) != len(labels):
+        raise InvalidInputError("texts must have one entry per row of X")
     y = encode(labels)
     keep = y >= 0
     X, y = X[keep], y[keep]
     k = len(classes)
+    lexicon: Lexicon | None = None
+    F: Any = None
+    Fv: Any = None
+    scale = 1.0
+    if use_lex:
+        assert texts is not None
+        kept_texts = [t for t, kk in zip(texts, keep, strict=True) if kk]
+        val_texts: list[str] = []
+        if has_val:
+            assert texts_val is not None and labels_val is not None
+            if len(texts_val) != len(labels_val):
+                raise InvalidInputError("texts_val must have one entry per validation row")
+            val_texts = [t for t, lab in zip(texts_val, labels_val, strict=True) if encode([lab])[0] >= 0]
+        # One vocabulary for every split, so the final fit warm-starts from the held-out path.
+        lexicon = Lexicon.fit(kept_texts + val_texts, max_terms=max(1000, _LEX_PARAMS // (2 * k)))
+        F = lexicon.transform(kept_texts)
+        Fv = lexicon.transform(val_texts) if has_val else None
+        scale = _EMB_SCALE
     if has_val:
         assert X_val is not None and labels_val is not None
         yv = encode(labels_val)
         kv = yv >= 0
         Xv, yv = np.ascontiguousarray(X_val, dtype=np.float32)[kv], yv[kv]
-        folds = [(X, y, Xv, yv)]
+        folds = [(X, y, Xv, yv, F, Fv)]
     else:
-        folds = [(X[a], y[a], X[b], y[b]) for a, b in _splits(y, seed)]
+        folds = [
+            (X[a], y[a], X[b], y[b], None if F is None else F[a], None if F is None else F[b])
+            for a, b in _splits(y, seed)
+        ]
 
     # Held-out logits along the regularization path, and held-out neighbours.
-    held = _Held({lam: [] for lam in _LAMBDAS}, [], [], [])
-    path: dict[float, np.ndarray] = {}
-    for Xa, ya, Xb, yb in folds:
-        W = None
-        for lam in _LAMBDAS:
-            W = _fit_softmax(Xa, ya, k, lam, init=W, maxiter=150)
-            path[lam] = W
-            held.logits[lam].append(Xb @ W[:-1] + W[-1])
+    # Two candidate heads: embeddings alone, and embeddings with lexical features (when the
+    # texts are known). The held-out accuracy picks the head and its regularization together.
+    variants = [False, True] if lexicon is not None else [False]
+    held = _Held({(v, lam): [] for v in variants for lam in _LAMBDAS}, [], [], [])
+    path: dict[tuple[bool, float], np.ndarray] = {}
+    for Xa, ya, Xb, yb, Fa, Fb in folds:
+        for v in variants:
+            W = None
+            sc = scale if v else 1.0
+            for lam in _LAMBDAS:
+                W = _fit_softmax(Xa, ya, k, lam, init=W, maxiter=150, F=Fa if v else None, scale=sc)
+                path[(v, lam)] = W
+                held.logits[(v, lam)].append(_design_logits(Xb, Fb if v else None, W, sc))
         route_rows = ya < len(routes)  # the index holds route utterances only
         ni, ns = _neighbours(Xb, Xa[route_rows], ya[route_rows], _NEIGHBOURS)
         held.nb_idx.append(ni)
@@ -355,9 +541,12 @@ def fit_policy(
             float((L[in_scope, :n_routes].argmax(axis=1) == yh[in_scope]).mean()) if in_scope.any() else 0.0
         )
 
-    lam_scores = {lam: acc_of(np.concatenate(ls)) for lam, ls in held.logits.items()}
-    lam = max(_LAMBDAS, key=lambda v: (lam_scores[v], -v))
-    L = np.concatenate(held.logits[lam]).astype(np.float64)
+    lam_scores = {key: acc_of(np.concatenate(ls)) for key, ls in held.logits.items()}
+    # ties go to the smaller model (no lexicon) and the stronger regularization
+    use_lex, lam = max(lam_scores, key=lambda key: (lam_scores[key], not key[0], -key[1]))
+    if not use_lex:
+        lexicon, F, Fv, scale = None, None, None, 1.0
+    L = np.concatenate(held.logits[(use_lex, lam)]).astype(np.float64)
 
     def nll(t: float) -> float:
         P = _softmax(L / t)
@@ -404,12 +593,17 @@ def fit_policy(
         threshold = float(np.quantile(top[in_scope], abstain_quantile)) if in_scope.any() else 0.0
 
     # Refit the head on everything with the chosen strength.
+    F_all = F
     if has_val:
         X_all, y_all = np.vstack([X, folds[0][2]]), np.concatenate([y, folds[0][3]])
+        if F is not None:
+            from scipy.sparse import vstack as sparse_vstack
+
+            F_all = sparse_vstack([F, Fv]).tocsr()
     else:
         X_all, y_all = X, y
     # warm start from the held-out fit at the chosen strength: a few iterations suffice
-    W = _fit_softmax(X_all, y_all, k, lam, init=path[lam], maxiter=100)
+    W = _fit_softmax(X_all, y_all, k, lam, init=path[(use_lex, lam)], maxiter=100, F=F_all, scale=scale)
     settings = {
         "l2": lam,
         "temperature": round(temp, 4),
@@ -419,6 +613,11 @@ def fit_policy(
         "reject_class": reject,
         "held_out": "validation" if has_val else f"{len(folds)} stratified split(s)",
         "held_out_accuracy": round(best[0], 4),
+        "lexical_terms": 0 if lexicon is None else lexicon.dim,
+        "held_out_head_accuracy": {
+            ("lexical" if v else "embedding"): round(max(lam_scores[(v, lm)] for lm in _LAMBDAS), 4)
+            for v in variants
+        },
     }
     log.info("fitted policy: %s", settings)
-    return FittedPolicy(routes, W, temp, alpha, tau, threshold, reject, settings)
+    return FittedPolicy(routes, W, temp, alpha, tau, threshold, reject, settings, lexicon, scale)

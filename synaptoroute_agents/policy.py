@@ -23,7 +23,11 @@ Decision = tuple[list[tuple[str, float]], str | None, str]
 
 @runtime_checkable
 class ScoringPolicy(Protocol):
-    """Turns neighbours into decisions. Implementations must be safe to call from many threads."""
+    """Turns neighbours into decisions. Implementations must be safe to call from many threads.
+
+    A policy with a true ``uses_texts`` attribute also receives the cleaned query texts as the
+    keyword argument ``texts`` (one per row of ``Q``) whenever the router knows them.
+    """
 
     def decide(
         self,

@@ -6,6 +6,7 @@ import gc
 import itertools
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -429,6 +430,7 @@ class SemanticRouter:
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
         create_routes: bool = False,
         seed: int = 0,
+        name_examples: bool = True,
     ) -> FitSummary:
         """Learn thresholds, the abstain policy and a scoring head from labelled examples.
 
@@ -446,6 +448,9 @@ class SemanticRouter:
             create_routes: add a route (with these texts as utterances) for each label the
                 router does not have yet; otherwise unknown labels are an error.
             seed: random seed of the cross-validation splits.
+            name_examples: also learn from each route's name (``card_arrival`` reads "card
+                arrival") and description as one more example of it: worth about half a point
+                of accuracy with ten examples per route, nothing measurable with hundreds.
 
         Returns:
             A :class:`FitSummary` (timings and what was chosen).
@@ -492,8 +497,26 @@ class SemanticRouter:
             t0 = time.perf_counter()
             X_val = self.embed(v_texts)
             embed_seconds += time.perf_counter() - t0
+        fit_texts, fit_labs = clean, labs
+        if name_examples:
+            extra = _name_examples([self._routes[lab] for lab in in_labels if lab in self._routes])
+            if extra:
+                t0 = time.perf_counter()
+                X = np.vstack([X, self.embed([t for t, _ in extra])])
+                embed_seconds += time.perf_counter() - t0
+                fit_texts = clean + [t for t, _ in extra]
+                fit_labs = labs + [lab for _, lab in extra]
         t0 = time.perf_counter()
-        policy = fit_policy(X, labs, oos_label=oos, X_val=X_val, labels_val=labs_val, seed=seed)
+        policy = fit_policy(
+            X,
+            fit_labs,
+            oos_label=oos,
+            X_val=X_val,
+            labels_val=labs_val,
+            seed=seed,
+            texts=fit_texts,
+            texts_val=None if validation is None else v_texts,
+        )
         fit_seconds = time.perf_counter() - t0
         with self._write_lock:
             version = self.store.save_fitted(POLICY_KEY, policy.to_bytes(), self.encoder.model_id)
@@ -710,19 +733,27 @@ class SemanticRouter:
         texts = [clean_text(q) for q in queries]
         if not texts:
             return []
-        return self.decide(self.embed(texts), top_k=top_k)
+        return self.decide(self.embed(texts), top_k=top_k, texts=texts)
 
-    def decide(self, Q: np.ndarray, top_k: int = 1) -> list[RouteMatch]:
-        """Decide for already-embedded queries (``(b, dim)`` unit rows)."""
+    def decide(
+        self, Q: np.ndarray, top_k: int = 1, *, texts: Sequence[str] | None = None
+    ) -> list[RouteMatch]:
+        """Decide for already-embedded queries (``(b, dim)`` unit rows).
+
+        ``texts`` (the cleaned query texts, one per row) let a fitted head read their words too;
+        without them it decides from the embeddings alone.
+        """
         _check_top_k(top_k)
+        if texts is not None and len(texts) != len(Q):
+            raise InvalidInputError("texts must have one entry per query row")
         token = next(self._reader_seq)
         self._readers[token] = self._epoch  # registered before the index snapshot is taken
         try:
-            return self._decide(Q, top_k)
+            return self._decide(Q, top_k, texts)
         finally:
             del self._readers[token]
 
-    def _decide(self, Q: np.ndarray, top_k: int) -> list[RouteMatch]:
+    def _decide(self, Q: np.ndarray, top_k: int, texts: Sequence[str] | None = None) -> list[RouteMatch]:
         live = self._thresholds
         if not live:
             return [_empty_match() for _ in range(len(Q))]
@@ -746,7 +777,10 @@ class SemanticRouter:
             neighbors.append(pairs)
             evidence_ids.append(ev)
         policy = self._policy
-        decisions = policy.decide(Q, neighbors, live, top_k)
+        if texts is not None and getattr(policy, "uses_texts", False):
+            decisions = policy.decide(Q, neighbors, live, top_k, texts=texts)  # type: ignore[call-arg]
+        else:
+            decisions = policy.decide(Q, neighbors, live, top_k)
         passes = getattr(policy, "passes", None)
         out: list[RouteMatch] = []
         for (ranked, chosen, reason), ev in zip(decisions, evidence_ids, strict=True):
@@ -790,7 +824,7 @@ class SemanticRouter:
 
     def _route_clean(self, texts: list[str], top_k: int) -> list[RouteMatch]:
         self._check_open()
-        return self.decide(self.embed(texts), top_k=top_k)
+        return self.decide(self.embed(texts), top_k=top_k, texts=texts)
 
     def _get_batcher(self) -> MicroBatcher:
         batcher = self._batcher
@@ -839,6 +873,30 @@ class FitSummary:
     fit_seconds: float
     total_seconds: float
     settings: dict[str, Any]
+
+
+_NAME_SPLIT = re.compile(r"[\W_]+|(?<=[a-z])(?=[A-Z])")
+
+
+def _name_examples(routes: Sequence[Route]) -> list[tuple[str, str]]:
+    """``(text, route)`` pairs: each route's name read as words, and its description.
+
+    ``card_arrival`` reads "card arrival". Words every name shares ("intent" in ``intent_17``)
+    say nothing about any route and are dropped; a name left without a word of two letters or
+    more (``r1``, ``intent_17``) gives no example.
+    """
+    words = {r.name: [w.lower() for w in _NAME_SPLIT.split(r.name) if w] for r in routes}
+    common = set.intersection(*(set(ws) for ws in words.values())) if len(words) > 1 else set()
+    out: list[tuple[str, str]] = []
+    for r in routes:
+        kept = [w for w in words[r.name] if w not in common]
+        if any(len(w) >= 2 and w.isalpha() for w in kept):
+            out.append((" ".join(kept), r.name))
+        if r.description and r.description.strip():
+            desc = clean_text(r.description)
+            if desc and desc != " ".join(kept):
+                out.append((desc, r.name))
+    return out
 
 
 def _labelled(texts: Any, labels: Any, what: str) -> tuple[list[str], list[str]]:
