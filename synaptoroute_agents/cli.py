@@ -209,6 +209,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         fit=not args.no_fit,
         plots=args.plots,
+        refusal_budget=args.refusal_budget,
     )
     report = res.pop("report")
     if args.json:
@@ -293,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-fit", action="store_true", help="plain nearest-utterance cosine, no learning")
     p.add_argument("--plots", help="folder for the threshold sweep and reliability plots")
+    p.add_argument(
+        "--refusal-budget",
+        type=float,
+        default=0.02,
+        help="share of in-scope held-out queries the fitted threshold may refuse (default 0.02)",
+    )
     sub.add_parser(
         "bench",
         help="benchmarks: 'bench [--quick] ...' (scale: latency, throughput, cold boot, memory, peers) "

@@ -431,6 +431,7 @@ class SemanticRouter:
         create_routes: bool = False,
         seed: int = 0,
         name_examples: bool = True,
+        refusal_budget: float = 0.02,
     ) -> FitSummary:
         """Learn thresholds, the abstain policy and a scoring head from labelled examples.
 
@@ -451,6 +452,10 @@ class SemanticRouter:
             name_examples: also learn from each route's name (``card_arrival`` reads "card
                 arrival") and description as one more example of it: worth about half a point
                 of accuracy with ten examples per route, nothing measurable with hundreds.
+            refusal_budget: with out-of-scope examples, the share of in-scope held-out queries
+                (beyond those the head gets wrong anyway) the fitted threshold may refuse to
+                catch more out-of-scope ones. Lower keeps more in-scope answers, higher sends
+                more doubtful queries to the abstention branch.
 
         Returns:
             A :class:`FitSummary` (timings and what was chosen).
@@ -465,6 +470,12 @@ class SemanticRouter:
         oos = out_of_scope_label
         if oos is not None and not isinstance(oos, str):
             raise InvalidTypeError("out_of_scope_label must be a str")
+        if (
+            isinstance(refusal_budget, bool)
+            or not isinstance(refusal_budget, int | float)
+            or not 0.0 <= refusal_budget <= 1.0
+        ):
+            raise InvalidInputError("refusal_budget must be a number in [0, 1]")
         in_labels = sorted({lab for lab in labs if lab != oos})
         if not in_labels:
             raise InvalidInputError("fit needs examples of at least one route")
@@ -514,6 +525,7 @@ class SemanticRouter:
             X_val=X_val,
             labels_val=labs_val,
             seed=seed,
+            refusal_budget=float(refusal_budget),
             texts=fit_texts,
             texts_val=None if validation is None else v_texts,
         )
