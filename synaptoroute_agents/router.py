@@ -7,6 +7,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,7 +38,7 @@ from .routes import (
     validate_route_name,
     validate_threshold,
 )
-from .store import RouteStore
+from .store import LoadedStore, RouteStore, StoredUtterances
 
 if TYPE_CHECKING:
     from .evaluation import EvalReport
@@ -47,6 +48,15 @@ __all__ = ["SemanticRouter", "FitSummary"]
 log = logging.getLogger(__name__)
 
 POLICY_KEY = "policy"
+
+#: A router keeps a boot snapshot of its store by itself (``snapshot="auto"``) from this many
+#: stored utterances on; below it, reading the rows is about as fast.
+SNAPSHOT_MIN_VECTORS = 20_000
+#: A snapshot more change-log entries behind than this (or than a tenth of its rows, if more)
+#: is not used: reading the rows is then as fast as catching up.
+SNAPSHOT_MAX_BEHIND = 5_000
+
+_REFRESH_PAGE = 10_000  # change-log entries applied by one refresh()
 
 #: A mutation listener: (change version, operation, route name or None).
 Listener = Callable[[int, str, "str | None"], None]
@@ -68,6 +78,10 @@ class SemanticRouter:
         origin: this replica's id in the store's change log.
         batching: how :meth:`aroute` serves concurrent queries: ``"latency"`` (default: each query
             on its own), ``"throughput"`` (micro-batches) or a :class:`BatchingConfig`.
+        snapshot: the store's packed boot snapshot. ``"auto"`` (default) boots from it when it
+            fits this encoder and keeps it up to date in the background for stores of
+            :data:`SNAPSHOT_MIN_VECTORS` utterances and more; ``"read"`` boots from it but never
+            writes one; ``"off"`` always reads the utterance rows. See :meth:`save_snapshot`.
     """
 
     def __init__(
@@ -83,8 +97,17 @@ class SemanticRouter:
         on_encoder_mismatch: Literal["reembed", "error"] = "reembed",
         origin: str | None = None,
         batching: str | BatchingConfig | None = None,
+        snapshot: Literal["auto", "read", "off"] = "auto",
     ) -> None:
         from .batching import resolve_batching
+
+        if snapshot not in ("auto", "read", "off"):
+            raise InvalidInputError("snapshot must be 'auto', 'read' or 'off'")
+        self._snapshot_mode = snapshot
+        self._snapshot_thread: threading.Thread | None = None
+        #: How the last boot went: ``source`` ("snapshot" or "rows"), the versions, how many
+        #: change-log entries were applied after the snapshot, and the seconds it took.
+        self.boot_info: dict[str, Any] = {}
 
         self.batching = resolve_batching(batching)
         self._batcher: MicroBatcher | None = None
@@ -138,6 +161,14 @@ class SemanticRouter:
                 gc.enable()
 
     def _boot_inner(self, on_mismatch: str) -> None:
+        t0 = time.perf_counter()
+        bad_snapshot: str | None = None
+        if self._snapshot_mode != "off":
+            done, bad_snapshot = self._boot_from_snapshot()
+            if done:
+                self._load_policy()
+                self.boot_info["seconds"] = time.perf_counter() - t0
+                return
         loaded = self.store.load_all(self.encoder.model_id, self.encoder.dim)
         vectors = loaded.vectors
         if loaded.stale.any():
@@ -152,6 +183,65 @@ class SemanticRouter:
             self.store.set_vectors(loaded.ids[stale_idx].tolist(), fresh, self.encoder.model_id)
             vectors = np.array(vectors, copy=True)
             vectors[stale_idx] = fresh
+        self._install(loaded, vectors)
+        self._load_policy()
+        self.boot_info = {
+            "source": "rows",
+            "version": loaded.version,
+            "changes_applied": 0,
+            "seconds": time.perf_counter() - t0,
+        }
+        if self._snapshot_mode == "auto" and len(loaded.ids) >= SNAPSHOT_MIN_VECTORS:
+            # What was just read is the store's content at loaded.version: pack it beside the
+            # live router so the next boot reads a few large rows instead.
+            model_id = self.encoder.model_id
+
+            def write() -> None:
+                self.store.save_snapshot(
+                    model_id,
+                    loaded.version,
+                    loaded.routes,
+                    loaded.ids,
+                    loaded.route_names,
+                    loaded.texts,
+                    vectors,
+                    replacing=bad_snapshot,
+                )
+
+            self._snapshot_in_background(write)
+
+    def _boot_from_snapshot(self) -> tuple[bool, str | None]:
+        """Boot from the store's snapshot plus the change log after it. Returns (booted, the id of
+        a snapshot found damaged); False leaves the router empty for reading the rows."""
+        info = self.store.snapshot_info(self.encoder.model_id, self.encoder.dim)
+        if info is None:
+            return False, None
+        behind = self.store.count_changes_since(info.version)
+        if behind > max(SNAPSHOT_MAX_BEHIND, info.rows // 10):
+            log.info("the boot snapshot is %d changes behind the store; reading the rows", behind)
+            return False, None
+        loaded = self.store.load_snapshot(info)
+        if loaded is None:
+            return False, info.id
+        self._install(loaded, loaded.vectors)
+        applied = 0
+        while True:  # the change log after the snapshot, as a replica catches up
+            n = self.refresh()
+            applied += n
+            if n < _REFRESH_PAGE:
+                break
+        self.boot_info = {
+            "source": "snapshot",
+            "snapshot_version": info.version,
+            "version": self._seen_version,
+            "changes_applied": applied,
+        }
+        if self._snapshot_mode == "auto" and applied >= max(1_000, info.rows // 100):
+            self._snapshot_in_background(self._save_snapshot_from_store)
+        return True, None
+
+    def _install(self, loaded: LoadedStore, vectors: np.ndarray) -> None:
+        """Make ``loaded`` (the store's content at ``loaded.version``) the router's whole state."""
         if not (self.index.kind != "flat" and self._load_saved_index(loaded.ids, vectors)):
             self.index.load(loaded.ids, vectors)
         self._routes = dict(loaded.routes)
@@ -160,11 +250,62 @@ class SemanticRouter:
         self._id_route = dict(zip(ids, loaded.route_names, strict=True))
         self._id_text = dict(zip(ids, loaded.texts, strict=True))
         route_ids: dict[str, set[int]] = {n: set() for n in loaded.routes}
-        for i, n in zip(ids, loaded.route_names, strict=True):
-            route_ids[n].add(i)
+        start = 0
+        for name, run in itertools.groupby(loaded.route_names):  # runs of one route: few set updates
+            count = sum(1 for _ in run)
+            route_ids[name].update(ids[start : start + count])
+            start += count
         self._route_ids = route_ids
         self._seen_version = loaded.version
-        self._load_policy()
+
+    def save_snapshot(self) -> bool:
+        """Write the store's packed boot snapshot now (it replaces the previous one).
+
+        A boot then reads every vector, text and route from a few large rows and applies only
+        the changes committed after it, instead of reading one row per utterance. The snapshot
+        is read from the store (the truth) in one consistent read and written in one
+        transaction; queries are never blocked. With ``snapshot="auto"`` a router does this by
+        itself for large stores. Returns False when nothing was written (an equally recent
+        snapshot exists, or stored embeddings are another encoder's).
+        """
+        self._check_open()
+        return self._save_snapshot_from_store()
+
+    def _save_snapshot_from_store(self) -> bool:
+        loaded = self.store.load_all(self.encoder.model_id, self.encoder.dim)
+        if loaded.stale.any():
+            return False
+        info = self.store.save_snapshot(
+            self.encoder.model_id,
+            loaded.version,
+            loaded.routes,
+            loaded.ids,
+            loaded.route_names,
+            loaded.texts,
+            loaded.vectors,
+        )
+        return info is not None
+
+    def _snapshot_in_background(self, write: Callable[[], Any]) -> None:
+        running = self._snapshot_thread
+        if running is not None and running.is_alive():
+            return
+
+        def run() -> None:
+            try:
+                write()
+            except Exception:  # a cache that could not be written: the next boot reads the rows
+                log.exception("writing the boot snapshot failed")
+
+        t = threading.Thread(target=run, name="synaptoroute-snapshot", daemon=True)
+        self._snapshot_thread = t
+        t.start()
+
+    def wait_snapshot(self, timeout: float | None = None) -> None:
+        """Wait for a boot snapshot being written in the background (for tests and benchmarks)."""
+        t = self._snapshot_thread
+        if t is not None:
+            t.join(timeout)
 
     def _load_saved_index(self, ids: np.ndarray, vectors: np.ndarray) -> bool:
         """Boot an approximate index from the copy :meth:`save_index` kept in the store, if any."""
@@ -318,6 +459,12 @@ class SemanticRouter:
         flat = [t for r in items for t in r.utterances]
         vecs = self.embed(flat)
         self._add_embedded(items, vecs)
+        if (
+            self._snapshot_mode == "auto"
+            and len(self.index) >= SNAPSHOT_MIN_VECTORS
+            and len(flat) >= max(SNAPSHOT_MIN_VECTORS // 2, len(self.index) // 10)
+        ):
+            self._snapshot_in_background(self._save_snapshot_from_store)  # a bulk import
 
     def _add_embedded(self, items: Sequence[Route], vecs: np.ndarray) -> None:
         parts, pos = [], 0
@@ -553,7 +700,7 @@ class SemanticRouter:
         """
         self._check_open()
         with self._write_lock:
-            changes = self.store.changes_since(self._seen_version)
+            changes = self.store.changes_since(self._seen_version, limit=_REFRESH_PAGE)
             if not changes:
                 return 0
             names: dict[str, None] = {}
@@ -563,15 +710,15 @@ class SemanticRouter:
                     names.setdefault(route, None)
                 if op in ("fit", "unfit"):
                     refit = True
+            states = self.store.route_states(list(names), self.encoder.model_id)
             for name in names:
-                self._reload_route(name)
+                self._reload_route(name, states[name])
             if refit:
                 self._load_policy()
             self._seen_version = changes[-1][0]
             return len(changes)
 
-    def _reload_route(self, name: str) -> None:
-        state = self.store.route_state(name, self.encoder.model_id)
+    def _reload_route(self, name: str, state: StoredUtterances | None) -> None:
         have = set(self._route_ids.get(name, ()))
         if state is None:
             self._apply(name, have, (), (), np.empty((0, self.encoder.dim), np.float32))
@@ -815,6 +962,7 @@ class SemanticRouter:
         if batcher is not None:
             batcher.close()
         self.index.wait_idle(5)
+        self.wait_snapshot()  # a snapshot write is one transaction: let it finish or fail whole
         if self._owns_store:
             self.store.close()
 
