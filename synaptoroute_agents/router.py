@@ -146,6 +146,8 @@ class SemanticRouter:
         self._readers: dict[int, int] = {}
         self._reader_seq = itertools.count()
         self._graveyard: list[tuple[int, list[int]]] = []
+        # >= 0 while a boot catches up after a snapshot: counts routes with another encoder's rows
+        self._stale_reloads = -1
         self._boot(on_encoder_mismatch)
 
     # ------------------------------------------------------------------ boot
@@ -222,14 +224,29 @@ class SemanticRouter:
             return False, None
         loaded = self.store.load_snapshot(info)
         if loaded is None:
-            return False, info.id
+            newer = self.store.snapshot_info(self.encoder.model_id, self.encoder.dim)
+            if newer is None or newer.id == info.id:
+                return False, info.id
+            loaded = self.store.load_snapshot(newer)  # replaced while it was read: once more
+            if loaded is None:
+                return False, newer.id
+            info = newer
         self._install(loaded, loaded.vectors)
         applied = 0
-        while True:  # the change log after the snapshot, as a replica catches up
-            n = self.refresh()
-            applied += n
-            if n < _REFRESH_PAGE:
-                break
+        self._stale_reloads = 0
+        try:
+            while True:  # the change log after the snapshot, as a replica catches up
+                n = self.refresh()
+                applied += n
+                if n < _REFRESH_PAGE:
+                    break
+            stale = self._stale_reloads
+        finally:
+            self._stale_reloads = -1
+        if stale:
+            # Another encoder wrote since: the rows path re-embeds (or refuses) as it always has.
+            log.info("utterances of another encoder were added after the boot snapshot; reading the rows")
+            return False, None
         self.boot_info = {
             "source": "snapshot",
             "snapshot_version": info.version,
@@ -249,12 +266,14 @@ class SemanticRouter:
         ids = loaded.ids.tolist()
         self._id_route = dict(zip(ids, loaded.route_names, strict=True))
         self._id_text = dict(zip(ids, loaded.texts, strict=True))
-        route_ids: dict[str, set[int]] = {n: set() for n in loaded.routes}
-        start = 0
-        for name, run in itertools.groupby(loaded.route_names):  # runs of one route: few set updates
-            count = sum(1 for _ in run)
-            route_ids[name].update(ids[start : start + count])
-            start += count
+        route_ids: dict[str, set[int]]
+        if loaded.grouped:  # each route's rows in one run, in the order of loaded.routes
+            rows = iter(ids)
+            route_ids = {n: set(itertools.islice(rows, len(r.utterances))) for n, r in loaded.routes.items()}
+        else:
+            route_ids = {n: set() for n in loaded.routes}
+            for i, n in zip(ids, loaded.route_names, strict=True):
+                route_ids[n].add(i)
         self._route_ids = route_ids
         self._seen_version = loaded.version
 
@@ -731,6 +750,9 @@ class SemanticRouter:
         add_pos = [j for i, j in want.items() if i not in have]
         vecs = state.vectors[add_pos] if add_pos else np.empty((0, self.encoder.dim), np.float32)
         if add_pos and state.stale[add_pos].any():
+            if self._stale_reloads >= 0:  # booting from a snapshot: the rows path takes over
+                self._stale_reloads += 1
+                return
             vecs = self.embed([state.texts[j] for j in add_pos])
         self._routes[name] = state.route
         self._thresholds[name] = state.route.threshold

@@ -126,9 +126,18 @@ t_snapshot_chunks = sa.Table(
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
+# PostgreSQL would try to compress each chunk (float32 noise does not compress): keep them plain.
+event.listen(
+    t_snapshot_chunks,
+    "after_create",
+    sa.DDL("ALTER TABLE sr_snapshot_chunks ALTER COLUMN data SET STORAGE EXTERNAL").execute_if(
+        dialect="postgresql"
+    ),
+)
 _SNAPSHOT_TABLES = ("sr_snapshots", "sr_snapshot_chunks")
 _SNAPSHOT_FORMAT = 1
 _SNAPSHOT_CHUNK = 8 << 20  # bytes per chunk row
+_SQLITE_MMAP = 1 << 31  # bytes of a SQLite file mapped while a snapshot is read
 _PG_SNAPSHOT_LOCK_KEY = 0x5359_4E53  # serializes snapshot writers only (never mutations)
 
 
@@ -173,6 +182,8 @@ class LoadedStore:
     vectors: np.ndarray
     stale: np.ndarray
     version: int
+    #: True when the rows come grouped by route, in the order of ``routes`` (a snapshot).
+    grouped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -901,41 +912,52 @@ class RouteStore:
                 return None
             sums = layout["chunk_sums"]
             buf = np.empty(info.nbytes, dtype=np.uint8)
-            pos = 0
+            pos = expected = 0
             with self._read() as conn:
-                cur = conn.connection.dbapi_connection.cursor(
-                    **({"binary": True} if self.dialect == "postgresql" else {})
-                )
-                mark = "%s" if self.dialect == "postgresql" else "?"
-                sql = f"SELECT data FROM sr_snapshot_chunks WHERE snapshot_id = {mark} AND seq = {mark}"
+                conn.execute(sa.text("SELECT 1"))  # begin: every chunk from one read transaction
+                dbapi: Any = conn.connection.dbapi_connection
+                pg = self.dialect == "postgresql"
+                mark = "%s" if pg else "?"
+                sql = f"SELECT seq, data FROM sr_snapshot_chunks WHERE snapshot_id = {mark} ORDER BY seq"
+                cur = dbapi.cursor(binary=True) if pg else dbapi.cursor()
+                mapped = self.dialect == "sqlite" and not self._memory
+                if mapped:  # read the large rows straight from a memory map of the file
+                    cur.execute(f"PRAGMA mmap_size={_SQLITE_MMAP}")
+                rows: Any = None
                 try:
-                    for k in range(info.chunks):
-                        cur.execute(sql, (info.id, k))
-                        row = cur.fetchone()
-                        if row is None:
-                            log.warning("boot snapshot %s lacks chunk %d; reading the rows", info.id, k)
-                            return None
-                        data = row[0]
+                    # PostgreSQL streams the rows (it reads the next chunk while this one is copied)
+                    rows = cur.stream(sql, (info.id,), binary=True) if pg else cur.execute(sql, (info.id,))
+                    for seq, data in rows:
                         size = len(data)
-                        if pos + size > info.nbytes or _sum64(data) != sums[k]:
+                        if seq != expected or expected >= info.chunks:
                             log.warning(
-                                "boot snapshot %s is damaged (chunk %d); reading the rows", info.id, k
+                                "boot snapshot %s lacks chunk %d; reading the rows", info.id, expected
+                            )
+                            return None
+                        if pos + size > info.nbytes or _sum64(data) != sums[seq]:
+                            log.warning(
+                                "boot snapshot %s is damaged (chunk %d); reading the rows", info.id, seq
                             )
                             return None
                         buf[pos : pos + size] = np.frombuffer(data, dtype=np.uint8)
                         pos += size
-                        del data, row
+                        expected += 1
+                        del data
                 finally:
+                    if pg and rows is not None:
+                        rows.close()  # an unfinished stream holds the connection: end it first
+                    if mapped:
+                        cur.execute("PRAGMA mmap_size=0")
                     cur.close()
-            if pos != info.nbytes:
+            if pos != info.nbytes or expected != info.chunks:
                 log.warning("boot snapshot %s is truncated; reading the rows", info.id)
                 return None
             return _unpack_snapshot(buf, layout, info)
-        except (DatabaseError, OperationalError) as exc:
-            log.warning("boot snapshot %s could not be read (%s); reading the rows", info.id, exc)
-            return None
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             log.warning("boot snapshot %s is damaged (%s); reading the rows", info.id, exc)
+            return None
+        except Exception as exc:  # the driver's own errors too: a cache that cannot be read is skipped
+            log.warning("boot snapshot %s could not be read (%s); reading the rows", info.id, exc)
             return None
 
     @staticmethod
@@ -1159,7 +1181,7 @@ def _pack_snapshot(
     a, size = layout["sections"]["vectors"]
     np.take(vecs, order, axis=0, out=buf[a : a + size].view(np.float32).reshape(vecs.shape))
     small_end = layout["sections"]["vectors"][0]
-    layout["crc32"] = zlib.crc32(memoryview(buf[:small_end]))
+    layout["crc32"] = zlib.crc32(buf[:small_end].data)
     return buf, layout
 
 
@@ -1173,7 +1195,7 @@ def _unpack_snapshot(buf: np.ndarray, layout: dict[str, Any], info: SnapshotInfo
             raise ValueError(f"section {name} out of bounds")
         return buf[a : a + size]
 
-    if zlib.crc32(memoryview(buf[: sec["vectors"][0]])) != layout["crc32"]:
+    if zlib.crc32(buf[: sec["vectors"][0]].data) != layout["crc32"]:
         log.warning("boot snapshot %s is damaged (checksum); reading the rows", info.id)
         return None
     ids = part("ids").view(np.int64)
@@ -1196,4 +1218,6 @@ def _unpack_snapshot(buf: np.ndarray, layout: dict[str, Any], info: SnapshotInfo
         )
         route_names.extend([name] * count)
         start = end
-    return LoadedStore(routes, ids, route_names, texts, vectors, np.zeros(n, dtype=bool), info.version)
+    return LoadedStore(
+        routes, ids, route_names, texts, vectors, np.zeros(n, dtype=bool), info.version, grouped=True
+    )

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from synaptoroute_agents import Route, RouteStore, SemanticRouter
+from synaptoroute_agents import EncoderMismatchError, Route, RouteStore, SemanticRouter
 from synaptoroute_agents import router as router_module
 from synaptoroute_agents.bench.fake import HashEncoder
 
@@ -287,3 +287,21 @@ def test_booting_while_another_process_writes(store_url: str) -> None:
             assert "r35" not in r and "w35" not in r and "w39" in r
         ids = np.sort(r.index.live_id_array())
         assert len(ids) == len(np.unique(ids)) == len(r.index)
+
+
+def test_embeddings_of_another_encoder_after_the_snapshot_are_not_served_as_is(
+    store_url: str, encoder
+) -> None:
+    build(store_url, encoder)
+    store = RouteStore(store_url)
+    other = HashEncoder(dim=encoder.dim, model_id="another-model")
+    late = Route("late", ["a route written by another encoder"])
+    store.add_route(late, other.embed(late.utterances), other.model_id)
+    with pytest.raises(EncoderMismatchError):
+        SemanticRouter(encoder=encoder, store=store_url, on_encoder_mismatch="error")
+    again = CountingEncoder(encoder)
+    with SemanticRouter(encoder=again, store=store_url) as r:
+        assert r.boot_info["source"] == "rows" and again.texts == 1  # re-embedded, as without a snapshot
+        assert r.route("a route written by another encoder").name == "late"
+        assert r.verify() == []
+    store.close()
