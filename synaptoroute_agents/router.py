@@ -306,6 +306,8 @@ class SemanticRouter:
         return info is not None
 
     def _snapshot_in_background(self, write: Callable[[], Any]) -> None:
+        if self.store.in_memory:  # nothing boots from an in-memory store later
+            return
         running = self._snapshot_thread
         if running is not None and running.is_alive():
             return

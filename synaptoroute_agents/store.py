@@ -271,6 +271,11 @@ class RouteStore:
 
         return engine
 
+    @property
+    def in_memory(self) -> bool:
+        """True for an in-memory SQLite store (gone with the process)."""
+        return self._memory
+
     def _safe_url(self) -> str:
         try:
             return sa.make_url(self.url).render_as_string(hide_password=True)
