@@ -16,9 +16,11 @@ import statistics
 import time
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+
 from ..router import SemanticRouter
 from ..routes import Route
-from ..store import RouteStore
+from ..store import RouteStore, store_url
 from .fake import HashEncoder
 from .report import update_section, write_manifest
 
@@ -38,7 +40,7 @@ def _boots(db: str, enc: HashEncoder, n: int, mode: str) -> tuple[list[float], i
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--routes", type=int, default=50_000)
-    ap.add_argument("--db", default=None)
+    ap.add_argument("--db", default=None, help="a SQLite file (built once) or a SQLAlchemy URL")
     ap.add_argument("--boots", type=int, default=5)
     ap.add_argument(
         "--changes", type=int, default=1000, help="changes after the snapshot for the catch-up boot"
@@ -48,8 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     enc = HashEncoder()
     db = args.db or f".bench-cache/coldboot-{args.routes}.db"
-    os.makedirs(os.path.dirname(db) or ".", exist_ok=True)
-    if not os.path.exists(db):
+    url = "://" in db  # e.g. a PostgreSQL URL: the same boot path
+    if not url:
+        os.makedirs(os.path.dirname(db) or ".", exist_ok=True)
+    if (url and RouteStore(db).counts()[1] == 0) or (not url and not os.path.exists(db)):
         store = RouteStore(db)
         for s in range(0, args.routes, 2000):
             rs = [
@@ -132,8 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "coldboot",
         f"""## Cold boot from the store (encoder load excluded)
 
-Command: `python -m synaptoroute_agents.bench.coldboot --routes {args.routes}` (SQLite file, exact index,
-2 cores; 1-min load average {load_before:.1f} before the run, {load_after:.1f} after).
+Command: `python -m synaptoroute_agents.bench.coldboot --routes {args.routes}{" --db <url>" if url else ""}`
+({sa.make_url(store_url(db)).get_backend_name() if url else "SQLite file"}, exact index, 2 cores; 1-min load
+average {load_before:.1f} before the run, {load_after:.1f} after).
 
 | routes | vectors | boot from the snapshot, median of {len(snap_times)} | snapshot {applied} changes behind | from the rows (`snapshot="off"`), median of {len(rows_times)} | model load (apart) |
 | --- | --- | --- | --- | --- | --- |
