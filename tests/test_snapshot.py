@@ -305,3 +305,20 @@ def test_embeddings_of_another_encoder_after_the_snapshot_are_not_served_as_is(
         assert r.route("a route written by another encoder").name == "late"
         assert r.verify() == []
     store.close()
+
+
+def test_a_bulk_import_writes_a_snapshot_but_not_in_memory(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(router_module, "SNAPSHOT_MIN_VECTORS", 20)
+    enc = HashEncoder()
+    routes = [Route(f"r{i}", [f"utterance {j} of route {i}" for j in range(3)]) for i in range(10)]
+    with SemanticRouter(encoder=enc, store=None) as mem:
+        mem.add_many(routes)
+        mem.wait_snapshot()
+        assert mem.store.snapshot_info() is None  # an in-memory store never boots again
+    with SemanticRouter(encoder=enc, store=tmp_path / "bulk.db") as r:
+        r.add_many(routes)
+        r.wait_snapshot()
+        info = r.store.snapshot_info(enc.model_id, enc.dim)
+        assert info is not None and info.rows == 30 and info.version == r.version
+    with SemanticRouter(encoder=enc, store=tmp_path / "bulk.db") as r:
+        assert r.boot_info["source"] == "snapshot" and r.boot_info["changes_applied"] == 0
