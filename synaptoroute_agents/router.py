@@ -163,15 +163,17 @@ class SemanticRouter:
                 gc.enable()
 
     def _boot_inner(self, on_mismatch: str) -> None:
-        t0 = time.perf_counter()
+        t_start = t0 = time.perf_counter()
         bad_snapshot: str | None = None
         if self._snapshot_mode != "off":
             done, bad_snapshot = self._boot_from_snapshot()
             if done:
                 self._load_policy()
-                self.boot_info["seconds"] = time.perf_counter() - t0
+                self.boot_info["seconds"] = time.perf_counter() - t_start
                 return
+            t0 = time.perf_counter()  # the phases below are the rows path's own
         loaded = self.store.load_all(self.encoder.model_id, self.encoder.dim)
+        t_read = time.perf_counter()
         vectors = loaded.vectors
         if loaded.stale.any():
             stale_idx = np.flatnonzero(loaded.stale)
@@ -185,13 +187,16 @@ class SemanticRouter:
             self.store.set_vectors(loaded.ids[stale_idx].tolist(), fresh, self.encoder.model_id)
             vectors = np.array(vectors, copy=True)
             vectors[stale_idx] = fresh
+        t_embed = time.perf_counter()
         self._install(loaded, vectors)
         self._load_policy()
+        t_end = time.perf_counter()
         self.boot_info = {
             "source": "rows",
             "version": loaded.version,
             "changes_applied": 0,
-            "seconds": time.perf_counter() - t0,
+            "seconds": t_end - t_start,
+            "phases": {"read": t_read - t0, "reembed": t_embed - t_read, "install": t_end - t_embed},
         }
         if self._snapshot_mode == "auto" and len(loaded.ids) >= SNAPSHOT_MIN_VECTORS:
             # What was just read is the store's content at loaded.version: pack it beside the
@@ -215,6 +220,7 @@ class SemanticRouter:
     def _boot_from_snapshot(self) -> tuple[bool, str | None]:
         """Boot from the store's snapshot plus the change log after it. Returns (booted, the id of
         a snapshot found damaged); False leaves the router empty for reading the rows."""
+        t0 = time.perf_counter()
         info = self.store.snapshot_info(self.encoder.model_id, self.encoder.dim)
         if info is None:
             return False, None
@@ -231,7 +237,10 @@ class SemanticRouter:
             if loaded is None:
                 return False, newer.id
             info = newer
+        t_read = time.perf_counter()
         self._install(loaded, loaded.vectors)
+        del loaded  # the read buffer: Faiss holds its own copy of the vectors now
+        t_install = time.perf_counter()
         applied = 0
         self._stale_reloads = 0
         try:
@@ -252,6 +261,11 @@ class SemanticRouter:
             "snapshot_version": info.version,
             "version": self._seen_version,
             "changes_applied": applied,
+            "phases": {
+                "read": t_read - t0,
+                "install": t_install - t_read,
+                "catch_up": time.perf_counter() - t_install,
+            },
         }
         if self._snapshot_mode == "auto" and applied >= max(1_000, info.rows // 100):
             self._snapshot_in_background(self._save_snapshot_from_store)
