@@ -322,3 +322,19 @@ def test_a_bulk_import_writes_a_snapshot_but_not_in_memory(tmp_path, monkeypatch
         assert info is not None and info.rows == 30 and info.version == r.version
     with SemanticRouter(encoder=enc, store=tmp_path / "bulk.db") as r:
         assert r.boot_info["source"] == "snapshot" and r.boot_info["changes_applied"] == 0
+
+
+def test_an_approximate_index_boots_from_the_snapshot_and_its_saved_copy(tmp_path, encoder, caplog) -> None:
+    db = tmp_path / "hnsw.db"
+    with SemanticRouter(encoder=encoder, store=db, index="hnsw") as r:
+        r.add_many(ROUTES)
+        assert r.save_index() and r.save_snapshot()
+        want = decisions(r)
+        r.add_utterances("greeting", ["good evening"])  # after both copies
+    caplog.set_level("INFO", logger="synaptoroute_agents.router")
+    with SemanticRouter(encoder=encoder, store=db, index="hnsw") as r:
+        assert r.boot_info["source"] == "snapshot" and r.boot_info["changes_applied"] == 1
+        assert "approximate index loaded from the store" in caplog.text
+        assert r.verify() == []
+        assert decisions(r)[:2] == want[:2]
+        assert r.route("good evening").evidence[0].utterance == "good evening"
