@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,7 +39,7 @@ from .routes import (
     validate_route_name,
     validate_threshold,
 )
-from .store import RouteStore
+from .store import LoadedStore, RouteStore, StoredUtterances
 
 if TYPE_CHECKING:
     from .evaluation import EvalReport
@@ -48,6 +49,15 @@ __all__ = ["SemanticRouter", "FitSummary"]
 log = logging.getLogger(__name__)
 
 POLICY_KEY = "policy"
+
+#: A router keeps a boot snapshot of its store by itself (``snapshot="auto"``) from this many
+#: stored utterances on; below it, reading the rows is about as fast.
+SNAPSHOT_MIN_VECTORS = 20_000
+#: A snapshot more change-log entries behind than this (or than a tenth of its rows, if more)
+#: is not used: reading the rows is then as fast as catching up.
+SNAPSHOT_MAX_BEHIND = 5_000
+
+_REFRESH_PAGE = 10_000  # change-log entries applied by one refresh()
 
 #: A mutation listener: (change version, operation, route name or None).
 Listener = Callable[[int, str, "str | None"], None]
@@ -69,6 +79,10 @@ class SemanticRouter:
         origin: this replica's id in the store's change log.
         batching: how :meth:`aroute` serves concurrent queries: ``"latency"`` (default: each query
             on its own), ``"throughput"`` (micro-batches) or a :class:`BatchingConfig`.
+        snapshot: the store's packed boot snapshot. ``"auto"`` (default) boots from it when it
+            fits this encoder and keeps it up to date in the background for stores of
+            :data:`SNAPSHOT_MIN_VECTORS` utterances and more; ``"read"`` boots from it but never
+            writes one; ``"off"`` always reads the utterance rows. See :meth:`save_snapshot`.
     """
 
     def __init__(
@@ -84,8 +98,17 @@ class SemanticRouter:
         on_encoder_mismatch: Literal["reembed", "error"] = "reembed",
         origin: str | None = None,
         batching: str | BatchingConfig | None = None,
+        snapshot: Literal["auto", "read", "off"] = "auto",
     ) -> None:
         from .batching import resolve_batching
+
+        if snapshot not in ("auto", "read", "off"):
+            raise InvalidInputError("snapshot must be 'auto', 'read' or 'off'")
+        self._snapshot_mode = snapshot
+        self._snapshot_thread: threading.Thread | None = None
+        #: How the last boot went: ``source`` ("snapshot" or "rows"), the versions, how many
+        #: change-log entries were applied after the snapshot, and the seconds it took.
+        self.boot_info: dict[str, Any] = {}
 
         self.batching = resolve_batching(batching)
         self._batcher: MicroBatcher | None = None
@@ -124,6 +147,8 @@ class SemanticRouter:
         self._readers: dict[int, int] = {}
         self._reader_seq = itertools.count()
         self._graveyard: list[tuple[int, list[int]]] = []
+        # >= 0 while a boot catches up after a snapshot: counts routes with another encoder's rows
+        self._stale_reloads = -1
         self._boot(on_encoder_mismatch)
 
     # ------------------------------------------------------------------ boot
@@ -139,7 +164,17 @@ class SemanticRouter:
                 gc.enable()
 
     def _boot_inner(self, on_mismatch: str) -> None:
+        t_start = t0 = time.perf_counter()
+        bad_snapshot: str | None = None
+        if self._snapshot_mode != "off":
+            done, bad_snapshot = self._boot_from_snapshot()
+            if done:
+                self._load_policy()
+                self.boot_info["seconds"] = time.perf_counter() - t_start
+                return
+            t0 = time.perf_counter()  # the phases below are the rows path's own
         loaded = self.store.load_all(self.encoder.model_id, self.encoder.dim)
+        t_read = time.perf_counter()
         vectors = loaded.vectors
         if loaded.stale.any():
             stale_idx = np.flatnonzero(loaded.stale)
@@ -153,6 +188,92 @@ class SemanticRouter:
             self.store.set_vectors(loaded.ids[stale_idx].tolist(), fresh, self.encoder.model_id)
             vectors = np.array(vectors, copy=True)
             vectors[stale_idx] = fresh
+        t_embed = time.perf_counter()
+        self._install(loaded, vectors)
+        self._load_policy()
+        t_end = time.perf_counter()
+        self.boot_info = {
+            "source": "rows",
+            "version": loaded.version,
+            "changes_applied": 0,
+            "seconds": t_end - t_start,
+            "phases": {"read": t_read - t0, "reembed": t_embed - t_read, "install": t_end - t_embed},
+        }
+        if self._snapshot_mode == "auto" and len(loaded.ids) >= SNAPSHOT_MIN_VECTORS:
+            # What was just read is the store's content at loaded.version: pack it beside the
+            # live router so the next boot reads a few large rows instead.
+            model_id = self.encoder.model_id
+
+            def write() -> None:
+                self.store.save_snapshot(
+                    model_id,
+                    loaded.version,
+                    loaded.routes,
+                    loaded.ids,
+                    loaded.route_names,
+                    loaded.texts,
+                    vectors,
+                    replacing=bad_snapshot,
+                )
+
+            self._snapshot_in_background(write)
+
+    def _boot_from_snapshot(self) -> tuple[bool, str | None]:
+        """Boot from the store's snapshot plus the change log after it. Returns (booted, the id of
+        a snapshot found damaged); False leaves the router empty for reading the rows."""
+        t0 = time.perf_counter()
+        info = self.store.snapshot_info(self.encoder.model_id, self.encoder.dim)
+        if info is None:
+            return False, None
+        behind = self.store.count_changes_since(info.version)
+        if behind > max(SNAPSHOT_MAX_BEHIND, info.rows // 10):
+            log.info("the boot snapshot is %d changes behind the store; reading the rows", behind)
+            return False, None
+        loaded = self.store.load_snapshot(info)
+        if loaded is None:
+            newer = self.store.snapshot_info(self.encoder.model_id, self.encoder.dim)
+            if newer is None or newer.id == info.id:
+                return False, info.id
+            loaded = self.store.load_snapshot(newer)  # replaced while it was read: once more
+            if loaded is None:
+                return False, newer.id
+            info = newer
+        t_read = time.perf_counter()
+        self._install(loaded, loaded.vectors)
+        del loaded  # the read buffer: Faiss holds its own copy of the vectors now
+        t_install = time.perf_counter()
+        applied = 0
+        self._stale_reloads = 0
+        try:
+            while True:  # the change log after the snapshot, as a replica catches up
+                n = self.refresh()
+                applied += n
+                if n < _REFRESH_PAGE:
+                    break
+            stale = self._stale_reloads
+        finally:
+            self._stale_reloads = -1
+        if stale:
+            # Another encoder wrote since: the rows path re-embeds (or refuses) as it always has.
+            log.info("utterances of another encoder were added after the boot snapshot; reading the rows")
+            return False, None
+        self.boot_info = {
+            "source": "snapshot",
+            "snapshot_version": info.version,
+            "version": self._seen_version,
+            "changes_applied": applied,
+            "phases": {
+                "read": t_read - t0,
+                "install": t_install - t_read,
+                "catch_up": time.perf_counter() - t_install,
+            },
+        }
+        if self._snapshot_mode == "auto" and applied >= max(1_000, info.rows // 100):
+            self._snapshot_in_background(self._save_snapshot_from_store)
+        return True, None
+
+    def _install(self, loaded: LoadedStore, vectors: np.ndarray) -> None:
+        """Make ``loaded`` (the store's content at ``loaded.version``) the router's whole state."""
         if not (self.index.kind != "flat" and self._load_saved_index(loaded.ids, vectors)):
             self.index.load(loaded.ids, vectors)
         self._routes = dict(loaded.routes)
@@ -160,12 +281,67 @@ class SemanticRouter:
         ids = loaded.ids.tolist()
         self._id_route = dict(zip(ids, loaded.route_names, strict=True))
         self._id_text = dict(zip(ids, loaded.texts, strict=True))
-        route_ids: dict[str, set[int]] = {n: set() for n in loaded.routes}
-        for i, n in zip(ids, loaded.route_names, strict=True):
-            route_ids[n].add(i)
+        route_ids: dict[str, set[int]]
+        if loaded.grouped:  # each route's rows in one run, in the order of loaded.routes
+            rows = iter(ids)
+            route_ids = {n: set(itertools.islice(rows, len(r.utterances))) for n, r in loaded.routes.items()}
+        else:
+            route_ids = {n: set() for n in loaded.routes}
+            for i, n in zip(ids, loaded.route_names, strict=True):
+                route_ids[n].add(i)
         self._route_ids = route_ids
         self._seen_version = loaded.version
-        self._load_policy()
+
+    def save_snapshot(self) -> bool:
+        """Write the store's packed boot snapshot now (it replaces the previous one).
+
+        A boot then reads every vector, text and route from a few large rows and applies only
+        the changes committed after it, instead of reading one row per utterance. The snapshot
+        is read from the store (the truth) in one consistent read and written in one
+        transaction; queries are never blocked. With ``snapshot="auto"`` a router does this by
+        itself for large stores. Returns False when nothing was written (an equally recent
+        snapshot exists, or stored embeddings are another encoder's).
+        """
+        self._check_open()
+        return self._save_snapshot_from_store()
+
+    def _save_snapshot_from_store(self) -> bool:
+        loaded = self.store.load_all(self.encoder.model_id, self.encoder.dim)
+        if loaded.stale.any():
+            return False
+        info = self.store.save_snapshot(
+            self.encoder.model_id,
+            loaded.version,
+            loaded.routes,
+            loaded.ids,
+            loaded.route_names,
+            loaded.texts,
+            loaded.vectors,
+        )
+        return info is not None
+
+    def _snapshot_in_background(self, write: Callable[[], Any]) -> None:
+        if self.store.in_memory:  # nothing boots from an in-memory store later
+            return
+        running = self._snapshot_thread
+        if running is not None and running.is_alive():
+            return
+
+        def run() -> None:
+            try:
+                write()
+            except Exception:  # a cache that could not be written: the next boot reads the rows
+                log.exception("writing the boot snapshot failed")
+
+        t = threading.Thread(target=run, name="synaptoroute-snapshot", daemon=True)
+        self._snapshot_thread = t
+        t.start()
+
+    def wait_snapshot(self, timeout: float | None = None) -> None:
+        """Wait for a boot snapshot being written in the background (for tests and benchmarks)."""
+        t = self._snapshot_thread
+        if t is not None:
+            t.join(timeout)
 
     def _load_saved_index(self, ids: np.ndarray, vectors: np.ndarray) -> bool:
         """Boot an approximate index from the copy :meth:`save_index` kept in the store, if any."""
@@ -319,6 +495,12 @@ class SemanticRouter:
         flat = [t for r in items for t in r.utterances]
         vecs = self.embed(flat)
         self._add_embedded(items, vecs)
+        if (
+            self._snapshot_mode == "auto"
+            and len(self.index) >= SNAPSHOT_MIN_VECTORS
+            and len(flat) >= max(SNAPSHOT_MIN_VECTORS // 2, len(self.index) // 10)
+        ):
+            self._snapshot_in_background(self._save_snapshot_from_store)  # a bulk import
 
     def _add_embedded(self, items: Sequence[Route], vecs: np.ndarray) -> None:
         parts, pos = [], 0
@@ -588,7 +770,7 @@ class SemanticRouter:
         """
         self._check_open()
         with self._write_lock:
-            changes = self.store.changes_since(self._seen_version)
+            changes = self.store.changes_since(self._seen_version, limit=_REFRESH_PAGE)
             if not changes:
                 return 0
             names: dict[str, None] = {}
@@ -598,15 +780,15 @@ class SemanticRouter:
                     names.setdefault(route, None)
                 if op in ("fit", "unfit"):
                     refit = True
+            states = self.store.route_states(list(names), self.encoder.model_id)
             for name in names:
-                self._reload_route(name)
+                self._reload_route(name, states[name])
             if refit:
                 self._load_policy()
             self._seen_version = changes[-1][0]
             return len(changes)
 
-    def _reload_route(self, name: str) -> None:
-        state = self.store.route_state(name, self.encoder.model_id)
+    def _reload_route(self, name: str, state: StoredUtterances | None) -> None:
         have = set(self._route_ids.get(name, ()))
         if state is None:
             self._apply(name, have, (), (), np.empty((0, self.encoder.dim), np.float32))
@@ -619,6 +801,9 @@ class SemanticRouter:
         add_pos = [j for i, j in want.items() if i not in have]
         vecs = state.vectors[add_pos] if add_pos else np.empty((0, self.encoder.dim), np.float32)
         if add_pos and state.stale[add_pos].any():
+            if self._stale_reloads >= 0:  # booting from a snapshot: the rows path takes over
+                self._stale_reloads += 1
+                return
             vecs = self.embed([state.texts[j] for j in add_pos])
         self._routes[name] = state.route
         self._thresholds[name] = state.route.threshold
@@ -861,6 +1046,7 @@ class SemanticRouter:
         if batcher is not None:
             batcher.close()
         self.index.wait_idle(5)
+        self.wait_snapshot()  # a snapshot write is one transaction: let it finish or fail whole
         if self._owns_store:
             self.store.close()
 

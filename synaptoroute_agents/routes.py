@@ -158,14 +158,12 @@ class Route:
     ) -> Route:
         """Build a route from values that were validated before (read back from a store)."""
         route = object.__new__(cls)
-        for key, value in (
-            ("name", name),
-            ("utterances", utterances),
-            ("description", description),
-            ("threshold", threshold),
-            ("metadata", metadata),
-        ):
-            object.__setattr__(route, key, value)
+        setattr_ = object.__setattr__  # unrolled: a boot builds one per stored route
+        setattr_(route, "name", name)
+        setattr_(route, "utterances", utterances)
+        setattr_(route, "description", description)
+        setattr_(route, "threshold", threshold)
+        setattr_(route, "metadata", metadata)
         return route
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,9 @@ from .errors import (
 )
 from .routes import Route
 
-__all__ = ["RouteStore", "StoredUtterances", "SCHEMA_VERSION", "store_url"]
+log = logging.getLogger(__name__)
+
+__all__ = ["RouteStore", "StoredUtterances", "SnapshotInfo", "SCHEMA_VERSION", "store_url"]
 
 #: Version of the table layout written by this code.
 SCHEMA_VERSION = 1
@@ -98,6 +102,45 @@ t_fitted = sa.Table(
 )
 
 
+#: Packed boot snapshots (see :meth:`RouteStore.save_snapshot`): a header row per snapshot and
+#: its payload cut into chunks of a few MiB, so a boot reads a few large rows instead of one row
+#: per utterance. A snapshot is a cache of the utterance table, never the truth.
+t_snapshots = sa.Table(
+    "sr_snapshots",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("model_id", sa.String(256), nullable=False),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("routes", sa.BigInteger, nullable=False),
+    sa.Column("nbytes", sa.BigInteger, nullable=False),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("layout", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+t_snapshot_chunks = sa.Table(
+    "sr_snapshot_chunks",
+    metadata,
+    sa.Column("snapshot_id", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+# PostgreSQL would try to compress each chunk (float32 noise does not compress): keep them plain.
+event.listen(
+    t_snapshot_chunks,
+    "after_create",
+    sa.DDL("ALTER TABLE sr_snapshot_chunks ALTER COLUMN data SET STORAGE EXTERNAL").execute_if(
+        dialect="postgresql"
+    ),
+)
+_SNAPSHOT_TABLES = ("sr_snapshots", "sr_snapshot_chunks")
+_SNAPSHOT_FORMAT = 1
+_SNAPSHOT_CHUNK = 8 << 20  # bytes per chunk row
+_SQLITE_MMAP = 1 << 31  # bytes of a SQLite file mapped while a snapshot is read
+_PG_SNAPSHOT_LOCK_KEY = 0x5359_4E53  # serializes snapshot writers only (never mutations)
+
+
 def _hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
@@ -139,6 +182,25 @@ class LoadedStore:
     vectors: np.ndarray
     stale: np.ndarray
     version: int
+    #: True when the rows come grouped by route, in the order of ``routes`` (a snapshot).
+    grouped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """The header of a packed boot snapshot: which encoder made its vectors and which store
+    change version its content reflects."""
+
+    id: str
+    model_id: str
+    dim: int
+    version: int
+    rows: int
+    routes: int
+    nbytes: int
+    chunks: int
+    layout: str
+    created_at: float
 
 
 class RouteStore:
@@ -156,6 +218,8 @@ class RouteStore:
         self.dialect = sa.make_url(self.url).get_backend_name()
         self._memory = self.url.endswith(":memory:")
         self._lock = threading.RLock() if self._memory else None
+        #: False when the snapshot tables are missing and could not be added (boots read the rows).
+        self.snapshots_enabled = True
         self.engine = self._make_engine()
         self._init_schema()
 
@@ -207,6 +271,11 @@ class RouteStore:
 
         return engine
 
+    @property
+    def in_memory(self) -> bool:
+        """True for an in-memory SQLite store (gone with the process)."""
+        return self._memory
+
     def _safe_url(self) -> str:
         try:
             return sa.make_url(self.url).render_as_string(hide_password=True)
@@ -223,6 +292,8 @@ class RouteStore:
             raise StoreError(f"cannot open store {self._safe_url()}: {exc}") from exc
         if "sr_meta" in tables:
             self._check_meta()
+            if not set(_SNAPSHOT_TABLES) <= tables:
+                self._add_snapshot_tables()
             return
         if self.dialect == "sqlite" and tables:
             raise NotARouterStoreError(
@@ -243,6 +314,16 @@ class RouteStore:
         except IntegrityError:
             pass  # another process initialized the same database at the same moment
         self._check_meta()
+
+    def _add_snapshot_tables(self) -> None:
+        """Add the (optional) snapshot tables to a store made before they existed."""
+        try:
+            with self._tx() as conn:
+                metadata.create_all(conn, tables=[t_snapshots, t_snapshot_chunks])
+        except Exception as exc:  # read-only user, a concurrent creator: boot without snapshots
+            log.info("snapshot tables not created (%s); boots read the utterance rows", exc)
+        with self.engine.connect() as conn:
+            self.snapshots_enabled = set(_SNAPSHOT_TABLES) <= set(sa.inspect(conn).get_table_names())
 
     def _check_meta(self) -> None:
         with self.engine.connect() as conn:
@@ -547,6 +628,9 @@ class RouteStore:
                 )
             conn.execute(t_meta.delete().where(t_meta.c.key == "model_id"))
             conn.execute(t_meta.insert().values(key="model_id", value=model_id))
+            # Snapshots hold the vectors as they were: a re-embedding makes every one of them stale.
+            if self.snapshots_enabled:
+                self._drop_snapshots(conn)
 
     # ------------------------------------------------------------------ reads
     def get_route(self, name: str) -> Route | None:
@@ -589,9 +673,19 @@ class RouteStore:
         stale = np.array([r.model_id != model_id for r in rows], dtype=bool)
         return StoredUtterances(route, ids, [r.text for r in rows], vecs, stale)
 
+    def _read_consistent(self) -> Any:
+        """A read connection whose statements all see one snapshot of the database.
+
+        SQLite's read transaction already does (WAL); PostgreSQL needs REPEATABLE READ for it
+        (READ COMMITTED would let a route appear between two statements). Never blocks writers.
+        """
+        if self.dialect == "postgresql":
+            return self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+        return self._read()
+
     def load_all(self, model_id: str, dim: int) -> LoadedStore:
         """Read every route and embedding at once (boot). Rows made by another encoder are marked stale."""
-        with self._read() as conn:
+        with self._read_consistent() as conn:
             version = self._version(conn)
             # Plain DB-API cursors: no per-row Result/Row wrapping for a quarter million rows.
             cur = conn.connection.dbapi_connection.cursor()
@@ -632,6 +726,249 @@ class RouteStore:
         }
         # read-only view of one joined buffer: no second copy of every vector
         return LoadedStore(routes, ids, names, texts, vectors, stale, version)
+
+    def route_states(self, names: Sequence[str], model_id: str) -> dict[str, StoredUtterances | None]:
+        """:meth:`route_state` of many routes with a few queries (None: the route does not exist)."""
+        out: dict[str, StoredUtterances | None] = dict.fromkeys(names)
+        wanted = list(out)
+        with self._read_consistent() as conn:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                route_rows = {
+                    r.id: r for r in conn.execute(sa.select(t_routes).where(t_routes.c.name.in_(part))).all()
+                }
+                if not route_rows:
+                    continue
+                rows = conn.execute(
+                    sa.select(
+                        t_utterances.c.id,
+                        t_utterances.c.route_id,
+                        t_utterances.c.text,
+                        t_utterances.c.model_id,
+                        t_utterances.c.dim,
+                        t_utterances.c.vector,
+                    )
+                    .where(t_utterances.c.route_id.in_(list(route_rows)))
+                    .order_by(t_utterances.c.id)
+                ).all()
+                by_route: dict[int, list[Any]] = {rid: [] for rid in route_rows}
+                for r in rows:
+                    by_route[r.route_id].append(r)
+                for rid, row in route_rows.items():
+                    utt = by_route[rid]
+                    stale = np.array([u.model_id != model_id for u in utt], dtype=bool)
+                    vecs = _stack_blobs(
+                        [bytes(4 * u.dim) if u.model_id != model_id else u.vector for u in utt]
+                    )
+                    out[row.name] = StoredUtterances(
+                        self._row_to_route(row, [u.text for u in utt]),
+                        np.array([u.id for u in utt], dtype=np.int64),
+                        [u.text for u in utt],
+                        vecs,
+                        stale,
+                    )
+        return out
+
+    # ------------------------------------------------------------------ boot snapshots
+    def snapshot_info(self, model_id: str | None = None, dim: int | None = None) -> SnapshotInfo | None:
+        """The newest boot snapshot (made by ``model_id`` with ``dim``, when given), or None."""
+        if not self.snapshots_enabled:
+            return None
+        query = sa.select(t_snapshots).order_by(t_snapshots.c.version.desc(), t_snapshots.c.created_at.desc())
+        if model_id is not None:
+            query = query.where(t_snapshots.c.model_id == model_id)
+        if dim is not None:
+            query = query.where(t_snapshots.c.dim == dim)
+        try:
+            with self._read() as conn:
+                row = conn.execute(query.limit(1)).first()
+        except DatabaseError as exc:  # the tables could not be created (see _add_snapshot_tables)
+            log.info("no boot snapshot readable: %s", exc.orig)
+            return None
+        if row is None:
+            return None
+        return SnapshotInfo(
+            str(row.id),
+            str(row.model_id),
+            int(row.dim),
+            int(row.version),
+            int(row.rows),
+            int(row.routes),
+            int(row.nbytes),
+            int(row.chunks),
+            str(row.layout),
+            float(row.created_at),
+        )
+
+    def count_changes_since(self, version: int) -> int:
+        """How many change-log rows come after ``version``."""
+        with self._read() as conn:
+            n = conn.execute(
+                sa.select(sa.func.count()).select_from(t_changes).where(t_changes.c.version > version)
+            ).scalar_one()
+        return int(n)
+
+    def save_snapshot(
+        self,
+        model_id: str,
+        version: int,
+        routes: Mapping[str, Route],
+        ids: np.ndarray,
+        route_names: Sequence[str],
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        *,
+        replacing: str | None = None,
+    ) -> SnapshotInfo | None:
+        """Keep a packed copy of every utterance (ids, texts, vectors) and route as of store ``version``.
+
+        A boot reads it as a few large rows, then applies the change log after ``version``. The
+        rows given must be the store's content at ``version`` or later (a later state is brought
+        up to date the same way). Written in one transaction that also drops older snapshots;
+        readers are never blocked. Returns None (nothing written) when an equally recent
+        snapshot by the same encoder exists (unless it is ``replacing``, one found damaged),
+        or when the content cannot be packed.
+        """
+        n = len(ids)
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vecs.ndim != 2 or vecs.shape[0] != n or len(route_names) != n or len(texts) != n:
+            raise InvalidInputError("ids, route names, texts and vectors must be aligned")
+        dim = int(vecs.shape[1])
+        if not self.snapshots_enabled:
+            return None
+        payload, layout = _pack_snapshot(routes, np.asarray(ids, dtype=np.int64), route_names, texts, vecs)
+        if payload is None:
+            return None
+        nbytes = len(payload)
+        chunks = [
+            (k, payload[a : a + _SNAPSHOT_CHUNK]) for k, a in enumerate(range(0, nbytes, _SNAPSHOT_CHUNK))
+        ]
+        layout["chunk_sums"] = [_sum64(c) for _, c in chunks]
+        sid = os.urandom(16).hex()
+        info = SnapshotInfo(
+            sid,
+            model_id,
+            dim,
+            int(version),
+            n,
+            layout["routes"],
+            nbytes,
+            len(chunks),
+            json.dumps(layout),
+            time.time(),
+        )
+        try:
+            with self._snapshot_tx() as conn:
+                newest = conn.execute(
+                    sa.select(t_snapshots.c.id, t_snapshots.c.version)
+                    .where(t_snapshots.c.model_id == model_id, t_snapshots.c.dim == dim)
+                    .order_by(t_snapshots.c.version.desc())
+                    .limit(1)
+                ).first()
+                if newest is not None and int(newest.version) >= info.version and newest.id != replacing:
+                    return None
+                self._drop_snapshots(conn)
+                conn.execute(
+                    t_snapshots.insert().values(
+                        id=info.id,
+                        model_id=info.model_id,
+                        dim=info.dim,
+                        version=info.version,
+                        rows=info.rows,
+                        routes=info.routes,
+                        nbytes=info.nbytes,
+                        chunks=info.chunks,
+                        layout=info.layout,
+                        created_at=info.created_at,
+                    )
+                )
+                for k, chunk in chunks:
+                    conn.execute(t_snapshot_chunks.insert().values(snapshot_id=sid, seq=k, data=chunk))
+        except (OperationalError, DatabaseError) as exc:
+            raise StoreError(f"cannot save the boot snapshot: {exc.orig}") from exc
+        if self.dialect == "sqlite" and not self._memory:
+            # Move the new pages from the write-ahead log into the file now (without waiting for
+            # anyone): a boot reads them from there through a memory map, much faster.
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        return info
+
+    def _snapshot_tx(self) -> Any:
+        """A write transaction for snapshots: on PostgreSQL it does not take the mutation lock
+        (a snapshot is not a change), only one that keeps two snapshot writers apart."""
+        if self.dialect != "postgresql":
+            return self._tx()
+        return _SnapshotTx(self)
+
+    @staticmethod
+    def _drop_snapshots(conn: Connection) -> None:
+        conn.execute(t_snapshot_chunks.delete())
+        conn.execute(t_snapshots.delete())
+
+    def delete_snapshots(self) -> None:
+        """Forget every boot snapshot (the next boot reads the utterance rows)."""
+        if not self.snapshots_enabled:
+            return
+        with self._tx() as conn:
+            self._drop_snapshots(conn)
+
+    def load_snapshot(self, info: SnapshotInfo) -> LoadedStore | None:
+        """Read the snapshot ``info`` (its content as of ``info.version``), or None when it is gone,
+        damaged or in a format this code does not read (the caller then reads the rows)."""
+        try:
+            layout = json.loads(info.layout)
+            if layout.get("format") != _SNAPSHOT_FORMAT:
+                log.warning("boot snapshot %s has format %r; reading the rows", info.id, layout.get("format"))
+                return None
+            sums = layout["chunk_sums"]
+            buf = np.empty(info.nbytes, dtype=np.uint8)
+            pos = expected = 0
+            with self._read() as conn:
+                conn.execute(sa.text("SELECT 1"))  # begin: every chunk from one read transaction
+                dbapi: Any = conn.connection.dbapi_connection
+                pg = self.dialect == "postgresql"
+                mark = "%s" if pg else "?"
+                sql = f"SELECT seq, data FROM sr_snapshot_chunks WHERE snapshot_id = {mark} ORDER BY seq"
+                cur = dbapi.cursor(binary=True) if pg else dbapi.cursor()
+                mapped = self.dialect == "sqlite" and not self._memory
+                if mapped:  # read the large rows straight from a memory map of the file
+                    cur.execute(f"PRAGMA mmap_size={_SQLITE_MMAP}")
+                rows: Any = None
+                try:
+                    # PostgreSQL streams the rows (it reads the next chunk while this one is copied)
+                    rows = cur.stream(sql, (info.id,), binary=True) if pg else cur.execute(sql, (info.id,))
+                    for seq, data in rows:
+                        size = len(data)
+                        if seq != expected or expected >= info.chunks:
+                            log.warning(
+                                "boot snapshot %s lacks chunk %d; reading the rows", info.id, expected
+                            )
+                            return None
+                        if pos + size > info.nbytes or _sum64(data) != sums[seq]:
+                            log.warning(
+                                "boot snapshot %s is damaged (chunk %d); reading the rows", info.id, seq
+                            )
+                            return None
+                        buf[pos : pos + size] = np.frombuffer(data, dtype=np.uint8)
+                        pos += size
+                        expected += 1
+                        del data
+                finally:
+                    if pg and rows is not None:
+                        rows.close()  # an unfinished stream holds the connection: end it first
+                    if mapped:
+                        cur.execute("PRAGMA mmap_size=0")
+                    cur.close()
+            if pos != info.nbytes or expected != info.chunks:
+                log.warning("boot snapshot %s is truncated; reading the rows", info.id)
+                return None
+            return _unpack_snapshot(buf, layout, info)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            log.warning("boot snapshot %s is damaged (%s); reading the rows", info.id, exc)
+            return None
+        except Exception as exc:  # the driver's own errors too: a cache that cannot be read is skipped
+            log.warning("boot snapshot %s could not be read (%s); reading the rows", info.id, exc)
+            return None
 
     @staticmethod
     def _version(conn: Connection) -> int:
@@ -723,6 +1060,34 @@ class _RouteRow(NamedTuple):
     metadata: str | None
 
 
+class _SnapshotTx:
+    """A PostgreSQL write transaction holding the snapshot writers' advisory lock only."""
+
+    def __init__(self, store: RouteStore) -> None:
+        self.store = store
+        self.conn: Any = None
+        self.trans: Any = None
+
+    def __enter__(self) -> Connection:
+        self.conn = self.store.engine.connect()
+        try:
+            self.trans = self.conn.begin()
+            self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SNAPSHOT_LOCK_KEY})
+            return self.conn
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            if exc_type is None:
+                self.trans.commit()
+            else:
+                self.trans.rollback()
+        finally:
+            self.conn.close()
+
+
 class _LockedConnect:
     def __init__(self, store: RouteStore) -> None:
         self.store = store
@@ -750,3 +1115,119 @@ def _stack_blobs(blobs: Sequence[bytes]) -> np.ndarray:
     if not blobs:
         return np.empty((0, 0), dtype=np.float32)
     return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1).copy()
+
+
+def _sum64(data: Any) -> int:
+    """A cheap checksum of a chunk: the wrapping sum of its 64-bit words (tail zero-padded)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    tail = len(arr) % 8
+    total = int(arr[: len(arr) - tail].view(np.uint64).sum(dtype=np.uint64))
+    if tail:
+        total += int.from_bytes(bytes(arr[len(arr) - tail :]), "little")
+    return (total + len(arr)) % (1 << 64)
+
+
+def _pack_snapshot(
+    routes: Mapping[str, Route],
+    ids: np.ndarray,
+    route_names: Sequence[str],
+    texts: Sequence[str],
+    vecs: np.ndarray,
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Lay a snapshot out as one byte array: utterances grouped by route (then by id).
+
+    Sections (8-byte aligned): ``ids`` int64, ``counts`` int64 per route, ``routes`` JSON
+    (name, description, threshold, metadata), ``texts`` UTF-8 joined by NUL, ``vectors`` float32.
+    """
+    n = len(ids)
+    used = set(route_names)
+    missing = used - routes.keys()
+    if missing:
+        raise InvalidInputError(f"an utterance belongs to route {sorted(missing)[0]!r}, which is not given")
+    names = [name for name in routes if name in used]  # a route without utterances is not served
+    pos_of = {name: k for k, name in enumerate(names)}
+    route_idx = np.fromiter((pos_of[r] for r in route_names), dtype=np.int64, count=n)
+    order = np.lexsort((ids, route_idx))
+    counts = np.bincount(route_idx, minlength=len(names)).astype(np.int64)
+    order_list = order.tolist()
+    joined = "\x00".join(texts[i] for i in order_list)
+    if joined.count("\x00") != max(0, n - 1):
+        log.info("an utterance holds a NUL character; no boot snapshot is written")
+        return None, {}
+    text_bytes = joined.encode("utf-8")
+    meta = json.dumps(
+        [
+            [
+                name,
+                routes[name].description,
+                routes[name].threshold,
+                json.dumps(dict(routes[name].metadata)) if routes[name].metadata else None,
+            ]
+            for name in names
+        ]
+    ).encode("utf-8")
+    sections: list[tuple[str, Any]] = [
+        ("ids", ids[order]),
+        ("counts", counts),
+        ("routes", meta),
+        ("texts", text_bytes),
+        ("vectors", vecs),
+    ]
+    layout: dict[str, Any] = {"format": _SNAPSHOT_FORMAT, "routes": len(names), "sections": {}}
+    offset = 0
+    for name, data in sections:
+        size = data.nbytes if isinstance(data, np.ndarray) else len(data)
+        layout["sections"][name] = [offset, size]
+        offset += (size + 7) // 8 * 8
+    buf = np.zeros(offset, dtype=np.uint8)
+    for name, data in sections:
+        a, size = layout["sections"][name]
+        if name == "vectors":
+            continue
+        if isinstance(data, np.ndarray):
+            buf[a : a + size] = data.view(np.uint8).reshape(-1)
+        else:
+            buf[a : a + size] = np.frombuffer(data, dtype=np.uint8)
+    a, size = layout["sections"]["vectors"]
+    np.take(vecs, order, axis=0, out=buf[a : a + size].view(np.float32).reshape(vecs.shape))
+    small_end = layout["sections"]["vectors"][0]
+    layout["crc32"] = zlib.crc32(buf[:small_end].data)
+    return buf, layout
+
+
+def _unpack_snapshot(buf: np.ndarray, layout: dict[str, Any], info: SnapshotInfo) -> LoadedStore | None:
+    sec = layout["sections"]
+    n, dim = info.rows, info.dim
+
+    def part(name: str) -> np.ndarray:
+        a, size = sec[name]
+        if a < 0 or a + size > len(buf):
+            raise ValueError(f"section {name} out of bounds")
+        return buf[a : a + size]
+
+    if zlib.crc32(buf[: sec["vectors"][0]].data) != layout["crc32"]:
+        log.warning("boot snapshot %s is damaged (checksum); reading the rows", info.id)
+        return None
+    ids = part("ids").view(np.int64)
+    counts = part("counts").view(np.int64)
+    vectors = part("vectors").view(np.float32)
+    routes_meta = json.loads(bytes(part("routes")).decode("utf-8"))
+    if len(ids) != n or vectors.size != n * dim or len(routes_meta) != len(counts) or int(counts.sum()) != n:
+        raise ValueError("section sizes do not match the header")
+    vectors = vectors.reshape(n, dim)
+    texts = bytes(part("texts")).decode("utf-8").split("\x00") if n else []
+    if len(texts) != n:
+        raise ValueError("text count does not match the header")
+    routes: dict[str, Route] = {}
+    route_names: list[str] = []
+    start = 0
+    for (name, description, threshold, meta), count in zip(routes_meta, counts.tolist(), strict=True):
+        end = start + count
+        routes[name] = Route.trusted(
+            name, tuple(texts[start:end]), description, threshold, {} if not meta else json.loads(meta)
+        )
+        route_names.extend([name] * count)
+        start = end
+    return LoadedStore(
+        routes, ids, route_names, texts, vectors, np.zeros(n, dtype=bool), info.version, grouped=True
+    )
