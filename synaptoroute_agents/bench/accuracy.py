@@ -262,8 +262,9 @@ Manifest: `{args.out}`.
 
 The default refusal budget (2% of in-scope held-out queries) is the fitted threshold's licence
 to refuse doubtful in-scope queries so as to catch out-of-scope ones; in an agent a refusal goes
-to the safe read-only branch. The second row is the same fit with a 0.5% budget, chosen by the
-user, not fitted.
+to the safe read-only branch. On CLINC150 the fitted threshold spends that whole budget. The
+second row is the same fit with a 0.5% budget: a user setting that shows the trade-off, picked
+after seeing the first row (so it is not a fitted or held-out-chosen figure).
 
 Few-shot, 10 examples per label, mean of seeds {", ".join(map(str, seeds))}: CLINC150 in-scope
 **{_pct(summary["clinc150_10shot_in_scope_mean"])}**, Banking77 **{_pct(summary["banking77_10shot_mean"])}**.
