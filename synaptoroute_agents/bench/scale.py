@@ -490,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--omp", action="store_true", help="also compare OMP_WAIT_POLICY=PASSIVE with unset")
     p.add_argument("--peers", action="store_true", help="also run synaptoroute 0.4.1 and semantic-router")
     p.add_argument("--peer-tiers", default="1k,10k")
+    p.add_argument("--peer-list", default="synaptoroute,semantic-router", help="which peers to run")
     p.add_argument("--million", action="store_true", help="only the 1,000,000-vector engine benchmark")
     p.add_argument("--million-n", type=int, default=1_000_000)
     p.add_argument("--manifest", type=Path, default=Path("bench-results/scale.json"))
@@ -643,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
                 vecs, _ = utterance_vectors(texts, encoder, cache, f"{n}", args.embed_cache, args.derive_over)
                 np.savez(emb, texts=np.array(texts), vectors=vecs)
             fig["peers"][tier] = {}
-            for peer in ("synaptoroute", "semantic-router"):
+            for peer in [x.strip() for x in args.peer_list.split(",") if x.strip()]:
                 print(f"[{tier}] peer {peer} ...")
                 res = run_peer(py, peer, wl_path, emb, cache / f"peer-{peer}-{n}.json", min(args.single, 100))
                 res.pop("top1", None)
