@@ -155,8 +155,9 @@ class VectorIndex:
         self.nprobe = nprobe
         self.screen = screen
         self.screen_min = max(1, int(screen_min))
-        # (base it screens, the screen or None while building / when not worth it)
-        self._screen: tuple[Any, Int8Screen | None] = (None, None)
+        # (base it screens, its inner index, the screen or None while building / when not worth it):
+        # the screen reads the inner index's rows without a copy, so this keeps them alive
+        self._screen: tuple[Any, Any, Int8Screen | None] = (None, None, None)
         self._screen_builder: threading.Thread | None = None
         self._lock = threading.Lock()
         self._live_ids: set[int] = set()
@@ -527,15 +528,15 @@ class VectorIndex:
     def _screen_of(self, snap: _Snapshot) -> Int8Screen | None:
         """The INT8 screen of the snapshot's base, or None (not wanted, not worth it, not built yet:
         the first call for a new base starts building it)."""
-        base, screen = self._screen
+        base, _, screen = self._screen
         if base is snap.base:
             return screen
         if self.screen is False or (self.screen is None and snap.base_count < self.screen_min):
             return None
         with self._lock:
             if self._screen[0] is snap.base:
-                return self._screen[1]
-            self._screen = (snap.base, None)  # claimed: one build per base
+                return self._screen[2]
+            self._screen = (snap.base, snap.base_inner, None)  # claimed: one build per base
         if self.background:
             t = threading.Thread(
                 target=self._build_screen, args=(snap,), name="synaptoroute-screen", daemon=True
@@ -544,17 +545,17 @@ class VectorIndex:
             t.start()
             return None
         self._build_screen(snap)
-        return self._screen[1] if self._screen[0] is snap.base else None
+        return self._screen[2] if self._screen[0] is snap.base else None
 
     def _build_screen(self, snap: _Snapshot) -> None:
         screen = build_screen(snap.base_vectors(), calibrate=self.screen is None)
         with self._lock:
             if self._screen[0] is snap.base:
-                self._screen = (snap.base, screen)
+                self._screen = (snap.base, snap.base_inner, screen)
 
     def screen_info(self) -> dict[str, Any]:
         """Whether the current base is screened in INT8 (for stats and benchmarks)."""
-        base, screen = self._screen
+        base, _, screen = self._screen
         current = base is not None and base is self._snap.base
         return {
             "enabled": bool(current and screen is not None),

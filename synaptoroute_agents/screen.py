@@ -228,6 +228,8 @@ class Int8Screen:
         # offsets of each member of each returned group, within its chunk
         self._member = np.arange(group, dtype=np.int64)
         self.candidates = 0  # rows re-scored in float32 since the build (for benchmarks)
+        # queries per session run: a run holds (queries x rows) float32 scores, 64 MB at 250k rows
+        self.max_batch = max(1, (64 << 20) // (4 * self.n_chunks * per))
 
     def quantize_queries(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(uint8 rows with zero point 128, per-query scale, per-query error bound w)."""
@@ -256,11 +258,22 @@ class Int8Screen:
         row (the cut is then taken ``dead_groups`` groups further down, so that ``k`` groups with a
         live best row stay above it).
         """
-        b = len(q)
-        n, per, g = self.n, self.chunk, self.group
         kin = min(self.n_groups, k + dead_groups + self._pad_groups)
         if kin >= self.n_groups:  # the cut would admit everything: a float scan is as cheap
             return _float_top_k(q, self.vecs, dead, k)
+        if len(q) <= self.max_batch:
+            return self._search(q, k, dead, kin)
+        # the session holds (queries x rows) scores while it runs: bound that memory
+        parts = [
+            self._search(q[s : s + self.max_batch], k, dead, kin) for s in range(0, len(q), self.max_batch)
+        ]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _search(
+        self, q: np.ndarray, k: int, dead: np.ndarray | None, kin: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        b = len(q)
+        n, per, g = self.n, self.chunk, self.group
         a, s, w = self.quantize_queries(q)
         feed = {
             "A": a,

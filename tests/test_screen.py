@@ -159,6 +159,9 @@ def test_screen_over_several_chunks_with_dead_rows_and_padding() -> None:
         s, rows = scr.search(q, k, dead, groups)
         assert not dead[rows[rows >= 0]].any()
         assert_exact((s, rows), true_top_k(q, x[~dead], ids[~dead], k))
+    scr.max_batch = 7  # a large batch runs the session in slices: same answer
+    s, rows = scr.search(q, 16, dead, groups)
+    assert_exact((s, rows), true_top_k(q, x[~dead], ids[~dead], 16))
 
 
 def test_small_and_empty_indexes() -> None:
