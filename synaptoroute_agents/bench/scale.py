@@ -269,10 +269,13 @@ def measure_router(
         )
     dt = time.perf_counter() - t0
     res["batched_e2e_qps"] = len(queries) / dt
+    c0 = router.index.screen_info()["candidates"]
     t0 = time.perf_counter()
     for s in range(0, len(Q), 64):
         router.decide(Q[s : s + 64])
     res["batched_engine_qps"] = len(Q) / (time.perf_counter() - t0)
+    # rows the INT8 screen sent to the float32 re-rank, per query (k = the router's neighbors)
+    res["screen_candidates_per_query"] = (router.index.screen_info()["candidates"] - c0) / len(Q)
     # async THROUGHPUT micro-batcher: every query awaited concurrently
     from ..batching import THROUGHPUT, MicroBatcher
 
@@ -399,7 +402,10 @@ def million(n: int, n_queries: int, ef_search: int, m: int) -> dict[str, Any]:
 def _kind_label(kind: str, r: dict[str, Any]) -> str:
     screen = r.get("screen") or {}
     if screen.get("enabled"):
-        return f"{kind}, INT8 screen + exact re-rank (built in {screen['build_seconds']:.1f} s)"
+        return (
+            f"{kind}, INT8 screen + exact re-rank (built in {screen['build_seconds']:.1f} s, "
+            f"{r.get('screen_candidates_per_query', 0):.0f} rows re-scored per query)"
+        )
     return kind
 
 
