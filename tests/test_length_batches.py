@@ -31,3 +31,15 @@ def test_length_sorted_batches_return_the_same_rows_in_order(encoder: BundledEnc
     # duplicates of one text land in different slices and still agree
     dup = encoder.embed(texts[:40] + [texts[0]] * 5)
     np.testing.assert_allclose(dup[-5:], np.repeat(dup[:1], 5, axis=0), atol=1e-6)
+
+
+def test_concurrent_slices_match_sequential_slices(encoder: BundledEncoder) -> None:
+    texts = [f"please move {i} dollars {'to savings ' * (i % 7)}now" for i in range(100)]
+    concurrent = encoder.embed(texts)
+    assert encoder.parallel_slices > 1
+    encoder.parallel_slices = 1
+    try:
+        sequential = encoder.embed(texts)
+    finally:
+        del encoder.parallel_slices  # back to the class default
+    np.testing.assert_allclose(concurrent, sequential, atol=1e-6)
