@@ -602,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in [k.strip() for k in args.index.split(",") if k.strip()]:
             print(f"[{tier}] router, index={kind} ...")
             t0 = time.perf_counter()
+            load0 = os.getloadavg()[0]
             opts = {"ef_search": args.ef_search, "hnsw_m": args.hnsw_m} if kind == "hnsw" else {}
             router = SemanticRouter(encoder=encoder, store=str(db), index=kind, index_options=opts)
             boot_s = time.perf_counter() - t0
@@ -611,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
             r = measure_router(router, encoder, queries, Q, exact, w["expected"], args.single)
             r["boot_s"] = boot_s
             r["prepare_s"] = prepare_s
+            r["loadavg_start_end"] = [load0, os.getloadavg()[0]]
             r["screen"] = router.index.screen_info()
             if kind != "flat":
                 t0 = time.perf_counter()
@@ -741,11 +743,15 @@ def _md_omp(fig: dict[str, Any], cmd: str) -> str:
     )
 
 
+def _loads(pair: Sequence[float] | None) -> str:
+    return f"{pair[0]:.1f} / {pair[-1]:.1f}" if pair else "-"
+
+
 def _md_peers(fig: dict[str, Any], cmd: str) -> str:
     rows = [
         "| routes x utt. | router | single p50 ms | single p99 ms | batched q/s | ratio vs synaptoroute 0.4.1 "
-        "| top-1 acc. | RSS with the model loaded, after build/boot MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| top-1 acc. | RSS with the model loaded, after build/boot MiB | load average (1 min) at start / end |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for tier, peers in fig.get("peers", {}).items():
         t = fig["tiers"][tier]
@@ -761,7 +767,7 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
                 f"| {t['routes']:,} x {PER_ROUTE} | synaptoroute-agents ({_kind_label(kind, r)}) "
                 f"| {r['single_e2e']['p50_ms']:.1f} "
                 f"| {r['single_e2e']['p99_ms']:.1f} | {best:.0f} | {ratio} | {r['top1_accuracy_vs_expected']:.3f} "
-                f"| {t['boot_with_model']['rss_mb']:.0f} |"
+                f"| {t['boot_with_model']['rss_mb']:.0f} | {_loads(r.get('loadavg_start_end'))} |"
             )
         for name, res in peers.items():
             if "error" in res:
@@ -774,7 +780,8 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
             rows.append(
                 f"| {t['routes']:,} x {PER_ROUTE} | {name} {res['peer_version']} | {res['single']['p50_ms']:.1f} "
                 f"| {res['single']['p99_ms']:.1f} | {b.get('qps', float('nan')):.0f} ({next(iter(res['batch']), '')}) "
-                f"| {ratio} | {res['accuracy']['top1_accuracy']:.3f} | {res['memory']['rss_after_build_mb']:.0f} |"
+                f"| {ratio} | {res['accuracy']['top1_accuracy']:.3f} | {res['memory']['rss_after_build_mb']:.0f} "
+                f"| {_loads([x[0] for x in res.get('loadavg_start_end') or []] or None)} |"
             )
     return (
         "## Peers side by side\n\nSame workload, same queries, the same bundled encoder plugged into each "
@@ -782,7 +789,8 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
         "cache for every router; queries embedded live). Peers run in a separate venv "
         "(`.bench-cache/peers-venv`: "
         + ", ".join(PEER_PACKAGES)
-        + f"). Command: `{cmd}`\n\n"
+        + f"). Command: `{cmd}`\n\nThe routers run one after another on a shared 2-core machine: "
+        "when the load average differs between rows, so do their timings, whatever the router.\n\n"
         + "\n".join(rows)
         + "\n"
     )
