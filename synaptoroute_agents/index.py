@@ -22,6 +22,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .errors import InvalidInputError  # noqa: E402
+from .screen import Int8Screen, build_screen  # noqa: E402
 
 __all__ = ["VectorIndex", "IndexKind"]
 
@@ -47,6 +48,7 @@ class _Snapshot:
     _base_vecs: np.ndarray | None = field(default=None, repr=False)
     _base_ids: np.ndarray | None = field(default=None, repr=False)
     _base_mask: np.ndarray | None = field(default=None, repr=False)
+    _dead_groups: dict[int, int] = field(default_factory=dict, repr=False)
 
     def tomb_array(self) -> np.ndarray:
         if self._tomb_array is None:
@@ -80,6 +82,15 @@ class _Snapshot:
             self._base_mask = np.isin(self.base_id_array(), self.tomb_array())
         return self._base_mask
 
+    def dead_groups(self, group: int) -> int:
+        """How many groups of ``group`` consecutive base rows hold a removed row."""
+        dead = self.base_dead()
+        if dead is None:
+            return 0
+        if group not in self._dead_groups:
+            self._dead_groups[group] = len(np.unique(np.flatnonzero(dead) // group))
+        return self._dead_groups[group]
+
     def delta_dead(self) -> np.ndarray | None:
         """Boolean mask over delta[:delta_n] of removed rows (None when none is removed)."""
         if not self.tomb or self.delta_n == 0:
@@ -101,6 +112,13 @@ class VectorIndex:
         background: compact in a background thread (True) or inline in the writer (False).
         hnsw_m, ef_construction, ef_search: HNSW settings.
         nlist, nprobe: IVF settings (nlist None: about 4 * sqrt(n)).
+        screen: for a flat base, screen it with an INT8 matrix product in onnxruntime and re-score
+            the survivors in float32 (:mod:`synaptoroute_agents.screen`); results are identical to a
+            float32 scan. None (the default) screens bases of ``screen_min`` rows and more when the
+            screen runs and is faster than float32 on this CPU (checked once per base); False never;
+            True screens every non-empty flat base when it runs. The screen is built beside the live
+            base (in the background with ``background``); searches scan in float32 meanwhile.
+        screen_min: the smallest base that ``screen=None`` screens.
 
     Ids must be unique for the index's lifetime: an id that was removed is never added again.
     """
@@ -118,6 +136,8 @@ class VectorIndex:
         ef_search: int = 128,
         nlist: int | None = None,
         nprobe: int = 32,
+        screen: bool | None = None,
+        screen_min: int = 32768,
     ) -> None:
         if kind not in ("flat", "hnsw", "ivf"):
             raise InvalidInputError(f"unknown index kind {kind!r}: use 'flat', 'hnsw' or 'ivf'")
@@ -133,6 +153,12 @@ class VectorIndex:
         self.ef_search = ef_search
         self.nlist = nlist
         self.nprobe = nprobe
+        self.screen = screen
+        self.screen_min = max(1, int(screen_min))
+        # (base it screens, its inner index, the screen or None while building / when not worth it):
+        # the screen reads the inner index's rows without a copy, so this keeps them alive
+        self._screen: tuple[Any, Any, Int8Screen | None] = (None, None, None)
+        self._screen_builder: threading.Thread | None = None
         self._lock = threading.Lock()
         self._live_ids: set[int] = set()
         self._compacting = False
@@ -425,10 +451,17 @@ class VectorIndex:
             self._snap = _Snapshot(base, inner, len(ids), nv, ni, rest_n, s1.tomb - s0.tomb, s1.live)
 
     def wait_idle(self, timeout: float | None = None) -> None:
-        """Wait for a running background compaction (for tests and benchmarks)."""
-        t = self._compactor
+        """Wait for a running background compaction and screen build (for tests and benchmarks)."""
+        for t in (self._compactor, self._screen_builder):
+            if t is not None:
+                t.join(timeout)
+
+    def prepare(self) -> None:
+        """Build what searches of the current base use (its INT8 screen), now, and wait for it."""
+        self._screen_of(self._snap)
+        t = self._screen_builder
         if t is not None:
-            t.join(timeout)
+            t.join()
 
     # ------------------------------------------------------------------ search
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -450,9 +483,15 @@ class VectorIndex:
         parts_s: list[np.ndarray] = []
         parts_i: list[np.ndarray] = []
         if snap.base is not None and snap.base_count and isinstance(snap.base_inner, faiss.IndexFlat):
-            # Exact base: one BLAS matrix product over Faiss's own rows (no copy) and a partial
-            # sort beat Faiss's flat search on few cores, single queries and batches alike.
-            s, i = _exact_top_k(q, snap.base_vectors(), snap.base_id_array(), snap.base_dead(), k)
+            screen = self._screen_of(snap)
+            if screen is not None:
+                # INT8 screen + float32 re-rank of every row that can still reach the top-k
+                s, rows = screen.search(q, k, snap.base_dead(), snap.dead_groups(screen.group))
+                i = np.where(rows >= 0, snap.base_id_array()[np.maximum(rows, 0)], -1)
+            else:
+                # Exact base: one BLAS matrix product over Faiss's own rows (no copy) and a partial
+                # sort beat Faiss's flat search on few cores, single queries and batches alike.
+                s, i = _exact_top_k(q, snap.base_vectors(), snap.base_id_array(), snap.base_dead(), k)
             parts_s.append(s)
             parts_i.append(i)
         elif snap.base is not None and snap.base_count:
@@ -485,6 +524,45 @@ class VectorIndex:
             s = np.pad(s, ((0, 0), (0, pad)), constant_values=-np.inf)
             i = np.pad(i, ((0, 0), (0, pad)), constant_values=-1)
         return s, i
+
+    def _screen_of(self, snap: _Snapshot) -> Int8Screen | None:
+        """The INT8 screen of the snapshot's base, or None (not wanted, not worth it, not built yet:
+        the first call for a new base starts building it)."""
+        base, _, screen = self._screen
+        if base is snap.base:
+            return screen
+        if self.screen is False or (self.screen is None and snap.base_count < self.screen_min):
+            return None
+        with self._lock:
+            if self._screen[0] is snap.base:
+                return self._screen[2]
+            self._screen = (snap.base, snap.base_inner, None)  # claimed: one build per base
+        if self.background:
+            t = threading.Thread(
+                target=self._build_screen, args=(snap,), name="synaptoroute-screen", daemon=True
+            )
+            self._screen_builder = t
+            t.start()
+            return None
+        self._build_screen(snap)
+        return self._screen[2] if self._screen[0] is snap.base else None
+
+    def _build_screen(self, snap: _Snapshot) -> None:
+        screen = build_screen(snap.base_vectors(), calibrate=self.screen is None)
+        with self._lock:
+            if self._screen[0] is snap.base:
+                self._screen = (snap.base, snap.base_inner, screen)
+
+    def screen_info(self) -> dict[str, Any]:
+        """Whether the current base is screened in INT8 (for stats and benchmarks)."""
+        base, _, screen = self._screen
+        current = base is not None and base is self._snap.base
+        return {
+            "enabled": bool(current and screen is not None),
+            "rows": screen.n if current and screen is not None else 0,
+            "build_seconds": screen.build_seconds if current and screen is not None else None,
+            "candidates": screen.candidates if current and screen is not None else 0,
+        }
 
     def _params(self, snap: _Snapshot) -> Any:
         sel = snap.selector()

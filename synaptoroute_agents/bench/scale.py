@@ -269,10 +269,13 @@ def measure_router(
         )
     dt = time.perf_counter() - t0
     res["batched_e2e_qps"] = len(queries) / dt
+    c0 = router.index.screen_info()["candidates"]
     t0 = time.perf_counter()
     for s in range(0, len(Q), 64):
         router.decide(Q[s : s + 64])
     res["batched_engine_qps"] = len(Q) / (time.perf_counter() - t0)
+    # rows the INT8 screen sent to the float32 re-rank, per query (k = the router's neighbors)
+    res["screen_candidates_per_query"] = (router.index.screen_info()["candidates"] - c0) / len(Q)
     # async THROUGHPUT micro-batcher: every query awaited concurrently
     from ..batching import THROUGHPUT, MicroBatcher
 
@@ -396,6 +399,16 @@ def million(n: int, n_queries: int, ef_search: int, m: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- main
+def _kind_label(kind: str, r: dict[str, Any]) -> str:
+    screen = r.get("screen") or {}
+    if screen.get("enabled"):
+        return (
+            f"{kind}, INT8 screen + exact re-rank (built in {screen['build_seconds']:.1f} s, "
+            f"{r.get('screen_candidates_per_query', 0):.0f} rows re-scored per query)"
+        )
+    return kind
+
+
 def _md_tier_table(fig: dict[str, Any], cmd: str) -> str:
     rows = [
         "| routes x utt. (vectors) | stored vectors | index | encoder single p50 / p99 ms | e2e single p50 / p99 ms "
@@ -411,7 +424,8 @@ def _md_tier_table(fig: dict[str, Any], cmd: str) -> str:
                 continue
             share = max(0.0, 1 - r["batched_e2e_qps"] / enc["batched_qps"])
             rows.append(
-                f"| {t['routes']:,} x {PER_ROUTE} ({t['vectors']:,}) | {t['vector_source'].split(' ')[0]} | {kind} "
+                f"| {t['routes']:,} x {PER_ROUTE} ({t['vectors']:,}) | {t['vector_source'].split(' ')[0]} "
+                f"| {_kind_label(kind, r)} "
                 f"| {enc['single']['p50_ms']:.1f} / {enc['single']['p99_ms']:.1f} "
                 f"| {r['single_e2e']['p50_ms']:.1f} / {r['single_e2e']['p99_ms']:.1f} "
                 f"| {r['single_engine']['p50_ms']:.2f} / {r['single_engine']['p99_ms']:.2f} "
@@ -445,7 +459,9 @@ def _md_tier_table(fig: dict[str, Any], cmd: str) -> str:
         + "`\n\nOne run on this machine ("
         + f"{fig['machine_note']}). 'engine' is everything but the encoder's forward pass "
         "(index search, scoring, explanation) on already-embedded queries; 'non-encoder share' is "
-        "the part of batched end-to-end time not spent in the encoder. Top-1 = exact: the route of "
+        "the part of batched end-to-end time not spent in the encoder. 'INT8 screen': the flat index "
+        "screens its base with an INT8 matrix product and re-scores in float32 every row whose error "
+        "bound lets it reach the top-k, so its neighbours are those of exact float32 search. Top-1 = exact: the route of "
         "the best candidate equals that of exact nearest-utterance search over the same vectors. "
         "'derived' stored vectors are real embeddings of other utterances plus noise (see "
         "`utterance_vectors`): right for sizes, search cost and index agreement, meaningless for "
@@ -480,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--omp", action="store_true", help="also compare OMP_WAIT_POLICY=PASSIVE with unset")
     p.add_argument("--peers", action="store_true", help="also run synaptoroute 0.4.1 and semantic-router")
     p.add_argument("--peer-tiers", default="1k,10k")
+    p.add_argument("--peer-list", default="synaptoroute,semantic-router", help="which peers to run")
     p.add_argument("--million", action="store_true", help="only the 1,000,000-vector engine benchmark")
     p.add_argument("--million-n", type=int, default=1_000_000)
     p.add_argument("--manifest", type=Path, default=Path("bench-results/scale.json"))
@@ -585,11 +602,18 @@ def main(argv: list[str] | None = None) -> int:
         for kind in [k.strip() for k in args.index.split(",") if k.strip()]:
             print(f"[{tier}] router, index={kind} ...")
             t0 = time.perf_counter()
+            load0 = os.getloadavg()[0]
             opts = {"ef_search": args.ef_search, "hnsw_m": args.hnsw_m} if kind == "hnsw" else {}
             router = SemanticRouter(encoder=encoder, store=str(db), index=kind, index_options=opts)
             boot_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            router.index.prepare()  # the INT8 screen of a large flat base (built in the background)
+            prepare_s = time.perf_counter() - t0
             r = measure_router(router, encoder, queries, Q, exact, w["expected"], args.single)
             r["boot_s"] = boot_s
+            r["prepare_s"] = prepare_s
+            r["loadavg_start_end"] = [load0, os.getloadavg()[0]]
+            r["screen"] = router.index.screen_info()
             if kind != "flat":
                 t0 = time.perf_counter()
                 router.save_index()
@@ -628,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
                 vecs, _ = utterance_vectors(texts, encoder, cache, f"{n}", args.embed_cache, args.derive_over)
                 np.savez(emb, texts=np.array(texts), vectors=vecs)
             fig["peers"][tier] = {}
-            for peer in ("synaptoroute", "semantic-router"):
+            for peer in [x.strip() for x in args.peer_list.split(",") if x.strip()]:
                 print(f"[{tier}] peer {peer} ...")
                 res = run_peer(py, peer, wl_path, emb, cache / f"peer-{peer}-{n}.json", min(args.single, 100))
                 res.pop("top1", None)
@@ -719,11 +743,15 @@ def _md_omp(fig: dict[str, Any], cmd: str) -> str:
     )
 
 
+def _loads(pair: Sequence[float] | None) -> str:
+    return f"{pair[0]:.1f} / {pair[-1]:.1f}" if pair else "-"
+
+
 def _md_peers(fig: dict[str, Any], cmd: str) -> str:
     rows = [
         "| routes x utt. | router | single p50 ms | single p99 ms | batched q/s | ratio vs synaptoroute 0.4.1 "
-        "| top-1 acc. | RSS with the model loaded, after build/boot MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| top-1 acc. | RSS with the model loaded, after build/boot MiB | load average (1 min) at start / end |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for tier, peers in fig.get("peers", {}).items():
         t = fig["tiers"][tier]
@@ -736,9 +764,10 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
             best = max(r["batched_e2e_qps"], r["async_e2e_qps"])
             ratio = f"{best / base_qps:.2f}x" if base_qps else "-"
             rows.append(
-                f"| {t['routes']:,} x {PER_ROUTE} | synaptoroute-agents ({kind}) | {r['single_e2e']['p50_ms']:.1f} "
+                f"| {t['routes']:,} x {PER_ROUTE} | synaptoroute-agents ({_kind_label(kind, r)}) "
+                f"| {r['single_e2e']['p50_ms']:.1f} "
                 f"| {r['single_e2e']['p99_ms']:.1f} | {best:.0f} | {ratio} | {r['top1_accuracy_vs_expected']:.3f} "
-                f"| {t['boot_with_model']['rss_mb']:.0f} |"
+                f"| {t['boot_with_model']['rss_mb']:.0f} | {_loads(r.get('loadavg_start_end'))} |"
             )
         for name, res in peers.items():
             if "error" in res:
@@ -751,7 +780,8 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
             rows.append(
                 f"| {t['routes']:,} x {PER_ROUTE} | {name} {res['peer_version']} | {res['single']['p50_ms']:.1f} "
                 f"| {res['single']['p99_ms']:.1f} | {b.get('qps', float('nan')):.0f} ({next(iter(res['batch']), '')}) "
-                f"| {ratio} | {res['accuracy']['top1_accuracy']:.3f} | {res['memory']['rss_after_build_mb']:.0f} |"
+                f"| {ratio} | {res['accuracy']['top1_accuracy']:.3f} | {res['memory']['rss_after_build_mb']:.0f} "
+                f"| {_loads([x[0] for x in res.get('loadavg_start_end') or []] or None)} |"
             )
     return (
         "## Peers side by side\n\nSame workload, same queries, the same bundled encoder plugged into each "
@@ -759,7 +789,8 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
         "cache for every router; queries embedded live). Peers run in a separate venv "
         "(`.bench-cache/peers-venv`: "
         + ", ".join(PEER_PACKAGES)
-        + f"). Command: `{cmd}`\n\n"
+        + f"). Command: `{cmd}`\n\nThe routers run one after another on a shared 2-core machine: "
+        "when the load average differs between rows, so do their timings, whatever the router.\n\n"
         + "\n".join(rows)
         + "\n"
     )

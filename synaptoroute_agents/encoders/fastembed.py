@@ -6,6 +6,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -184,11 +185,50 @@ class FastEmbedEncoder:
             raise EncoderError(f"embedding failed: {exc}") from exc
         return np.asarray(rows, dtype=np.float32)
 
+    # texts per model call when a batch is split by length (see embed)
+    length_batch = 32
+    # slices run at once (each onnxruntime call releases the GIL); 1 runs them one after another
+    parallel_slices = 2
+    _pool: ThreadPoolExecutor | None = None
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` into an ``(n, dim)`` float32 array of unit rows."""
-        if len(texts) == 0:
+        """Embed ``texts`` into an ``(n, dim)`` float32 array of unit rows.
+
+        A batch larger than :attr:`length_batch` is sorted by length and embedded in slices of
+        similar lengths: the model pads each call to its longest text, so mixed lengths would
+        otherwise pay for padding (a third of the tokens of typical queries). Rows come back in
+        the order of ``texts``; each row is the same as when embedded alone. Slices run
+        :attr:`parallel_slices` at a time: on few cores two concurrent small calls keep the cores
+        busier than one call split across them by onnxruntime.
+        """
+        n = len(texts)
+        if n == 0:
             return np.empty((0, self.dim), dtype=np.float32)
-        return as_unit_rows(self._raw_embed(texts), len(texts), self.dim)
+        step = self.length_batch
+        if n <= step:
+            return as_unit_rows(self._raw_embed(texts), n, self.dim)
+        order = sorted(range(n), key=lambda i: len(texts[i]))
+        parts = [order[s : s + step] for s in range(0, n, step)]
+        slices = [[texts[i] for i in part] for part in parts]
+        if self.parallel_slices > 1 and len(slices) > 1:
+            self._load()
+            rows = np.concatenate(list(self._slice_pool().map(self._raw_embed, slices)))
+        else:
+            rows = np.concatenate([self._raw_embed(sl) for sl in slices])
+        if rows.ndim != 2 or len(rows) != n:
+            raise EncoderError(f"encoder returned shape {rows.shape}, expected ({n}, {self.dim})")
+        out = np.empty_like(rows)
+        out[np.asarray(order)] = rows
+        return as_unit_rows(out, n, self.dim)
+
+    def _slice_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        self.parallel_slices, thread_name_prefix="synaptoroute-embed"
+                    )
+        return self._pool
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={self._model_id!r}, dim={self._dim})"

@@ -1,0 +1,362 @@
+"""Exact top-k inner-product search through an INT8 screen and a float re-rank.
+
+A flat scan of a large base reads every float32 row for every query. :class:`Int8Screen` keeps an
+INT8 copy of the rows (one scale per row) inside an onnxruntime session, whose integer matrix
+product (VNNI on recent x86) scores a whole batch against all rows at a fraction of the float
+cost. The session also reduces the scores: rows are taken in groups of ``group`` consecutive rows;
+the k-th best group (by its best approximate score) sets a cut, and only the groups above the cut
+minus the error window come back, with the approximate scores of their rows.
+
+The screen never decides on its own. For a query ``q`` and a row ``x`` the approximate score
+``a = s_q s_x (q_i . x_i)`` is within ``|q'| |x - x'| + |q - q'| |x| + rounding`` of the float
+score (Cauchy-Schwarz on ``q.x - q'.x' = q'.(x - x') + (q - q').x``, where ``q'`` and ``x'`` are the
+de-quantized vectors). With that bound ``w`` per query: the k-th best float score is at least
+``a_(k) - w``; a row can only reach the top-k if ``a + w >= a_(k) - w``. Every such row is
+re-scored in float32, and when a chunk's cut-off (its worst returned group) could still hide one,
+the whole chunk is scanned in float32 for that query. The result is the exact float top-k.
+
+The ONNX graph is written here as protobuf bytes (the model format is a stable protobuf schema),
+so the ``onnx`` package is not needed at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import time
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Int8Screen", "build_screen"]
+
+log = logging.getLogger(__name__)
+
+_U = 2.0**-24  # unit round-off of float32
+
+
+# --------------------------------------------------------------------------- protobuf writer
+def _varint(n: int) -> bytes:
+    if n < 0:
+        n += 1 << 64
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _key(field: int, wire: int) -> bytes:
+    return _varint((field << 3) | wire)
+
+
+def _vi(field: int, n: int) -> bytes:
+    return _key(field, 0) + _varint(n)
+
+
+def _ld(field: int, payload: bytes | str) -> bytes:
+    data = payload.encode() if isinstance(payload, str) else payload
+    return _key(field, 2) + _varint(len(data)) + data
+
+
+# ONNX TensorProto.DataType
+_FLOAT, _UINT8, _INT8, _INT64 = 1, 2, 3, 7
+
+
+def _tensor(name: str, dtype: int, dims: list[int], raw: bytes) -> bytes:
+    """TensorProto: dims=1, data_type=2, name=8, raw_data=9."""
+    return b"".join(_vi(1, d) for d in dims) + _vi(2, dtype) + _ld(8, name) + _ld(9, raw)
+
+
+def _value_info(name: str, dtype: int, dims: list[int | str]) -> bytes:
+    """ValueInfoProto{name=1, type=2: TypeProto{tensor_type=1: {elem_type=1, shape=2}}}."""
+    shape = b"".join(_ld(1, _vi(1, d) if isinstance(d, int) else _ld(2, d)) for d in dims)
+    return _ld(1, name) + _ld(2, _ld(1, _vi(1, dtype) + _ld(2, shape)))
+
+
+def _attr_int(name: str, value: int) -> bytes:
+    """AttributeProto: name=1, i=3, type=20 (INT=2)."""
+    return _ld(1, name) + _vi(3, value) + _vi(20, 2)
+
+
+def _attr_ints(name: str, values: list[int]) -> bytes:
+    """AttributeProto: name=1, ints=8, type=20 (INTS=7)."""
+    return _ld(1, name) + b"".join(_vi(8, v) for v in values) + _vi(20, 7)
+
+
+def _node(op: str, inputs: list[str], outputs: list[str], *attrs: bytes, domain: str = "") -> bytes:
+    """NodeProto: input=1, output=2, op_type=4, attribute=5, domain=7."""
+    body = b"".join(_ld(1, i) for i in inputs) + b"".join(_ld(2, o) for o in outputs) + _ld(4, op)
+    body += b"".join(_ld(5, a) for a in attrs)
+    if domain:
+        body += _ld(7, domain)
+    return body
+
+
+def screen_model(chunks: list[tuple[np.ndarray, np.ndarray]], group: int) -> bytes:
+    """The ONNX model (bytes) of the screen.
+
+    ``chunks`` holds, per chunk, the INT8 rows transposed ``(dim, c)`` (``c`` a multiple of
+    ``group``) and their float32 scales ``(c,)``. Inputs: ``A`` ``(b, dim)`` uint8 queries with zero
+    point 128; ``k`` ``(1,)`` int64, how many groups fix the cut; ``W`` ``(b, 1)`` float32, the
+    width of the window below the cut (in the graph's units, i.e. divided by the query's scale).
+
+    The graph scores every row (``s_x * (A - 128) . x_i``), takes the best score of each group of
+    ``group`` consecutive rows, the k-th best group score ``T`` per query, and returns per chunk
+    ``N{j}`` ``(2, m)``: the (query, group) pairs whose group score is ``>= T - W``, and ``E{j}``
+    ``(m, group)``: the scores of those groups' rows. Output ``T``: ``(b, 1)``.
+    """
+    dim = int(chunks[0][0].shape[0])
+    inits = [
+        _tensor("azp", _UINT8, [], bytes([128])),
+        _tensor("one", _FLOAT, [], struct.pack("<f", 1.0)),
+    ]
+    nodes: list[bytes] = []
+    outputs: list[bytes] = [_value_info("T", _FLOAT, ["b", 1])]
+    maxima: list[str] = []
+    for j, (xt, scale) in enumerate(chunks):
+        c = int(xt.shape[1])
+        inits.append(_tensor(f"B{j}", _INT8, [dim, c], np.ascontiguousarray(xt, dtype=np.int8).tobytes()))
+        inits.append(_tensor(f"S{j}", _FLOAT, [c], np.ascontiguousarray(scale, dtype="<f4").tobytes()))
+        inits.append(_tensor(f"shape{j}", _INT64, [3], struct.pack("<3q", 0, c // group, group)))
+        nodes += [
+            _node(
+                "MatMulIntegerToFloat",
+                ["A", f"B{j}", "one", f"S{j}", "azp"],
+                [f"Y{j}"],
+                domain="com.microsoft",
+            ),
+            _node("Reshape", [f"Y{j}", f"shape{j}"], [f"R{j}"]),
+            _node("ReduceMax", [f"R{j}"], [f"M{j}"], _attr_ints("axes", [2]), _attr_int("keepdims", 0)),
+        ]
+        maxima.append(f"M{j}")
+    nodes += [
+        _node("Concat", maxima, ["M"], _attr_int("axis", 1)),
+        _node("TopK", ["M", "k"], ["V", "VI"], _attr_int("axis", 1)),
+        _node("ReduceMin", ["V"], ["T"], _attr_ints("axes", [1]), _attr_int("keepdims", 1)),
+        _node("Sub", ["T", "W"], ["cut"]),
+    ]
+    for j in range(len(chunks)):
+        nodes += [
+            _node("GreaterOrEqual", [f"M{j}", "cut"], [f"G{j}"]),
+            _node("NonZero", [f"G{j}"], [f"N{j}"]),
+            _node("Transpose", [f"N{j}"], [f"P{j}"], _attr_ints("perm", [1, 0])),
+            _node("GatherND", [f"R{j}", f"P{j}"], [f"E{j}"]),
+        ]
+        outputs += [
+            _value_info(f"N{j}", _INT64, [2, f"m{j}"]),
+            _value_info(f"E{j}", _FLOAT, [f"m{j}", group]),
+        ]
+    graph = b"".join(_ld(1, n) for n in nodes) + _ld(2, "int8_screen")
+    graph += b"".join(_ld(5, t) for t in inits)
+    graph += _ld(11, _value_info("A", _UINT8, ["b", dim]))
+    graph += _ld(11, _value_info("k", _INT64, [1]))
+    graph += _ld(11, _value_info("W", _FLOAT, ["b", 1]))
+    graph += b"".join(_ld(12, o) for o in outputs)
+    # ModelProto: ir_version=1, producer_name=2, graph=7, opset_import=8 {domain=1, version=2}
+    model = _vi(1, 7) + _ld(2, "synaptoroute-agents") + _ld(7, graph)
+    model += _ld(8, _ld(1, "") + _vi(2, 13)) + _ld(8, _ld(1, "com.microsoft") + _vi(2, 1))
+    return model
+
+
+# --------------------------------------------------------------------------- the screen
+class Int8Screen:
+    """Exact top-k over fixed float32 rows, screened in INT8 by onnxruntime.
+
+    Build with :func:`build_screen` (which returns None where the screen cannot run or is not
+    faster than float32). ``vecs`` is kept by reference, not copied: it must not change.
+    """
+
+    def __init__(self, vecs: np.ndarray, *, chunk: int = 65536, group: int = 8) -> None:
+        import onnxruntime as ort
+
+        n, dim = vecs.shape
+        if n == 0:
+            raise ValueError("an empty screen")
+        self.vecs = vecs
+        self.n, self.dim, self.group = n, dim, group
+        t0 = time.perf_counter()
+        scale = np.empty(n, dtype=np.float32)
+        q8i = np.empty((n, dim), dtype=np.int8)
+        max_resid = max_norm = max_qnorm = 0.0
+        for lo in range(0, n, 16384):
+            v = np.asarray(vecs[lo : lo + 16384], dtype=np.float32)
+            amax = np.abs(v).max(axis=1)
+            sc = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+            q8 = np.clip(np.rint(v / sc[:, None]), -127, 127)
+            deq = q8 * sc[:, None]
+            # float32 norms: each is within a few units of round-off of the true value, which the
+            # relative margins below cover
+            max_resid = max(max_resid, float(np.linalg.norm(v - deq, axis=1).max()))
+            max_norm = max(max_norm, float(np.linalg.norm(v, axis=1).max()))
+            max_qnorm = max(max_qnorm, float(np.linalg.norm(deq, axis=1).max()))
+            scale[lo : lo + 16384] = sc
+            q8i[lo : lo + 16384] = q8
+        self.max_norm = max_norm * (1 + 1e-5)
+        self.max_qnorm = max_qnorm * (1 + 1e-5)
+        self.max_resid = max_resid * (1 + 1e-5) + 1e-5 * self.max_norm
+        n_chunks = -(-n // chunk)
+        per = -(-n // n_chunks)
+        per = -(-per // group) * group
+        self.chunk = per
+        self.n_chunks = -(-n // per)
+        self.n_groups = self.n_chunks * (per // group)
+        self._pad_groups = -(-(self.n_chunks * per - n) // group)  # their zero rows are not real
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        for c in range(self.n_chunks):
+            lo, hi = c * per, min(n, (c + 1) * per)
+            xt = np.zeros((dim, per), dtype=np.int8)
+            xt[:, : hi - lo] = q8i[lo:hi].T
+            sc = np.zeros(per, dtype=np.float32)  # padded rows score exactly 0 and are masked
+            sc[: hi - lo] = scale[lo:hi]
+            parts.append((xt, sc))
+        model = screen_model(parts, group)
+        del parts, q8i
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.log_severity_level = 3
+        self._session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        self.build_seconds = time.perf_counter() - t0
+        # offsets of each member of each returned group, within its chunk
+        self._member = np.arange(group, dtype=np.int64)
+        self.candidates = 0  # rows re-scored in float32 since the build (for benchmarks)
+        # queries per session run: a run holds (queries x rows) float32 scores, 64 MB at 250k rows
+        self.max_batch = max(1, (64 << 20) // (4 * self.n_chunks * per))
+
+    def quantize_queries(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(uint8 rows with zero point 128, per-query scale, per-query error bound w)."""
+        q64 = q.astype(np.float64)
+        amax = np.abs(q64).max(axis=1)
+        s = np.where(amax > 0, amax / 127.0, 1.0)
+        qi = np.clip(np.rint(q64 / s[:, None]), -127, 127)
+        deq = qi * s[:, None]
+        qn = np.linalg.norm(deq, axis=1)
+        en = np.linalg.norm(q64 - deq, axis=1)
+        full = np.linalg.norm(q64, axis=1)
+        # Cauchy-Schwarz on the quantization error, plus float32 rounding of the reference dot
+        # product (|fl(q.x) - q.x| <= dim*u*|q||x|) and of this screen's own arithmetic.
+        w = qn * self.max_resid + en * self.max_norm
+        w += (self.dim + 16) * _U * (full * self.max_norm + qn * self.max_qnorm) * 2
+        w = w * (1 + 1e-6) + 1e-7
+        return (qi + 128).astype(np.uint8), s, w
+
+    def search(
+        self, q: np.ndarray, k: int, dead: np.ndarray | None, dead_groups: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` rows for each query: ``(scores, rows)`` of shape ``(b, k)``, best first;
+        missing slots hold ``-inf`` and row ``-1``.
+
+        ``dead`` masks rows that must never appear; ``dead_groups`` is how many groups hold a dead
+        row (the cut is then taken ``dead_groups`` groups further down, so that ``k`` groups with a
+        live best row stay above it).
+        """
+        kin = min(self.n_groups, k + dead_groups + self._pad_groups)
+        if kin >= self.n_groups:  # the cut would admit everything: a float scan is as cheap
+            return _float_top_k(q, self.vecs, dead, k)
+        if len(q) <= self.max_batch:
+            return self._search(q, k, dead, kin)
+        # the session holds (queries x rows) scores while it runs: bound that memory
+        parts = [
+            self._search(q[s : s + self.max_batch], k, dead, kin) for s in range(0, len(q), self.max_batch)
+        ]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _search(
+        self, q: np.ndarray, k: int, dead: np.ndarray | None, kin: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        b = len(q)
+        n, per, g = self.n, self.chunk, self.group
+        a, s, w = self.quantize_queries(q)
+        feed = {
+            "A": a,
+            "k": np.array([kin], dtype=np.int64),
+            "W": (2 * w / s * (1 + 1e-6)).astype(np.float32)[:, None],
+        }
+        outs = self._session.run(self._outputs, feed)
+        cut = outs[0][:, 0] - feed["W"][:, 0]
+        qs, rs = [], []
+        for j in range(self.n_chunks):
+            nz, vals = outs[1 + 2 * j], outs[2 + 2 * j]
+            if not nz.shape[1]:
+                continue
+            qq = nz[0]
+            rows = (nz[1] * g + j * per)[:, None] + self._member
+            ok = (vals >= cut[qq][:, None]) & (rows < n)
+            if dead is not None:
+                ok &= ~dead[np.minimum(rows, n - 1)]
+            hit_q, hit_m = np.nonzero(ok)
+            qs.append(qq[hit_q])
+            rs.append(rows[hit_q, hit_m])
+        cq = np.concatenate(qs) if qs else np.empty(0, dtype=np.int64)
+        crow = np.concatenate(rs) if rs else np.empty(0, dtype=np.int64)
+        self.candidates += len(cq)
+        cscore = np.einsum("ij,ij->i", q[cq], self.vecs[crow]).astype(np.float32)
+        return _top_k_by_query(b, k, cq, crow, cscore)
+
+
+def _float_top_k(
+    q: np.ndarray, vecs: np.ndarray, dead: np.ndarray | None, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    scores = q @ vecs.T
+    if dead is not None:
+        scores[:, dead] = -np.inf
+    b, n = scores.shape
+    kk = min(k, n)
+    top = (
+        np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.broadcast_to(np.arange(n), (b, n))
+    )
+    qidx = np.repeat(np.arange(b), top.shape[1])
+    return _top_k_by_query(b, k, qidx, top.reshape(-1), np.take_along_axis(scores, top, 1).reshape(-1))
+
+
+def _top_k_by_query(
+    b: int, k: int, qidx: np.ndarray, rows: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    out_s = np.full((b, k), -np.inf, dtype=np.float32)
+    out_r = np.full((b, k), -1, dtype=np.int64)
+    ok = np.isfinite(scores)
+    qidx, rows, scores = qidx[ok], rows[ok], scores[ok]
+    if not len(qidx):
+        return out_s, out_r
+    order = np.lexsort((rows, -scores, qidx))
+    qidx, rows, scores = qidx[order], rows[order], scores[order]
+    starts = np.searchsorted(qidx, qidx, side="left")
+    rank = np.arange(len(qidx)) - starts
+    sel = rank < k
+    out_s[qidx[sel], rank[sel]] = scores[sel]
+    out_r[qidx[sel], rank[sel]] = rows[sel]
+    return out_s, out_r
+
+
+def build_screen(vecs: np.ndarray, *, calibrate: bool = True, **options: Any) -> Int8Screen | None:
+    """An :class:`Int8Screen` over ``vecs``, or None when onnxruntime cannot run it (missing
+    operators, no onnxruntime) or, with ``calibrate``, when it is not faster than a float32 scan
+    on this CPU."""
+    try:
+        screen = Int8Screen(vecs, **options)
+        probe = np.ascontiguousarray(vecs[np.linspace(0, len(vecs) - 1, 16).astype(np.int64)])
+        screen.search(probe, 8, None)  # warm-up; also proves the graph runs
+    except Exception as exc:  # an onnxruntime without the operators, or any build failure
+        log.warning("the INT8 screen is unavailable (%s); using float32 search", exc)
+        return None
+    if calibrate:
+        t_int8 = min(_timed(lambda: screen.search(probe, 8, None)) for _ in range(3))
+        t_float = min(_timed(lambda: probe @ vecs.T) for _ in range(3))
+        if t_int8 >= t_float:
+            log.info("the INT8 screen (%.1f ms) is not faster than float32 (%.1f ms)", t_int8, t_float)
+            return None
+    return screen
+
+
+def _timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3

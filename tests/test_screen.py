@@ -1,0 +1,262 @@
+"""The INT8 screen of a flat index: its neighbours are exactly those of float32 search."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synaptoroute_agents import Route, SemanticRouter, VectorIndex
+from synaptoroute_agents import screen as screen_mod
+from synaptoroute_agents.screen import Int8Screen, build_screen, screen_model
+
+DATA = Path(__file__).parent / "fixtures" / "clinc10"
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    return [json.loads(line) for line in (DATA / f"{name}.jsonl").read_text().splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def real(encoder) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Real embeddings: a base of 6,000 rows (170 utterances plus perturbed copies, like the scale
+    benchmark's derived vectors) and 190 real queries."""
+    base = encoder.embed([r["text"] for r in _rows("train")])
+    queries = encoder.embed([r["text"] for r in _rows("test") + _rows("val")])
+    rng = np.random.default_rng(5)
+    picks = base[rng.integers(0, len(base), 6000 - len(base))]
+    noisy = picks + rng.normal(0, 0.02, picks.shape).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    return np.concatenate([base, noisy]).astype(np.float32), queries
+
+
+def true_top_k(q: np.ndarray, x: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reference: float64 scores, full sort."""
+    s = q.astype(np.float64) @ x.astype(np.float64).T
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(s, order, axis=1), ids[order]
+
+
+def assert_exact(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray]) -> None:
+    """Same scores rank by rank, and the same ids wherever the ranking is not a float tie."""
+    gs, gi = got
+    ws, wi = want
+    np.testing.assert_allclose(gs, ws, rtol=4e-6, atol=2e-6)  # float32 against float64
+    for row in range(len(gs)):
+        kth = ws[row, -1]
+        tol = 4e-6 * max(1.0, abs(kth))
+        sure_want = {int(i) for i, s in zip(wi[row], ws[row], strict=True) if s > kth + tol}
+        sure_got = {int(i) for i, s in zip(gi[row], gs[row], strict=True) if s > kth + tol}
+        assert sure_want == sure_got, f"query {row}"
+        assert len(set(gi[row].tolist())) == len(gi[row])
+
+
+@pytest.mark.parametrize("k", [1, 5, 32])
+def test_screened_flat_index_equals_exact_search_on_real_embeddings(real, k: int) -> None:  # type: ignore[no-untyped-def]
+    x, q = real
+    ids = np.arange(100, 100 + len(x))
+    idx = VectorIndex(x.shape[1], screen=True, background=False)
+    idx.load(ids, x)
+    got = idx.search(q, k)
+    assert idx.screen_info()["enabled"]
+    assert idx.screen_info()["candidates"] > 0
+    assert_exact(got, true_top_k(q, x, ids, k))
+    # and it agrees with the float32 scan it replaces
+    plain = VectorIndex(x.shape[1], screen=False)
+    plain.load(ids, x)
+    assert_exact(got, plain.search(q, k))
+    assert not plain.screen_info()["enabled"]
+
+
+def test_screen_with_delta_and_tombstones(real) -> None:  # type: ignore[no-untyped-def]
+    x, q = real
+    n = len(x) - 400
+    ids = np.arange(len(x)) * 3 + 1
+    idx = VectorIndex(x.shape[1], screen=True, background=False, delta_limit=10_000)
+    idx.load(ids[:n], x[:n])
+    idx.add(ids[n:], x[n:])  # the delta buffer, searched exactly beside the screened base
+    # remove the current best neighbours of many queries (tombstones inside the screened base)
+    _, best = idx.search(q[:60], 3)
+    dead = np.unique(best[best >= 0])
+    idx.remove(dead)
+    assert idx.pending()
+    live = ~np.isin(ids, dead)
+    for k in (1, 8, 32):
+        got = idx.search(q, k)
+        assert not np.isin(got[1], dead).any()
+        assert_exact(got, true_top_k(q, x[live], ids[live], k))
+    assert idx.screen_info()["enabled"]
+
+
+def test_adversarial_near_ties_inside_the_quantization_window() -> None:
+    """Thousands of rows whose scores differ by less than the INT8 error: the screen cannot rank
+    them, the float re-rank must, and the decoys just below must not slip in."""
+    rng = np.random.default_rng(11)
+    d = 384
+    q = rng.standard_normal(d)
+    q /= np.linalg.norm(q)
+    n_tied, n_decoy = 3000, 9000
+    target = np.concatenate([0.8 - 3e-5 * np.arange(n_tied), 0.8 - 0.09 - 1e-3 * rng.random(n_decoy)])
+    r = rng.standard_normal((len(target), d))
+    r -= (r @ q)[:, None] * q  # orthogonal to q
+    r /= np.linalg.norm(r, axis=1, keepdims=True)
+    x = (target[:, None] * q + np.sqrt(1 - target**2)[:, None] * r).astype(np.float32)
+    perm = rng.permutation(len(x))
+    x = x[perm]
+    ids = np.arange(len(x))
+    queries = np.stack([q, q + 1e-3 * rng.standard_normal(d)]).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    scr = Int8Screen(x, chunk=4096)
+    assert scr.n_chunks == 3
+    for k in (1, 7, 32, 100):
+        s, rows = scr.search(queries, k, None)
+        assert_exact((s, ids[rows]), true_top_k(queries, x, ids, k))
+    # the order of the tied block is the exact one
+    s, rows = scr.search(queries[:1], 50, None)
+    np.testing.assert_array_equal(perm[rows[0]], np.arange(50))
+
+
+def test_adversarial_quantization_errors_aligned_with_the_query() -> None:
+    """Rows built on the INT8 grid plus almost half a step towards (or against) the query's signs:
+    every INT8 score is off by nearly the worst case, half of them low and half high, so the INT8
+    ranking is wrong near the top and only a sound error bound keeps the true neighbours."""
+    rng = np.random.default_rng(12)
+    d, n, step = 384, 20000, 1 / 256
+    q = rng.standard_normal(d)
+    q /= np.linalg.norm(q)
+    m = rng.integers(-40, 41, (n, d)).astype(np.float64)
+    side = rng.choice([-1.0, 1.0], n)[:, None]
+    m += 0.49 * side * np.sign(q)[None, :]
+    m[:, int(np.argmin(np.abs(q)))] = 127  # fixes every row's INT8 scale to exactly `step`
+    x = (m * step).astype(np.float32)
+    ids = np.arange(n)
+    queries = np.stack([q, q + 0.05 * rng.standard_normal(d)]).astype(np.float32)
+    scr = Int8Screen(x, chunk=8192)
+    a, s, _ = scr.quantize_queries(queries[:1])
+    approx = (a.astype(np.float64) - 128) @ np.rint(m).T * s[0] * step
+    truth = q @ x.astype(np.float64).T
+    assert not set(np.argsort(-approx[0])[:32]) >= set(np.argsort(-truth)[:32])  # INT8 alone errs
+    for k in (1, 32):
+        got = scr.search(queries, k, None)
+        assert_exact((got[0], ids[got[1]]), true_top_k(queries, x, ids, k))
+
+
+def test_screen_over_several_chunks_with_dead_rows_and_padding() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5003, 64)).astype(np.float32)  # not unit: the bounds use the norms
+    q = rng.standard_normal((40, 64)).astype(np.float32)
+    scr = Int8Screen(x, chunk=1000, group=8)
+    assert scr.n_chunks == 6 and scr.n_chunks * scr.chunk > len(x)
+    dead = np.zeros(len(x), dtype=bool)
+    _, top = scr.search(q, 4, None)
+    dead[top[:, :2].ravel()] = True  # the two best rows of every query are gone
+    groups = len(np.unique(np.flatnonzero(dead) // scr.group))
+    ids = np.arange(len(x))
+    for k in (1, 16):
+        s, rows = scr.search(q, k, dead, groups)
+        assert not dead[rows[rows >= 0]].any()
+        assert_exact((s, rows), true_top_k(q, x[~dead], ids[~dead], k))
+    scr.max_batch = 7  # a large batch runs the session in slices: same answer
+    s, rows = scr.search(q, 16, dead, groups)
+    assert_exact((s, rows), true_top_k(q, x[~dead], ids[~dead], 16))
+
+
+def test_small_and_empty_indexes() -> None:
+    rng = np.random.default_rng(8)
+    empty = VectorIndex(16, screen=True, background=False)
+    s, i = empty.search(rng.standard_normal((2, 16)), 3)
+    assert (i == -1).all() and np.isneginf(s).all()
+    x = rng.standard_normal((3, 16)).astype(np.float32)
+    small = VectorIndex(16, screen=True, background=False)
+    small.load([5, 6, 7], x)
+    q = rng.standard_normal((4, 16)).astype(np.float32)
+    s, i = small.search(q, 5)  # k > rows: the screen answers with a float scan
+    assert (i[:, 3:] == -1).all() and np.isneginf(s[:, 3:]).all()
+    assert_exact((s[:, :3], i[:, :3]), true_top_k(q, x, np.array([5, 6, 7]), 3))
+    small.remove([6])
+    s, i = small.search(q, 2)
+    assert_exact((s, i), true_top_k(q, x[[0, 2]], np.array([5, 7]), 2))
+
+
+def test_default_screens_only_large_bases(real) -> None:  # type: ignore[no-untyped-def]
+    x, q = real
+    idx = VectorIndex(x.shape[1], background=False)  # screen=None, screen_min 32768
+    idx.load(np.arange(len(x)), x)
+    idx.search(q[:2], 3)
+    assert not idx.screen_info()["enabled"]
+    # above screen_min the calibrated screen is used only where it is faster; either way exact
+    auto = VectorIndex(x.shape[1], background=False, screen_min=1000)
+    auto.load(np.arange(len(x)), x)
+    assert_exact(auto.search(q, 10), true_top_k(q, x, np.arange(len(x)), 10))
+
+
+def test_background_build_swaps_in_and_stays_exact(real) -> None:  # type: ignore[no-untyped-def]
+    x, q = real
+    ids = np.arange(len(x))
+    idx = VectorIndex(x.shape[1], screen=True, background=True)
+    idx.load(ids, x)
+    first = idx.search(q, 5)  # answered in float32 while the screen is built beside it
+    idx.prepare()
+    assert idx.screen_info()["enabled"]
+    assert_exact(idx.search(q, 5), first)
+    # a compaction builds a new base: its screen follows
+    idx.add(np.arange(len(x), len(x) + 10), x[:10])
+    idx.compact()
+    idx.prepare()
+    assert idx.screen_info()["enabled"] and idx.screen_info()["rows"] == len(x) + 10
+
+
+def test_falls_back_to_float_search_when_onnxruntime_refuses_the_graph(
+    real,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    x, q = real
+    real_model = screen_model
+
+    def without_the_operator(chunks, group):  # type: ignore[no-untyped-def]
+        # the same graph, as an onnxruntime without the fused INT8 operator would see it
+        return real_model(chunks, group).replace(b"MatMulIntegerToFloat", b"MatMulIntegerToFloaX")
+
+    monkeypatch.setattr(screen_mod, "screen_model", without_the_operator)
+    assert build_screen(x) is None
+    idx = VectorIndex(x.shape[1], screen=True, background=False)
+    idx.load(np.arange(len(x)), x)
+    with caplog.at_level(logging.WARNING, logger="synaptoroute_agents.screen"):
+        got = idx.search(q, 8)
+    assert "unavailable" in caplog.text
+    assert not idx.screen_info()["enabled"]
+    assert_exact(got, true_top_k(q, x, np.arange(len(x)), 8))
+
+
+def test_the_hand_written_model_is_valid_onnx() -> None:
+    onnx = pytest.importorskip("onnx")
+    rng = np.random.default_rng(0)
+    xt = rng.integers(-127, 128, (16, 64)).astype(np.int8)
+    model = onnx.load_from_string(screen_model([(xt, np.ones(64, np.float32))] * 2, 8))
+    onnx.checker.check_model(model)
+    assert [o.name for o in model.graph.output] == ["T", "N0", "E0", "N1", "E1"]
+
+
+def test_router_decisions_are_identical_with_the_screen(encoder) -> None:  # type: ignore[no-untyped-def]
+    routes: dict[str, list[str]] = {}
+    for r in _rows("train"):
+        routes.setdefault(r["label"], []).append(r["text"])
+    queries = [r["text"] for r in _rows("test")]
+    out = []
+    for screen in (True, False):
+        with SemanticRouter(encoder, index_options={"screen": screen, "background": False}) as router:
+            for name, utts in routes.items():
+                router.add(Route(name, utts))
+            router.index.compact()  # one base: the screen covers it
+            out.append(router.route_batch(queries, top_k=3))
+            assert router.index.screen_info()["enabled"] is screen
+    for a, b in zip(*out, strict=True):
+        assert a.name == b.name and a.reason == b.reason
+        assert [c.name for c in a.candidates] == [c.name for c in b.candidates]
+        np.testing.assert_allclose(
+            [c.score for c in a.candidates], [c.score for c in b.candidates], atol=2e-6
+        )
