@@ -152,3 +152,21 @@ def test_eval_cli_contract_with_labels_that_are_not_route_names(tmp_path, capsys
         assert key in out
     assert out["n_test"] == 130 and out["n_train"] == 5 * 11 and out["n_routes"] == 10
     assert 0.3 < out["accuracy"] <= 1.0
+
+
+def test_refusal_budget_is_validated_and_moves_the_threshold(encoder, data) -> None:
+    with SemanticRouter(encoder=encoder) as router:
+        for bad in (-0.1, 1.5, float("nan"), "0.1", True):
+            with pytest.raises(InvalidInputError):
+                router.fit(*data["train"], out_of_scope_label="oos", create_routes=True, refusal_budget=bad)  # type: ignore[arg-type]
+        router.fit(
+            *data["train"],
+            out_of_scope_label="oos",
+            validation=data["val"],
+            create_routes=True,
+            refusal_budget=0.0,
+        )
+        strict = router.policy.settings["threshold"]  # type: ignore[attr-defined]
+        router.fit(*data["train"], out_of_scope_label="oos", validation=data["val"], refusal_budget=0.5)
+        loose = router.policy.settings["threshold"]  # type: ignore[attr-defined]
+    assert loose > strict  # a larger budget lets the threshold refuse more
