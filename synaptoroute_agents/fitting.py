@@ -364,8 +364,12 @@ _EMB_SCALE = 2.0  # embedding block weight next to the unit-norm lexical block
 _LEX_PARAMS = 3_000_000  # at most about this many lexical weights (terms x classes)
 
 
-def _splits(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified held-out splits: one 80/20 split for large sets, k-fold for small ones."""
+def _splits(y: np.ndarray, seed: int, n_routes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified held-out splits: one 80/20 split for large sets, k-fold for small ones.
+
+    The number of folds follows the rarest route (out-of-scope rows, label ``n_routes``, are
+    spread over the folds but do not limit them).
+    """
     rng = np.random.default_rng(seed)
     n = len(y)
     counts = np.bincount(y)
@@ -373,7 +377,8 @@ def _splits(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         folds = 5
         use = 1
     else:
-        folds = int(min(5, max(2, counts[counts > 0].min())))
+        routes_counts = counts[:n_routes]
+        folds = int(min(5, max(2, routes_counts[routes_counts > 0].min())))
         use = folds
     fold_of = np.empty(n, np.int64)
     for c in np.flatnonzero(counts):
@@ -469,8 +474,12 @@ def _fit_policy(
     classes = routes + ([_REJECT] if reject else [])
     col = {r: i for i, r in enumerate(classes)}
 
+    n_routes = len(routes)
+
+    # Out-of-scope examples are n_routes: the reject class when there is one; otherwise rows the
+    # head never trains on but that still show the threshold what to refuse.
     def encode(labs: Sequence[str]) -> np.ndarray:
-        return np.array([col.get(_REJECT if lab == oos_label else lab, -1) for lab in labs], np.int64)
+        return np.array([n_routes if lab == oos_label else col.get(lab, -1) for lab in labs], np.int64)
 
     use_lex = lexical and texts is not None and (not has_val or texts_val is not None)
     if texts is not None and len(texts) != len(labels):
@@ -506,7 +515,7 @@ def _fit_policy(
     else:
         folds = [
             (X[a], y[a], X[b], y[b], None if F is None else F[a], None if F is None else F[b])
-            for a, b in _splits(y, seed)
+            for a, b in _splits(y, seed, n_routes)
         ]
 
     # Held-out logits along the regularization path, and held-out neighbours.
@@ -516,6 +525,10 @@ def _fit_policy(
     held = _Held({(v, lam): [] for v in variants for lam in _LAMBDAS}, [], [], [])
     path: dict[tuple[bool, float], np.ndarray] = {}
     for Xa, ya, Xb, yb, Fa, Fb in folds:
+        trainable = ya < k
+        if not trainable.all():
+            Xa, ya = Xa[trainable], ya[trainable]
+            Fa = None if Fa is None else Fa[trainable]
         for v in variants:
             W = None
             sc = scale if v else 1.0
@@ -532,7 +545,6 @@ def _fit_policy(
     ni = np.concatenate(held.nb_idx)
     ns = np.concatenate(held.nb_sim)
     valid = np.isfinite(ns)
-    n_routes = len(routes)
     in_scope = yh < n_routes
 
     # Regularization by held-out accuracy (in-scope, top-1 among routes), then temperature by NLL.
@@ -549,9 +561,11 @@ def _fit_policy(
         lexicon, F, Fv, scale = None, None, None, 1.0
     L = np.concatenate(held.logits[(use_lex, lam)]).astype(np.float64)
 
+    known = yh < k  # rows of a class the head has (not out-of-scope rows without a reject class)
+
     def nll(t: float) -> float:
-        P = _softmax(L / t)
-        return float(-np.log(P[np.arange(len(yh)), yh] + 1e-12).mean())
+        P = _softmax(L[known] / t)
+        return float(-np.log(P[np.arange(len(P)), yh[known]] + 1e-12).mean())
 
     temp = min(_TEMPS, key=nll)
     Ph = _softmax(L / temp)
@@ -603,6 +617,10 @@ def _fit_policy(
             F_all = sparse_vstack([F, Fv]).tocsr()
     else:
         X_all, y_all = X, y
+    trainable = y_all < k
+    if not trainable.all():
+        X_all, y_all = X_all[trainable], y_all[trainable]
+        F_all = None if F_all is None else F_all[trainable]
     # warm start from the held-out fit at the chosen strength: a few iterations suffice
     W = _fit_softmax(X_all, y_all, k, lam, init=path[(use_lex, lam)], maxiter=100, F=F_all, scale=scale)
     settings = {

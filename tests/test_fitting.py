@@ -169,3 +169,28 @@ def test_refusal_budget_is_validated_and_moves_the_threshold(encoder, data) -> N
     strict = fit_policy(X, labels, oos_label="oos", refusal_budget=0.0)
     loose = fit_policy(X, labels, oos_label="oos", refusal_budget=0.3)
     assert loose.threshold > strict.threshold + 0.1  # a larger budget lets the threshold refuse more
+
+
+def test_a_few_out_of_scope_examples_still_teach_the_threshold() -> None:
+    # Fewer than ten out-of-scope examples: no reject class, but the threshold learns from them.
+    def sample(n_per: int, n_oos: int, seed: int) -> tuple[np.ndarray, list[str]]:
+        rng = np.random.default_rng(seed)
+        centers = np.random.default_rng(7).standard_normal((3, 16)).astype(np.float32)
+        X = np.repeat(centers, n_per, axis=0) + rng.standard_normal((3 * n_per, 16)).astype(np.float32)
+        X = np.vstack([X, 1.5 * rng.standard_normal((n_oos, 16)).astype(np.float32)])
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        return X, [f"r{i // n_per}" for i in range(3 * n_per)] + ["oos"] * n_oos
+
+    X, labels = sample(30, 6, seed=1)
+    taught = fit_policy(X, labels, oos_label="oos")
+    blind = fit_policy(X[:90], labels[:90])
+    assert not taught.reject
+    Xq, yq = sample(100, 200, seed=2)
+    oos_rows = np.array(yq) == "oos"
+
+    def refused(pol: FittedPolicy) -> float:
+        top = pol.head_probs(Xq[oos_rows]).max(axis=1)
+        return float((top < pol.threshold).mean())
+
+    assert taught.threshold > blind.threshold
+    assert refused(taught) > refused(blind) + 0.1
