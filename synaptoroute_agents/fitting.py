@@ -84,7 +84,7 @@ def _fit_softmax(
     Ft = None if F is None else F.T.tocsr()
 
     def fg(w: np.ndarray) -> tuple[float, np.ndarray]:
-        W = w.reshape(rows, k).astype(np.float32)
+        W = w.reshape(rows, k)  # float32 throughout (see _lbfgs)
         Z = _design_logits(X, F, W, scale)
         Z -= Z.max(axis=1, keepdims=True)
         lse = np.log(np.exp(Z).sum(axis=1))
@@ -228,12 +228,7 @@ class FittedPolicy:
                 F = self.lexicon.transform(texts)
             else:
                 log.debug("no query texts: the lexical features are left out")
-        W = self.weights
-        if self.lexicon is not None and F is None:
-            d = Q.shape[1]
-            Z = (Q @ W[:d]) * self.scale + W[-1]
-        else:
-            Z = _design_logits(Q, F, W, self.scale)
+        Z = _design_logits(Q, F, self.weights, self.scale)
         return _softmax(np.asarray(Z, dtype=np.float64) / self.temperature)
 
     def decide(
@@ -481,7 +476,7 @@ def _fit_policy(
     def encode(labs: Sequence[str]) -> np.ndarray:
         return np.array([n_routes if lab == oos_label else col.get(lab, -1) for lab in labs], np.int64)
 
-    use_lex = lexical and texts is not None and (not has_val or texts_val is not None)
+    try_lex = lexical and texts is not None and (not has_val or texts_val is not None)
     if texts is not None and len(texts) != len(labels):
         raise InvalidInputError("texts must have one entry per row of X")
     y = encode(labels)
@@ -492,7 +487,7 @@ def _fit_policy(
     F: Any = None
     Fv: Any = None
     scale = 1.0
-    if use_lex:
+    if try_lex:
         assert texts is not None
         kept_texts = [t for t, kk in zip(texts, keep, strict=True) if kk]
         val_texts: list[str] = []

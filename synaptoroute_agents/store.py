@@ -342,8 +342,11 @@ class RouteStore:
 
     # ------------------------------------------------------------------ transactions
     class _Tx:
-        def __init__(self, store: RouteStore) -> None:
+        """A write transaction; on PostgreSQL it holds the advisory lock ``pg_lock_key``."""
+
+        def __init__(self, store: RouteStore, pg_lock_key: int = _PG_LOCK_KEY) -> None:
             self.store = store
+            self.pg_lock_key = pg_lock_key
             self.conn: Any = None
             self.trans: Any = None
 
@@ -354,7 +357,7 @@ class RouteStore:
                 self.conn = self.store.engine.connect().execution_options(sr_write=True)
                 self.trans = self.conn.begin()
                 if self.store.dialect == "postgresql":
-                    self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+                    self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.pg_lock_key})
                 return self.conn
             except BaseException:
                 if self.conn is not None:
@@ -896,9 +899,7 @@ class RouteStore:
     def _snapshot_tx(self) -> Any:
         """A write transaction for snapshots: on PostgreSQL it does not take the mutation lock
         (a snapshot is not a change), only one that keeps two snapshot writers apart."""
-        if self.dialect != "postgresql":
-            return self._tx()
-        return _SnapshotTx(self)
+        return RouteStore._Tx(self, pg_lock_key=_PG_SNAPSHOT_LOCK_KEY)
 
     @staticmethod
     def _drop_snapshots(conn: Connection) -> None:
@@ -1058,34 +1059,6 @@ class _RouteRow(NamedTuple):
     description: str | None
     threshold: float | None
     metadata: str | None
-
-
-class _SnapshotTx:
-    """A PostgreSQL write transaction holding the snapshot writers' advisory lock only."""
-
-    def __init__(self, store: RouteStore) -> None:
-        self.store = store
-        self.conn: Any = None
-        self.trans: Any = None
-
-    def __enter__(self) -> Connection:
-        self.conn = self.store.engine.connect()
-        try:
-            self.trans = self.conn.begin()
-            self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SNAPSHOT_LOCK_KEY})
-            return self.conn
-        except BaseException:
-            self.conn.close()
-            raise
-
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        try:
-            if exc_type is None:
-                self.trans.commit()
-            else:
-                self.trans.rollback()
-        finally:
-            self.conn.close()
 
 
 class _LockedConnect:
