@@ -2,8 +2,10 @@
 
 Method (every setting chosen inside :func:`fit_policy` on held-out data, nothing by hand):
 
-* **Head**: multinomial logistic regression on the embeddings, L2-regularized (strength chosen
-  on held-out data along a warm-started path), temperature-calibrated (NLL on held-out data).
+* **Head**: multinomial logistic regression on the embeddings (or on the encoder's head
+  features when it has them, and on the words of the text when given), L2-regularized (strength
+  chosen on held-out data along a warm-started path), temperature-calibrated (NLL on held-out
+  data).
   Examples labelled out-of-scope form an extra *reject* class when there are enough of them.
 * **Neighbour vote**: the query's nearest stored utterances vote for their routes with weights
   ``exp(cosine / tau)``; the head and the vote are mixed ``(1 - a) * head + a * vote``.
@@ -40,8 +42,8 @@ __all__ = ["FittedPolicy", "fit_policy", "load_policy"]
 log = logging.getLogger(__name__)
 
 _FORMAT = "synaptoroute-policy"
-_VERSION = 2
-_READABLE = (1, 2)  # version 1: embeddings only, no lexicon
+_VERSION = 3
+_READABLE = (1, 2, 3)  # version 1: embeddings only, no lexicon; version 2: no head features
 _REJECT = "\x00out_of_scope"
 
 
@@ -209,6 +211,7 @@ class FittedPolicy:
     settings: dict[str, Any] = field(default_factory=dict)
     lexicon: Lexicon | None = None  # lexical features of the query text (None: embeddings only)
     scale: float = 1.0  # weight of the embedding block against the unit-norm lexical block
+    features: str | None = None  # the encoder's head features the head reads (None: the embeddings)
 
     #: the router passes the query texts to :meth:`decide` (the lexical features need them)
     uses_texts = True
@@ -217,11 +220,17 @@ class FittedPolicy:
         self._col = {r: i for i, r in enumerate(self.routes)}
 
     # -- scoring
-    def head_probs(self, Q: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
+    def head_probs(
+        self, Q: np.ndarray, texts: Sequence[str] | None = None, features: np.ndarray | None = None
+    ) -> np.ndarray:
         """Calibrated head probabilities ``(b, k)`` (reject class last when present).
 
-        Without ``texts`` a lexical head scores the embeddings alone (less accurate).
+        ``features`` are the encoder's head features of the queries (when the head was fitted on
+        them); without them the head reads the embeddings ``Q`` in their place, and without
+        ``texts`` a lexical head leaves the words out (both less accurate).
         """
+        if self.features is not None and features is not None and len(features) == len(Q):
+            Q = np.asarray(features, dtype=np.float32)
         F = None
         if self.lexicon is not None:
             if texts is not None and len(texts) == len(Q):
@@ -238,12 +247,14 @@ class FittedPolicy:
         live_routes: Mapping[str, float | None],
         top_k: int = 1,
         texts: Sequence[str] | None = None,
+        features: np.ndarray | None = None,
     ) -> list[tuple[list[tuple[str, float]], str | None, str]]:
         """Rank live routes by blended probability and decide (see :class:`ScoringPolicy`).
 
-        ``texts`` are the cleaned query texts, one per row of ``Q`` (for the lexical features).
+        ``texts`` are the cleaned query texts, one per row of ``Q`` (for the lexical features);
+        ``features`` the encoder's head features of the queries (see :meth:`head_probs`).
         """
-        P = self.head_probs(np.asarray(Q, dtype=np.float32), texts)
+        P = self.head_probs(np.asarray(Q, dtype=np.float32), texts, features)
         n_routes = len(self.routes)
         out: list[tuple[list[tuple[str, float]], str | None, str]] = []
         for qi, pairs in enumerate(neighbors):
@@ -304,6 +315,7 @@ class FittedPolicy:
             "reject": self.reject,
             "settings": self.settings,
             "scale": self.scale,
+            "features": self.features,
         }
         arrays: dict[str, np.ndarray] = {"weights": self.weights}
         if self.lexicon is not None:
@@ -341,6 +353,7 @@ class FittedPolicy:
             settings=dict(header.get("settings", {})),
             lexicon=lexicon,
             scale=float(header.get("scale", 1.0)),
+            features=header.get("features"),
         )
 
 
@@ -404,6 +417,9 @@ def fit_policy(
     texts: Sequence[str] | None = None,
     texts_val: Sequence[str] | None = None,
     lexical: bool = True,
+    H: np.ndarray | None = None,
+    H_val: np.ndarray | None = None,
+    features: str | None = None,
 ) -> FittedPolicy:
     """Fit a :class:`FittedPolicy` on unit embeddings ``X`` labelled with route names.
 
@@ -420,6 +436,10 @@ def fit_policy(
         texts, texts_val: the example texts (one per row of ``X`` / ``X_val``); with them
             the head also reads lexical features (:class:`~synaptoroute_agents.lexicon.Lexicon`).
         lexical: set False to fit on the embeddings alone even when texts are given.
+        H, H_val: the encoder's head features of the same rows (see
+            :meth:`~synaptoroute_agents.encoders.bundled.BundledEncoder.embed_with_features`):
+            the head reads them instead of ``X``; the neighbour vote always uses ``X``.
+        features: the id of those features, kept with the policy.
     """
     # Many small BLAS calls between optimizer steps: one BLAS thread is as fast on an idle
     # machine and up to ten times faster on a busy one (idle BLAS threads spin for the CPU).
@@ -438,7 +458,24 @@ def fit_policy(
             texts=texts,
             texts_val=texts_val,
             lexical=lexical,
+            H=H,
+            H_val=H_val,
+            features=features,
         )
+
+
+@dataclass
+class _Fold:
+    """One train/held-out split: embeddings (X), head features (H), labels, lexical rows (F)."""
+
+    Xa: np.ndarray
+    Ha: np.ndarray
+    ya: np.ndarray
+    Xb: np.ndarray
+    Hb: np.ndarray
+    yb: np.ndarray
+    Fa: Any
+    Fb: Any
 
 
 def _fit_policy(
@@ -454,11 +491,20 @@ def _fit_policy(
     texts: Sequence[str] | None,
     texts_val: Sequence[str] | None,
     lexical: bool,
+    H: np.ndarray | None,
+    H_val: np.ndarray | None,
+    features: str | None,
 ) -> FittedPolicy:
     X = np.ascontiguousarray(X, dtype=np.float32)
     labels = list(labels)
     if X.ndim != 2 or len(X) != len(labels):
         raise InvalidInputError("X must be (n, d) with one label per row")
+    if (H is None) != (features is None) or (H_val is not None and H is None):
+        raise InvalidInputError("head features need H (and H_val with X_val) and their id")
+    # Xh: what the head reads; X: what the neighbour vote reads (the index's embeddings)
+    Xh = X if H is None else np.ascontiguousarray(H, dtype=np.float32)
+    if Xh.shape[0] != X.shape[0]:
+        raise InvalidInputError("H must have one row per row of X")
     routes = sorted({lab for lab in labels if lab != oos_label})
     if not routes:
         raise InvalidInputError("fit needs examples of at least one route")
@@ -481,7 +527,7 @@ def _fit_policy(
         raise InvalidInputError("texts must have one entry per row of X")
     y = encode(labels)
     keep = y >= 0
-    X, y = X[keep], y[keep]
+    X, Xh, y = X[keep], Xh[keep], y[keep]
     k = len(classes)
     lexicon: Lexicon | None = None
     F: Any = None
@@ -505,11 +551,17 @@ def _fit_policy(
         assert X_val is not None and labels_val is not None
         yv = encode(labels_val)
         kv = yv >= 0
-        Xv, yv = np.ascontiguousarray(X_val, dtype=np.float32)[kv], yv[kv]
-        folds = [(X, y, Xv, yv, F, Fv)]
+        Xv = np.ascontiguousarray(X_val, dtype=np.float32)
+        Xhv = Xv if H is None else np.ascontiguousarray(H_val, dtype=np.float32)
+        if H is not None and Xhv.shape[0] != Xv.shape[0]:
+            raise InvalidInputError("H_val must have one row per row of X_val")
+        Xv, Xhv, yv = Xv[kv], Xhv[kv], yv[kv]
+        folds = [_Fold(X, Xh, y, Xv, Xhv, yv, F, Fv)]
     else:
         folds = [
-            (X[a], y[a], X[b], y[b], None if F is None else F[a], None if F is None else F[b])
+            _Fold(
+                X[a], Xh[a], y[a], X[b], Xh[b], y[b], None if F is None else F[a], None if F is None else F[b]
+            )
             for a, b in _splits(y, seed, n_routes)
         ]
 
@@ -519,23 +571,24 @@ def _fit_policy(
     variants = [False, True] if lexicon is not None else [False]
     held = _Held({(v, lam): [] for v in variants for lam in _LAMBDAS}, [], [], [])
     path: dict[tuple[bool, float], np.ndarray] = {}
-    for Xa, ya, Xb, yb, Fa, Fb in folds:
+    for fold in folds:
+        ya, Ha, Fa = fold.ya, fold.Ha, fold.Fa
         trainable = ya < k
         if not trainable.all():
-            Xa, ya = Xa[trainable], ya[trainable]
+            Ha, ya = Ha[trainable], ya[trainable]
             Fa = None if Fa is None else Fa[trainable]
         for v in variants:
             W = None
             sc = scale if v else 1.0
             for lam in _LAMBDAS:
-                W = _fit_softmax(Xa, ya, k, lam, init=W, maxiter=150, F=Fa if v else None, scale=sc)
+                W = _fit_softmax(Ha, ya, k, lam, init=W, maxiter=150, F=Fa if v else None, scale=sc)
                 path[(v, lam)] = W
-                held.logits[(v, lam)].append(_design_logits(Xb, Fb if v else None, W, sc))
-        route_rows = ya < len(routes)  # the index holds route utterances only
-        ni, ns = _neighbours(Xb, Xa[route_rows], ya[route_rows], _NEIGHBOURS)
+                held.logits[(v, lam)].append(_design_logits(fold.Hb, fold.Fb if v else None, W, sc))
+        route_rows = fold.ya < len(routes)  # the index holds route utterances only
+        ni, ns = _neighbours(fold.Xb, fold.Xa[route_rows], fold.ya[route_rows], _NEIGHBOURS)
         held.nb_idx.append(ni)
         held.nb_sim.append(ns)
-        held.y.append(yb)
+        held.y.append(fold.yb)
     yh = np.concatenate(held.y)
     ni = np.concatenate(held.nb_idx)
     ns = np.concatenate(held.nb_sim)
@@ -605,13 +658,13 @@ def _fit_policy(
     # Refit the head on everything with the chosen strength.
     F_all = F
     if has_val:
-        X_all, y_all = np.vstack([X, folds[0][2]]), np.concatenate([y, folds[0][3]])
+        X_all, y_all = np.vstack([Xh, folds[0].Hb]), np.concatenate([y, folds[0].yb])
         if F is not None:
             from scipy.sparse import vstack as sparse_vstack
 
             F_all = sparse_vstack([F, Fv]).tocsr()
     else:
-        X_all, y_all = X, y
+        X_all, y_all = Xh, y
     trainable = y_all < k
     if not trainable.all():
         X_all, y_all = X_all[trainable], y_all[trainable]
@@ -628,10 +681,11 @@ def _fit_policy(
         "held_out": "validation" if has_val else f"{len(folds)} stratified split(s)",
         "held_out_accuracy": round(best[0], 4),
         "lexical_terms": 0 if lexicon is None else lexicon.dim,
+        "head_features": features or "embeddings",
         "held_out_head_accuracy": {
             ("lexical" if v else "embedding"): round(max(lam_scores[(v, lm)] for lm in _LAMBDAS), 4)
             for v in variants
         },
     }
     log.info("fitted policy: %s", settings)
-    return FittedPolicy(routes, W, temp, alpha, tau, threshold, reject, settings, lexicon, scale)
+    return FittedPolicy(routes, W, temp, alpha, tau, threshold, reject, settings, lexicon, scale, features)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .encoders.base import Encoder, embed_in_batches
+from .encoders.base import Encoder, embed_in_batches, embed_with_features_in_batches, head_features_of
 from .errors import (
     EncoderMismatchError,
     InvalidInputError,
@@ -390,7 +390,14 @@ class SemanticRouter:
             return
         from .fitting import load_policy
 
-        self._policy = load_policy(blob)
+        policy = load_policy(blob)
+        if policy.features is not None and head_features_of(self.encoder) != policy.features:
+            log.warning(
+                "the fitted head reads head features %r that this encoder does not provide; it reads "
+                "the embeddings instead (less accurate) until the next fit",
+                policy.features,
+            )
+        self._policy = policy
 
     # ------------------------------------------------------------------ helpers
     def _check_open(self) -> None:
@@ -400,6 +407,17 @@ class SemanticRouter:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed already-cleaned texts with the router's encoder (batched, unit rows)."""
         return embed_in_batches(self.encoder, list(texts))
+
+    def _head_features(self) -> str | None:
+        """The head features the fitted policy reads, when this router's encoder provides them."""
+        want = getattr(self._policy, "features", None)
+        return want if want is not None and head_features_of(self.encoder) == want else None
+
+    def _embed_queries(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Embeddings of cleaned queries, with the head features when the fitted head reads them."""
+        if self._head_features() is not None:
+            return embed_with_features_in_batches(self.encoder, list(texts))
+        return self.embed(texts), None
 
     @staticmethod
     def _as_route(route: Any) -> Route:
@@ -662,8 +680,16 @@ class SemanticRouter:
         if not in_labels:
             raise InvalidInputError("fit needs examples of at least one route")
         unknown = [lab for lab in in_labels if lab not in self._routes]
+        features = head_features_of(self.encoder)
+
+        def embed(batch: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+            # the head reads the encoder's head features when it has them (one pass for both)
+            if features is not None:
+                return embed_with_features_in_batches(self.encoder, list(batch))
+            return self.embed(batch), None
+
         t0 = time.perf_counter()
-        X = self.embed(clean)
+        X, H = embed(clean)
         embed_seconds = time.perf_counter() - t0
         if unknown:
             if not create_routes:
@@ -682,20 +708,23 @@ class SemanticRouter:
                 new_routes.append(Route(lab, [t for t, lb in zip(clean, labs, strict=True) if lb == lab]))
             rows = [by_text[(r.name, t)] for r in new_routes for t in r.utterances]
             self._add_embedded(new_routes, X[rows])
-        X_val = labs_val = None
+        X_val = H_val = labs_val = None
         if validation is not None:
             if not isinstance(validation, tuple | list) or len(validation) != 2:
                 raise InvalidTypeError("validation must be a (texts, labels) pair")
             v_texts, labs_val = _labelled(validation[0], validation[1], "validation texts")
             t0 = time.perf_counter()
-            X_val = self.embed(v_texts)
+            X_val, H_val = embed(v_texts)
             embed_seconds += time.perf_counter() - t0
         fit_texts, fit_labs = clean, labs
         if name_examples:
             extra = _name_examples([self._routes[lab] for lab in in_labels if lab in self._routes])
             if extra:
                 t0 = time.perf_counter()
-                X = np.vstack([X, self.embed([t for t, _ in extra])])
+                X_extra, H_extra = embed([t for t, _ in extra])
+                X = np.vstack([X, X_extra])
+                if H is not None and H_extra is not None:
+                    H = np.vstack([H, H_extra])
                 embed_seconds += time.perf_counter() - t0
                 fit_texts = clean + [t for t, _ in extra]
                 fit_labs = labs + [lab for _, lab in extra]
@@ -710,6 +739,9 @@ class SemanticRouter:
             refusal_budget=float(refusal_budget),
             texts=fit_texts,
             texts_val=None if validation is None else v_texts,
+            H=H,
+            H_val=H_val,
+            features=features,
         )
         fit_seconds = time.perf_counter() - t0
         with self._write_lock:
@@ -930,27 +962,43 @@ class SemanticRouter:
         texts = [clean_text(q) for q in queries]
         if not texts:
             return []
-        return self.decide(self.embed(texts), top_k=top_k, texts=texts)
+        Q, H = self._embed_queries(texts)
+        return self.decide(Q, top_k=top_k, texts=texts, features=H)
 
     def decide(
-        self, Q: np.ndarray, top_k: int = 1, *, texts: Sequence[str] | None = None
+        self,
+        Q: np.ndarray,
+        top_k: int = 1,
+        *,
+        texts: Sequence[str] | None = None,
+        features: np.ndarray | None = None,
     ) -> list[RouteMatch]:
         """Decide for already-embedded queries (``(b, dim)`` unit rows).
 
         ``texts`` (the cleaned query texts, one per row) let a fitted head read their words too;
-        without them it decides from the embeddings alone.
+        ``features`` (from the encoder's ``embed_with_features``, when the head was fitted on
+        them) give it the representation it was fitted on. Without them the head reads the
+        embeddings in their place: it still decides, less accurately.
         """
         _check_top_k(top_k)
         if texts is not None and len(texts) != len(Q):
             raise InvalidInputError("texts must have one entry per query row")
+        if features is not None and (not isinstance(features, np.ndarray) or features.shape != np.shape(Q)):
+            raise InvalidInputError("features must be an array of the same shape as the embeddings")
         token = next(self._reader_seq)
         self._readers[token] = self._epoch  # registered before the index snapshot is taken
         try:
-            return self._decide(Q, top_k, texts)
+            return self._decide(Q, top_k, texts, features)
         finally:
             del self._readers[token]
 
-    def _decide(self, Q: np.ndarray, top_k: int, texts: Sequence[str] | None = None) -> list[RouteMatch]:
+    def _decide(
+        self,
+        Q: np.ndarray,
+        top_k: int,
+        texts: Sequence[str] | None = None,
+        features: np.ndarray | None = None,
+    ) -> list[RouteMatch]:
         live = self._thresholds
         if not live:
             return [_empty_match() for _ in range(len(Q))]
@@ -974,7 +1022,9 @@ class SemanticRouter:
             neighbors.append(pairs)
             evidence_ids.append(ev)
         policy = self._policy
-        if texts is not None and getattr(policy, "uses_texts", False):
+        if getattr(policy, "features", None) is not None:
+            decisions = policy.decide(Q, neighbors, live, top_k, texts=texts, features=features)  # type: ignore[call-arg]
+        elif texts is not None and getattr(policy, "uses_texts", False):
             decisions = policy.decide(Q, neighbors, live, top_k, texts=texts)  # type: ignore[call-arg]
         else:
             decisions = policy.decide(Q, neighbors, live, top_k)
@@ -1021,7 +1071,8 @@ class SemanticRouter:
 
     def _route_clean(self, texts: list[str], top_k: int) -> list[RouteMatch]:
         self._check_open()
-        return self.decide(self.embed(texts), top_k=top_k, texts=texts)
+        Q, H = self._embed_queries(texts)
+        return self.decide(Q, top_k=top_k, texts=texts, features=H)
 
     def _get_batcher(self) -> MicroBatcher:
         batcher = self._batcher

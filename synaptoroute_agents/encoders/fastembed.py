@@ -204,22 +204,30 @@ class FastEmbedEncoder:
         n = len(texts)
         if n == 0:
             return np.empty((0, self.dim), dtype=np.float32)
+        return as_unit_rows(self._by_length(self._raw_embed, texts, self.dim), n, self.dim)
+
+    def _by_length(self, raw: Any, texts: Sequence[str], width: int) -> np.ndarray:
+        """``raw(slice) -> (len(slice), width)`` over ``texts`` in slices of similar lengths."""
+        n = len(texts)
         step = self.length_batch
         if n <= step:
-            return as_unit_rows(self._raw_embed(texts), n, self.dim)
-        order = sorted(range(n), key=lambda i: len(texts[i]))
-        parts = [order[s : s + step] for s in range(0, n, step)]
-        slices = [[texts[i] for i in part] for part in parts]
-        if self.parallel_slices > 1 and len(slices) > 1:
-            self._load()
-            rows = np.concatenate(list(self._slice_pool().map(self._raw_embed, slices)))
+            rows = raw(texts)
         else:
-            rows = np.concatenate([self._raw_embed(sl) for sl in slices])
-        if rows.ndim != 2 or len(rows) != n:
-            raise EncoderError(f"encoder returned shape {rows.shape}, expected ({n}, {self.dim})")
-        out = np.empty_like(rows)
-        out[np.asarray(order)] = rows
-        return as_unit_rows(out, n, self.dim)
+            order = sorted(range(n), key=lambda i: len(texts[i]))
+            parts = [order[s : s + step] for s in range(0, n, step)]
+            slices = [[texts[i] for i in part] for part in parts]
+            if self.parallel_slices > 1 and len(slices) > 1:
+                self._load()
+                done = np.concatenate(list(self._slice_pool().map(raw, slices)))
+            else:
+                done = np.concatenate([raw(sl) for sl in slices])
+            if done.ndim != 2 or len(done) != n:
+                raise EncoderError(f"encoder returned shape {done.shape}, expected ({n}, {width})")
+            rows = np.empty_like(done)
+            rows[np.asarray(order)] = done
+        if rows.ndim != 2 or rows.shape != (n, width):
+            raise EncoderError(f"encoder returned shape {rows.shape}, expected ({n}, {width})")
+        return rows
 
     def _slice_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
