@@ -297,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--refusal-budget",
         type=float,
-        default=0.02,
-        help="share of in-scope held-out queries the fitted threshold may refuse (default 0.02)",
+        default=0.01,
+        help="share of in-scope held-out queries the fitted threshold may refuse (default 0.01)",
     )
     sub.add_parser(
         "bench",

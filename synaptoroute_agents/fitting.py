@@ -413,7 +413,7 @@ def fit_policy(
     labels_val: Sequence[str] | None = None,
     seed: int = 0,
     abstain_quantile: float = 0.01,
-    refusal_budget: float = 0.02,
+    refusal_budget: float = 0.01,
     texts: Sequence[str] | None = None,
     texts_val: Sequence[str] | None = None,
     lexical: bool = True,

@@ -631,7 +631,7 @@ class SemanticRouter:
         create_routes: bool = False,
         seed: int = 0,
         name_examples: bool = True,
-        refusal_budget: float = 0.02,
+        refusal_budget: float = 0.01,
     ) -> FitSummary:
         """Learn thresholds, the abstain policy and a scoring head from labelled examples.
 

@@ -95,7 +95,7 @@ def run_eval(
     fit: bool = True,
     encoder: Encoder | None = None,
     plots: str | None = None,
-    refusal_budget: float = 0.02,
+    refusal_budget: float = 0.01,
 ) -> dict[str, Any]:
     """Build a fresh router with one route per training label, fit it, evaluate it on ``test``."""
     train_texts, train_labels = train
@@ -203,14 +203,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     record("banking77/fit", run_eval(bank["train"], bank["test"], encoder=enc))
     record(
-        "clinc150/fit/refusal-budget-0.005",
+        "clinc150/fit/refusal-budget-0.02",
         run_eval(
             clinc["train"],
             clinc["test"],
             val=clinc["val"],
             oos_label="oos",
             encoder=enc,
-            refusal_budget=0.005,
+            refusal_budget=0.02,
         ),
     )
     seeds = [0] if args.quick else [0, 1, 2]
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dataset={"clinc150": "CLINC150 full (CC BY 3.0)", "banking77": "Banking77 (CC BY 4.0)"},
     )
     c, b = runs["clinc150/fit"], runs["banking77/fit"]
-    c5 = runs["clinc150/fit/refusal-budget-0.005"]
+    c2 = runs["clinc150/fit/refusal-budget-0.02"]
     few_rows = "\n".join(
         f"| {s} | {_pct(runs[f'clinc150/10-shot/seed{s}']['accuracy'])} "
         f"| {_pct(runs[f'clinc150/10-shot/seed{s}']['in_scope_accuracy'])} "
@@ -271,15 +271,18 @@ Manifest: `{args.out}`.
 | | CLINC150 accuracy (5,500 incl. 1,000 oos) | CLINC150 in-scope | CLINC150 oos recall | Banking77 accuracy |
 | --- | --- | --- | --- | --- |
 | this router, fitted | **{_pct(c["accuracy"])}** | **{_pct(c["in_scope_accuracy"])}** | **{_pct(c["oos_recall"])}** | **{_pct(b["accuracy"])}** |
-| this router, fitted with `--refusal-budget 0.005` (a user setting: fewer refusals) | {_pct(c5["accuracy"])} | {_pct(c5["in_scope_accuracy"])} | {_pct(c5["oos_recall"])} | - |
+| this router, fitted with `--refusal-budget 0.02` (a user setting: more refusals) | {_pct(c2["accuracy"])} | {_pct(c2["in_scope_accuracy"])} | {_pct(c2["oos_recall"])} | - |
 | this router, unfitted (nearest-utterance cosine, threshold 0.5) | {_pct(cc["accuracy"])} | {_pct(cc["in_scope_accuracy"])} | {_pct(cc["oos_recall"])} | {_pct(bc["accuracy"])} |
 | SynaptoRoute 0.4.1 (published) | 74.20 | - | - | 91.81 |
 
-The default refusal budget (2% of in-scope held-out queries) is the fitted threshold's licence
+The refusal budget (default 1% of in-scope held-out queries) is the fitted threshold's licence
 to refuse doubtful in-scope queries so as to catch out-of-scope ones; in an agent a refusal goes
-to the safe read-only branch. On CLINC150 the fitted threshold spends that whole budget. The
-second row is the same fit with a 0.5% budget: a user setting that shows the trade-off, picked
-after seeing the first row (so it is not a fitted or held-out-chosen figure).
+to the safe read-only branch. On CLINC150 the fitted threshold spends the whole budget. The
+second row is the same fit with a 2% budget, a user setting that shows the trade-off (and the
+default before head features). The default was set from CLINC150 validation data alone, split in
+halves (one half picks the threshold, the other measures): going from 1% to 2% cost 0.8 points
+of in-scope accuracy for 2 more points of out-of-scope recall. The test figures at the former
+2% default were known when it changed.
 
 Few-shot, 10 examples per label, mean of seeds {", ".join(map(str, seeds))}: CLINC150 in-scope
 **{_pct(summary["clinc150_10shot_in_scope_mean"])}**, Banking77 **{_pct(summary["banking77_10shot_mean"])}**.
