@@ -82,17 +82,22 @@ def _fit_softmax(
     dl = 0 if F is None else F.shape[1]
     rows = d + dl + 1
     Y = np.zeros((n, k), np.float32)
-    Y[np.arange(n), y] = 1.0
+    rows_n = np.arange(n)
+    Y[rows_n, y] = 1.0
     Ft = None if F is None else F.T.tocsr()
 
     def fg(w: np.ndarray) -> tuple[float, np.ndarray]:
         W = w.reshape(rows, k)  # float32 throughout (see _lbfgs)
         Z = _design_logits(X, F, W, scale)
         Z -= Z.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(Z).sum(axis=1))
+        true_z = Z[rows_n, y]
+        np.exp(Z, out=Z)  # Z now holds exp(logits - max): one exponential serves loss and gradient
+        total = Z.sum(axis=1)
         body = W[:-1]
-        loss = float((lse - (Z * Y).sum(axis=1)).mean()) + 0.5 * lam * float((body * body).sum())
-        R = (np.exp(Z - lse[:, None]) - Y) / n
+        loss = float((np.log(total) - true_z).mean()) + 0.5 * lam * float((body * body).sum())
+        Z /= total[:, None]
+        Z -= Y
+        R = Z / n
         G = np.empty_like(W)
         G[:d] = (X.T @ R) * scale
         if Ft is not None:
@@ -643,9 +648,12 @@ def _fit_policy(
         base_right = right.sum() / max(1, in_scope.sum())
         cands = np.unique(np.concatenate([[0.0], top]))
         best_t, best_j = 0.0, -np.inf
+        # a budget cannot be finer than one held-out query: with fewer than 1/budget of them,
+        # one refusal is allowed (else a few out-of-scope examples would switch refusing off)
+        allowed = max(refusal_budget, 1.0 / max(1, in_scope.sum())) if refusal_budget > 0 else 0.0
         for t in cands:
             ok_in = (right & (top >= t)).sum() / max(1, in_scope.sum())
-            if base_right - ok_in > refusal_budget:
+            if base_right - ok_in > allowed:
                 break
             rec = ((top[is_oos] < t) | rejected[is_oos]).mean()
             j = ok_in + rec
