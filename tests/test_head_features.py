@@ -153,3 +153,16 @@ def test_the_default_model_runs_in_its_own_session_with_fastembeds_arithmetic(en
     )
     np.testing.assert_allclose(mine, reference.embed(texts), atol=1e-6)
     np.testing.assert_allclose(mine, encoder.embed(texts), atol=1e-6)
+
+
+def test_a_tampered_or_missing_model_file_is_refused_before_any_session(tmp_path) -> None:
+    from synaptoroute_agents.errors import ModelIntegrityError
+
+    bad = tmp_path / "model.onnx"
+    data = bytearray(bundled_model_path().read_bytes())
+    data[-10] ^= 1  # one flipped bit
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        BundledEncoder(model_file=bad, model_sha256=MODEL_SHA256)
+    with pytest.raises(ModelIntegrityError, match="not found"):
+        BundledEncoder(model_file=tmp_path / "missing.onnx", model_sha256=MODEL_SHA256)

@@ -72,7 +72,10 @@ def verify_file(path: Path, expected: str, what: str) -> None:
     """Raise :class:`ModelIntegrityError` unless ``path`` exists and has sha256 ``expected``."""
     if not path.is_file():
         raise ModelIntegrityError(f"{what} not found at {path}")
-    actual = sha256_file(path)
+    _check_digest(sha256_file(path), expected, what, path)
+
+
+def _check_digest(actual: str, expected: str, what: str, path: Path) -> None:
     if actual != expected:
         raise ModelIntegrityError(
             f"{what} at {path} has sha256 {actual}, expected {expected}: reinstall the package "
@@ -206,10 +209,12 @@ class BundledEncoder(FastEmbedEncoder):
 
         from ..onnxproto import FLOAT, with_graph_outputs
 
-        verify_file(self._model_file, self._model_sha256, "embedding model file")
-        data = self._model_file.read_bytes()
-        if hashlib.sha256(data).hexdigest() != self._model_sha256:  # changed since it was checked
-            raise ModelIntegrityError(f"embedding model file at {self._model_file} changed while loading")
+        if not self._model_file.is_file():
+            raise ModelIntegrityError(f"embedding model file not found at {self._model_file}")
+        data = self._model_file.read_bytes()  # checked as read: the session is built from these bytes
+        _check_digest(
+            hashlib.sha256(data).hexdigest(), self._model_sha256, "embedding model file", self._model_file
+        )
         verify_file(tokenizer_dir() / "tokenizer.json", TOKENIZER_SHA256, "tokenizer file")
         model = with_graph_outputs(data, [(t, FLOAT, ["batch", "sequence", DIM]) for t in _LAYER_TENSORS])
         so = ort.SessionOptions()
