@@ -6,10 +6,10 @@ helpers replace the ``onnx`` package at run time (it is large and not needed for
 
 from __future__ import annotations
 
-__all__ = ["FLOAT", "ld", "value_info", "vi", "with_graph_outputs"]
+__all__ = ["FLOAT", "INT8", "INT64", "UINT8", "ld", "value_info", "vi", "with_graph_outputs"]
 
 # ONNX TensorProto.DataType
-FLOAT = 1
+FLOAT, UINT8, INT8, INT64 = 1, 2, 3, 7
 
 
 def _varint(n: int) -> bytes:

@@ -29,9 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .onnxproto import ld as _ld
-from .onnxproto import value_info as _value_info
-from .onnxproto import vi as _vi
+from .onnxproto import FLOAT, INT8, INT64, UINT8, ld, value_info, vi
 
 __all__ = ["Int8Screen", "build_screen"]
 
@@ -40,31 +38,27 @@ log = logging.getLogger(__name__)
 _U = 2.0**-24  # unit round-off of float32
 
 
-# ONNX TensorProto.DataType
-_FLOAT, _UINT8, _INT8, _INT64 = 1, 2, 3, 7
-
-
 def _tensor(name: str, dtype: int, dims: list[int], raw: bytes) -> bytes:
     """TensorProto: dims=1, data_type=2, name=8, raw_data=9."""
-    return b"".join(_vi(1, d) for d in dims) + _vi(2, dtype) + _ld(8, name) + _ld(9, raw)
+    return b"".join(vi(1, d) for d in dims) + vi(2, dtype) + ld(8, name) + ld(9, raw)
 
 
 def _attr_int(name: str, value: int) -> bytes:
     """AttributeProto: name=1, i=3, type=20 (INT=2)."""
-    return _ld(1, name) + _vi(3, value) + _vi(20, 2)
+    return ld(1, name) + vi(3, value) + vi(20, 2)
 
 
 def _attr_ints(name: str, values: list[int]) -> bytes:
     """AttributeProto: name=1, ints=8, type=20 (INTS=7)."""
-    return _ld(1, name) + b"".join(_vi(8, v) for v in values) + _vi(20, 7)
+    return ld(1, name) + b"".join(vi(8, v) for v in values) + vi(20, 7)
 
 
 def _node(op: str, inputs: list[str], outputs: list[str], *attrs: bytes, domain: str = "") -> bytes:
     """NodeProto: input=1, output=2, op_type=4, attribute=5, domain=7."""
-    body = b"".join(_ld(1, i) for i in inputs) + b"".join(_ld(2, o) for o in outputs) + _ld(4, op)
-    body += b"".join(_ld(5, a) for a in attrs)
+    body = b"".join(ld(1, i) for i in inputs) + b"".join(ld(2, o) for o in outputs) + ld(4, op)
+    body += b"".join(ld(5, a) for a in attrs)
     if domain:
-        body += _ld(7, domain)
+        body += ld(7, domain)
     return body
 
 
@@ -83,17 +77,17 @@ def screen_model(chunks: list[tuple[np.ndarray, np.ndarray]], group: int) -> byt
     """
     dim = int(chunks[0][0].shape[0])
     inits = [
-        _tensor("azp", _UINT8, [], bytes([128])),
-        _tensor("one", _FLOAT, [], struct.pack("<f", 1.0)),
+        _tensor("azp", UINT8, [], bytes([128])),
+        _tensor("one", FLOAT, [], struct.pack("<f", 1.0)),
     ]
     nodes: list[bytes] = []
-    outputs: list[bytes] = [_value_info("T", _FLOAT, ["b", 1])]
+    outputs: list[bytes] = [value_info("T", FLOAT, ["b", 1])]
     maxima: list[str] = []
     for j, (xt, scale) in enumerate(chunks):
         c = int(xt.shape[1])
-        inits.append(_tensor(f"B{j}", _INT8, [dim, c], np.ascontiguousarray(xt, dtype=np.int8).tobytes()))
-        inits.append(_tensor(f"S{j}", _FLOAT, [c], np.ascontiguousarray(scale, dtype="<f4").tobytes()))
-        inits.append(_tensor(f"shape{j}", _INT64, [3], struct.pack("<3q", 0, c // group, group)))
+        inits.append(_tensor(f"B{j}", INT8, [dim, c], np.ascontiguousarray(xt, dtype=np.int8).tobytes()))
+        inits.append(_tensor(f"S{j}", FLOAT, [c], np.ascontiguousarray(scale, dtype="<f4").tobytes()))
+        inits.append(_tensor(f"shape{j}", INT64, [3], struct.pack("<3q", 0, c // group, group)))
         nodes += [
             _node(
                 "MatMulIntegerToFloat",
@@ -119,18 +113,18 @@ def screen_model(chunks: list[tuple[np.ndarray, np.ndarray]], group: int) -> byt
             _node("GatherND", [f"R{j}", f"P{j}"], [f"E{j}"]),
         ]
         outputs += [
-            _value_info(f"N{j}", _INT64, [2, f"m{j}"]),
-            _value_info(f"E{j}", _FLOAT, [f"m{j}", group]),
+            value_info(f"N{j}", INT64, [2, f"m{j}"]),
+            value_info(f"E{j}", FLOAT, [f"m{j}", group]),
         ]
-    graph = b"".join(_ld(1, n) for n in nodes) + _ld(2, "int8_screen")
-    graph += b"".join(_ld(5, t) for t in inits)
-    graph += _ld(11, _value_info("A", _UINT8, ["b", dim]))
-    graph += _ld(11, _value_info("k", _INT64, [1]))
-    graph += _ld(11, _value_info("W", _FLOAT, ["b", 1]))
-    graph += b"".join(_ld(12, o) for o in outputs)
+    graph = b"".join(ld(1, n) for n in nodes) + ld(2, "int8_screen")
+    graph += b"".join(ld(5, t) for t in inits)
+    graph += ld(11, value_info("A", UINT8, ["b", dim]))
+    graph += ld(11, value_info("k", INT64, [1]))
+    graph += ld(11, value_info("W", FLOAT, ["b", 1]))
+    graph += b"".join(ld(12, o) for o in outputs)
     # ModelProto: ir_version=1, producer_name=2, graph=7, opset_import=8 {domain=1, version=2}
-    model = _vi(1, 7) + _ld(2, "synaptoroute-agents") + _ld(7, graph)
-    model += _ld(8, _ld(1, "") + _vi(2, 13)) + _ld(8, _ld(1, "com.microsoft") + _vi(2, 1))
+    model = vi(1, 7) + ld(2, "synaptoroute-agents") + ld(7, graph)
+    model += ld(8, ld(1, "") + vi(2, 13)) + ld(8, ld(1, "com.microsoft") + vi(2, 1))
     return model
 
 

@@ -210,23 +210,23 @@ class FastEmbedEncoder:
         """``raw(slice) -> (len(slice), width)`` over ``texts`` in slices of similar lengths."""
         n = len(texts)
         step = self.length_batch
+        order: list[int] | None = None
         if n <= step:
-            rows = raw(texts)
+            done = raw(texts)
         else:
             order = sorted(range(n), key=lambda i: len(texts[i]))
-            parts = [order[s : s + step] for s in range(0, n, step)]
-            slices = [[texts[i] for i in part] for part in parts]
+            slices = [[texts[i] for i in order[s : s + step]] for s in range(0, n, step)]
             if self.parallel_slices > 1 and len(slices) > 1:
                 self._load()
                 done = np.concatenate(list(self._slice_pool().map(raw, slices)))
             else:
                 done = np.concatenate([raw(sl) for sl in slices])
-            if done.ndim != 2 or len(done) != n:
-                raise EncoderError(f"encoder returned shape {done.shape}, expected ({n}, {width})")
-            rows = np.empty_like(done)
-            rows[np.asarray(order)] = done
-        if rows.ndim != 2 or rows.shape != (n, width):
-            raise EncoderError(f"encoder returned shape {rows.shape}, expected ({n}, {width})")
+        if done.ndim != 2 or done.shape != (n, width):
+            raise EncoderError(f"encoder returned shape {done.shape}, expected ({n}, {width})")
+        if order is None:
+            return done
+        rows = np.empty_like(done)
+        rows[np.asarray(order)] = done
         return rows
 
     def _slice_pool(self) -> ThreadPoolExecutor:
