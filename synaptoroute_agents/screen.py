@@ -10,10 +10,13 @@ minus the error window come back, with the approximate scores of their rows.
 The screen never decides on its own. For a query ``q`` and a row ``x`` the approximate score
 ``a = s_q s_x (q_i . x_i)`` is within ``|q'| |x - x'| + |q - q'| |x| + rounding`` of the float
 score (Cauchy-Schwarz on ``q.x - q'.x' = q'.(x - x') + (q - q').x``, where ``q'`` and ``x'`` are the
-de-quantized vectors). With that bound ``w`` per query: the k-th best float score is at least
-``a_(k) - w``; a row can only reach the top-k if ``a + w >= a_(k) - w``. Every such row is
-re-scored in float32, and when a chunk's cut-off (its worst returned group) could still hide one,
-the whole chunk is scanned in float32 for that query. The result is the exact float top-k.
+de-quantized vectors). With that bound ``w`` per query
+(taken with the largest ``|x - x'|`` and ``|x|`` of all rows): the k-th best float score is at
+least ``a_(k) - w``; a row can only reach the top-k if ``a + w >= a_(k) - w``. The session returns
+every group holding such a row. Among the returned rows, each row's own bound (its own ``|x - x'|``
+and ``|x|``) narrows the window further: the k-th best lower end is a floor for the k-th best
+float score, and only rows whose upper end reaches it are re-scored in float32. The result is the
+exact float top-k.
 
 The ONNX graph is written here as protobuf bytes (the model format is a stable protobuf schema),
 so the ``onnx`` package is not needed at run time.
@@ -147,7 +150,9 @@ class Int8Screen:
         t0 = time.perf_counter()
         scale = np.empty(n, dtype=np.float32)
         q8i = np.empty((n, dim), dtype=np.int8)
-        max_resid = max_norm = max_qnorm = 0.0
+        resid = np.empty(n, dtype=np.float32)
+        norm = np.empty(n, dtype=np.float32)
+        max_qnorm = 0.0
         for lo in range(0, n, 16384):
             v = np.asarray(vecs[lo : lo + 16384], dtype=np.float32)
             amax = np.abs(v).max(axis=1)
@@ -156,14 +161,18 @@ class Int8Screen:
             deq = q8 * sc[:, None]
             # float32 norms: each is within a few units of round-off of the true value, which the
             # relative margins below cover
-            max_resid = max(max_resid, float(np.linalg.norm(v - deq, axis=1).max()))
-            max_norm = max(max_norm, float(np.linalg.norm(v, axis=1).max()))
+            resid[lo : lo + 16384] = np.linalg.norm(v - deq, axis=1)
+            norm[lo : lo + 16384] = np.linalg.norm(v, axis=1)
             max_qnorm = max(max_qnorm, float(np.linalg.norm(deq, axis=1).max()))
             scale[lo : lo + 16384] = sc
             q8i[lo : lo + 16384] = q8
-        self.max_norm = max_norm * (1 + 1e-5)
+        # per row: |x| and |x - x'| rounded up (the graph's window uses their maxima, the re-rank
+        # filter each row's own)
+        self._norm = norm * np.float32(1 + 1e-5)
+        self._resid = resid * np.float32(1 + 1e-5) + np.float32(1e-5) * self._norm
+        self.max_norm = float(self._norm.max())
         self.max_qnorm = max_qnorm * (1 + 1e-5)
-        self.max_resid = max_resid * (1 + 1e-5) + 1e-5 * self.max_norm
+        self.max_resid = float(self._resid.max())
         n_chunks = -(-n // chunk)
         per = -(-n // n_chunks)
         per = -(-per // group) * group
@@ -197,6 +206,13 @@ class Int8Screen:
 
     def quantize_queries(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(uint8 rows with zero point 128, per-query scale, per-query error bound w)."""
+        a, s, qn, en, rnd = self._quantize(q)
+        w = (qn * self.max_resid + en * self.max_norm + rnd) * (1 + 1e-6) + 1e-7
+        return a, s, w
+
+    def _quantize(self, q: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The uint8 queries and their scales, and the terms of the error bound: ``|q'|``,
+        ``|q - q'|`` and the rounding allowance (see the module docstring)."""
         q64 = q.astype(np.float64)
         amax = np.abs(q64).max(axis=1)
         s = np.where(amax > 0, amax / 127.0, 1.0)
@@ -205,12 +221,11 @@ class Int8Screen:
         qn = np.linalg.norm(deq, axis=1)
         en = np.linalg.norm(q64 - deq, axis=1)
         full = np.linalg.norm(q64, axis=1)
-        # Cauchy-Schwarz on the quantization error, plus float32 rounding of the reference dot
-        # product (|fl(q.x) - q.x| <= dim*u*|q||x|) and of this screen's own arithmetic.
-        w = qn * self.max_resid + en * self.max_norm
-        w += (self.dim + 16) * _U * (full * self.max_norm + qn * self.max_qnorm) * 2
-        w = w * (1 + 1e-6) + 1e-7
-        return (qi + 128).astype(np.uint8), s, w
+        # Cauchy-Schwarz on the quantization error (qn |x - x'| + en |x|, per row or with the
+        # maxima), plus float32 rounding of the reference dot product (|fl(q.x) - q.x| <=
+        # dim*u*|q||x|) and of this screen's own arithmetic.
+        rnd = (self.dim + 16) * _U * (full * self.max_norm + qn * self.max_qnorm) * 2
+        return (qi + 128).astype(np.uint8), s, qn, en, rnd
 
     def search(
         self, q: np.ndarray, k: int, dead: np.ndarray | None, dead_groups: int = 0
@@ -238,7 +253,8 @@ class Int8Screen:
     ) -> tuple[np.ndarray, np.ndarray]:
         b = len(q)
         n, per, g = self.n, self.chunk, self.group
-        a, s, w = self.quantize_queries(q)
+        a, s, qn, en, rnd = self._quantize(q)
+        w = (qn * self.max_resid + en * self.max_norm + rnd) * (1 + 1e-6) + 1e-7
         feed = {
             "A": a,
             "k": np.array([kin], dtype=np.int64),
@@ -246,7 +262,7 @@ class Int8Screen:
         }
         outs = self._session.run(self._outputs, feed)
         cut = outs[0][:, 0] - feed["W"][:, 0]
-        qs, rs = [], []
+        qs, rs, vs = [], [], []
         for j in range(self.n_chunks):
             nz, vals = outs[1 + 2 * j], outs[2 + 2 * j]
             if not nz.shape[1]:
@@ -259,11 +275,39 @@ class Int8Screen:
             hit_q, hit_m = np.nonzero(ok)
             qs.append(qq[hit_q])
             rs.append(rows[hit_q, hit_m])
-        cq = np.concatenate(qs) if qs else np.empty(0, dtype=np.int64)
-        crow = np.concatenate(rs) if rs else np.empty(0, dtype=np.int64)
-        self.candidates += len(cq)
-        cscore = np.einsum("ij,ij->i", q[cq], self.vecs[crow]).astype(np.float32)
-        return _top_k_by_query(b, k, cq, crow, cscore)
+            vs.append(vals[hit_q, hit_m])
+        out_s = np.full((b, k), -np.inf, dtype=np.float32)
+        out_r = np.full((b, k), -1, dtype=np.int64)
+        if not qs:
+            return out_s, out_r
+        cq, crow = np.concatenate(qs), np.concatenate(rs)
+        # Each returned row's own bound [approx - e, approx + e] on its float score. Any k of
+        # these live rows put the k-th best float score at or above the k-th best lower end L,
+        # so a row whose upper end is below L cannot be in the top k.
+        approx = np.concatenate(vs).astype(np.float64) * s[cq]
+        e = (qn[cq] * self._resid[crow] + en[cq] * self._norm[crow] + rnd[cq]) * (1 + 1e-6) + 1e-7
+        lower, upper = approx - e, approx + e
+        order = np.argsort(cq, kind="stable")
+        cq, crow, lower, upper = cq[order], crow[order], lower[order], upper[order]
+        bounds = np.searchsorted(cq, np.arange(b + 1))
+        vecs = self.vecs
+        for i in range(b):
+            lo, hi = bounds[i], bounds[i + 1]
+            if lo == hi:
+                continue
+            rows = crow[lo:hi]
+            if hi - lo > k:
+                floor = np.partition(lower[lo:hi], hi - lo - k)[hi - lo - k]  # k-th best lower end
+                rows = rows[upper[lo:hi] >= floor]
+            self.candidates += len(rows)
+            scores = vecs[rows] @ q[i]
+            if not np.isfinite(scores).all():
+                ok = np.isfinite(scores)
+                rows, scores = rows[ok], scores[ok]
+            top = np.lexsort((rows, -scores))[:k]  # best first; ties by row, as the float scan
+            out_s[i, : len(top)] = scores[top]
+            out_r[i, : len(top)] = rows[top]
+        return out_s, out_r
 
 
 def _float_top_k(
