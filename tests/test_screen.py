@@ -119,6 +119,23 @@ def test_adversarial_near_ties_inside_the_quantization_window() -> None:
     np.testing.assert_array_equal(perm[rows[0]], np.arange(50))
 
 
+def test_rows_own_bounds_re_rank_fewer_rows_than_the_shared_window(real) -> None:  # type: ignore[no-untyped-def]
+    """Only rows whose own error interval reaches the k-th best lower end are re-scored in float32:
+    fewer than every row inside the window the session cuts with (built from the largest row
+    error), and the answer stays exact."""
+    x, q = real
+    scr = Int8Screen(x, chunk=2048)
+    k = 32
+    a, s, w = scr.quantize_queries(q)
+    approx = (a.astype(np.float64) - 128) @ np.rint(x / np.maximum(np.abs(x).max(1), 1e-30)[:, None] * 127).T
+    approx *= s[:, None] * (np.abs(x).max(1) / 127)[None, :]
+    kth = -np.partition(-approx, k - 1, axis=1)[:, k - 1]
+    in_window = int((approx >= (kth - 2 * w)[:, None]).sum())
+    got = scr.search(q, k, None)
+    assert_exact((got[0], got[1]), true_top_k(q, x, np.arange(len(x)), k))
+    assert k * len(q) <= scr.candidates < 0.9 * in_window
+
+
 def test_adversarial_quantization_errors_aligned_with_the_query() -> None:
     """Rows built on the INT8 grid plus almost half a step towards (or against) the query's signs:
     every INT8 score is off by nearly the worst case, half of them low and half high, so the INT8
