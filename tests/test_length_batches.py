@@ -1,10 +1,11 @@
-"""Encoders split large batches by text length: same rows, same order, less padding."""
+"""Encoders split large batches by length: same rows, same order, less padding."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from synaptoroute_agents import BundledEncoder
+from synaptoroute_agents.encoders.bundled import token_slices
 
 
 def test_length_sorted_batches_return_the_same_rows_in_order(encoder: BundledEncoder) -> None:
@@ -23,7 +24,9 @@ def test_length_sorted_batches_return_the_same_rows_in_order(encoder: BundledEnc
         "account",
     ]
     texts = [" ".join(rng.choice(words, int(rng.integers(1, 40)))) for _ in range(90)]
-    assert len(texts) > encoder.length_batch
+    _, tok = encoder._feature_session()
+    lengths = np.array([sum(e.attention_mask) for e in tok.encode_batch(texts)])
+    assert len(token_slices(lengths, encoder.token_budget)) > 10  # many model calls
     batched = encoder.embed(texts)
     one_by_one = np.concatenate([encoder.embed([t]) for t in texts])
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
@@ -43,3 +46,29 @@ def test_concurrent_slices_match_sequential_slices(encoder: BundledEncoder) -> N
     finally:
         del encoder.parallel_slices  # back to the class default
     np.testing.assert_allclose(concurrent, sequential, atol=1e-6)
+
+
+def test_head_features_in_slices_match_one_by_one(encoder: BundledEncoder) -> None:
+    texts = [f"how do I {'really ' * (i % 9)}reset my pin number {i}" for i in range(40)]
+    vecs, feats = encoder.embed_with_features(texts)
+    alone = [encoder.embed_with_features([t]) for t in texts]
+    np.testing.assert_allclose(vecs, np.concatenate([a[0] for a in alone]), atol=1e-5)
+    np.testing.assert_allclose(feats, np.concatenate([a[1] for a in alone]), atol=1e-5)
+    np.testing.assert_allclose(vecs, encoder.embed(texts), atol=1e-6)
+
+
+def test_token_slices_fill_the_budget_in_length_order() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, 500)
+    lengths[7] = 300  # longer than the budget: a call of its own
+    parts = token_slices(lengths, 128)
+    rows = np.concatenate(parts)
+    assert sorted(rows.tolist()) == list(range(500))  # every row exactly once
+    assert np.all(np.diff(lengths[rows]) >= 0)  # shortest first
+    for p in parts:
+        assert len(p) * lengths[p].max() <= 128 or len(p) == 1
+    assert [7] in [p.tolist() for p in parts]
+    # greedy: a slice could not have taken the next row
+    for p, nxt in zip(parts, parts[1:]):
+        assert (len(p) + 1) * lengths[nxt[0]] > 128
+    assert token_slices(np.array([5]), 128)[0].tolist() == [0]
