@@ -114,7 +114,7 @@ class BundledEncoder(FastEmbedEncoder):
     #: Tokens per onnxruntime call (texts times the call's longest text) for the default model.
     #: Small calls keep a layer's activations in the cores' caches. On 2 cores, batches of 64 and
     #: 256 intent queries (train splits of CLINC150 and Banking77) embedded 1.2-2.1 times as fast
-    #: as in calls of 32 texts sorted by characters; 128 was at or within 4% of the best of 64,
+    #: as in calls of 32 texts sorted by characters; 128 was at or within 5% of the best of 64,
     #: 128, 256 and 512 (``python -m synaptoroute_agents.bench.encoder --data ../shared/data``).
     token_budget = 128
 
