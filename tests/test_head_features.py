@@ -141,15 +141,16 @@ def test_router_fits_on_head_features_and_routes_with_them_after_a_restart(
 
 
 def test_the_default_model_runs_in_its_own_session_with_fastembeds_arithmetic(encoder, data) -> None:
-    from synaptoroute_agents.encoders.bundled import _FASTEMBED_NAME, tokenizer_dir
-    from synaptoroute_agents.encoders.fastembed import FastEmbedEncoder
+    from synaptoroute_agents.encoders.bundled import tokenizer_dir
+    from synaptoroute_agents.encoders.fastembed import FastEmbedEncoder, register_custom_model
 
     texts = data["train"][0][:40] + ["x " * 400, "naïve café ☕", "ＦＵＬＬＷＩＤＴＨ text", "a"]
     fresh = BundledEncoder(lazy_load=True)
     mine = fresh.embed(texts)
     assert fresh._model is None  # fastembed was never loaded for the default model
+    register_custom_model("test/bundled-through-fastembed", model_file=str(bundled_model_path()), dim=384)
     reference = FastEmbedEncoder(
-        _FASTEMBED_NAME, dim=384, local_files_only=True, specific_model_path=tokenizer_dir()
+        "test/bundled-through-fastembed", dim=384, local_files_only=True, specific_model_path=tokenizer_dir()
     )
     np.testing.assert_allclose(mine, reference.embed(texts), atol=1e-6)
     np.testing.assert_allclose(mine, encoder.embed(texts), atol=1e-6)

@@ -24,7 +24,7 @@ def test_length_sorted_batches_return_the_same_rows_in_order(encoder: BundledEnc
         "account",
     ]
     texts = [" ".join(rng.choice(words, int(rng.integers(1, 40)))) for _ in range(90)]
-    _, tok = encoder._feature_session()
+    _, tok = encoder._session()
     lengths = np.array([sum(e.attention_mask) for e in tok.encode_batch(texts)])
     assert len(token_slices(lengths, encoder.token_budget)) > 10  # many model calls
     batched = encoder.embed(texts)
@@ -69,6 +69,6 @@ def test_token_slices_fill_the_budget_in_length_order() -> None:
         assert len(p) * lengths[p].max() <= 128 or len(p) == 1
     assert [7] in [p.tolist() for p in parts]
     # greedy: a slice could not have taken the next row
-    for p, nxt in zip(parts, parts[1:]):
+    for p, nxt in zip(parts, parts[1:], strict=False):
         assert (len(p) + 1) * lengths[nxt[0]] > 128
     assert token_slices(np.array([5]), 128)[0].tolist() == [0]

@@ -127,6 +127,13 @@ def test_quantized_encoder_is_another_encoder(qenc: BundledEncoder, encoder: Bun
         BundledEncoder(quantized=True, model_file=qmod.bundled_model_path())
 
 
+def qenc_calls(enc: BundledEncoder, texts: list[str]) -> list[np.ndarray]:
+    from synaptoroute_agents.encoders.bundled import token_slices
+
+    _, tok = enc._session()
+    return token_slices(np.array([sum(e.attention_mask) for e in tok.encode_batch(texts)]), enc.token_budget)
+
+
 def test_embeddings_close_to_fp32(qenc: BundledEncoder, encoder: BundledEncoder) -> None:
     q = qenc.embed(SENTENCES)
     f = encoder.embed(SENTENCES)
@@ -141,6 +148,16 @@ def test_embeddings_close_to_fp32(qenc: BundledEncoder, encoder: BundledEncoder)
     short = ["thanks", "thank you", "okay", "hello there"]
     cos_short = (qenc.embed(short) * encoder.embed(short)).sum(axis=1)
     assert cos_short.min() >= 0.9, cos_short
+    # a batch cut into several calls keeps each text's row in order; the rows are close to, not
+    # equal to, the text embedded alone (activation scales are set per call, over its texts)
+    many = SENTENCES + short + [f"{s}, and {t}" for s, t in zip(SENTENCES, SENTENCES[1:], strict=False)]
+    alone = np.concatenate([qenc.embed([t]) for t in many])
+    assert len(qenc_calls(qenc, many)) > 1
+    sims = qenc.embed(many) @ alone.T
+    assert (sims.argmax(axis=1) == np.arange(len(many))).all()
+    assert sims.diagonal().min() >= 0.9, sims.diagonal()  # as for short texts above
+    with pytest.raises(EncoderError):
+        qenc.embed_with_features(SENTENCES)  # head features belong to the default file only
 
 
 def test_route_decisions_agree(qenc: BundledEncoder, encoder: BundledEncoder) -> None:

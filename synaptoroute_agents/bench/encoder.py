@@ -55,7 +55,7 @@ def _texts(data: Path | None, n: int, seed: int = 0) -> dict[str, list[str]]:
 
 def _by_32_texts(enc: BundledEncoder, texts: Sequence[str]) -> None:
     """The earlier cut: calls of 32 texts sorted by characters, two at a time."""
-    session, tok = enc._feature_session()
+    session, tok = enc._session()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
 
     def one(part: list[int]) -> Any:

