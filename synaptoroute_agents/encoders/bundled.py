@@ -110,7 +110,7 @@ class BundledEncoder(FastEmbedEncoder):
             :mod:`synaptoroute_agents.encoders.quantized`.
     """
 
-    #: Tokens per onnxruntime call (texts times the call's longest text) for the default model.
+    #: Tokens per onnxruntime call (texts times the call's longest text).
     #: Small calls keep a layer's activations in the cores' caches. On 2 cores, batches of 64 and
     #: 256 intent queries (train splits of CLINC150 and Banking77) embedded 1.2-2.1 times as fast
     #: as in calls of 32 texts sorted by characters; 128 was at or within 5% of the best of 64,
@@ -161,7 +161,9 @@ class BundledEncoder(FastEmbedEncoder):
         """Embed ``texts`` into an ``(n, dim)`` float32 array of unit rows.
 
         The model runs in slices of texts of similar token counts (see :attr:`token_budget`).
-        Each row is the same as when embedded alone.
+        With the default model file each row is the same as when embedded alone (to float
+        rounding). The INT8 fast path sets its activation scales per call, so its rows depend
+        slightly on the texts that share a call.
         """
         n = len(texts)
         if n == 0:
