@@ -36,6 +36,7 @@ import numpy as np
 from .errors import InvalidInputError, NotFittedError
 from .lexicon import Lexicon
 from .routes import Reason
+from .screen import FloatScan
 
 __all__ = ["FittedPolicy", "fit_policy", "load_policy"]
 
@@ -55,10 +56,13 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def _design_logits(X: np.ndarray, F: Any, W: np.ndarray, scale: float) -> np.ndarray:
-    """Logits of the head for dense embeddings ``X`` (times ``scale``) and sparse lexical rows ``F``."""
+def _design_logits(X: np.ndarray, F: Any, W: np.ndarray, scale: float, matmul: Any = None) -> np.ndarray:
+    """Logits of the head for dense embeddings ``X`` (times ``scale``) and sparse lexical rows ``F``.
+
+    ``matmul(a, b)``, when given, computes the dense product in place of NumPy's ``a @ b``.
+    """
     d = X.shape[1]
-    Z = (X @ W[:d]) * scale + W[-1]
+    Z = (X @ W[:d] if matmul is None else matmul(X, W[:d])) * scale + W[-1]
     if F is not None:
         Z += F @ W[d:-1]
     return Z
@@ -242,7 +246,14 @@ class FittedPolicy:
                 F = self.lexicon.transform(texts)
             else:
                 log.debug("no query texts: the lexical features are left out")
-        Z = _design_logits(Q, F, self.weights, self.scale)
+        # At query time the product runs in onnxruntime, whose threads do not spin afterwards
+        # for the CPU the encoder's next batch needs (NumPy's BLAS threads do; see FloatScan).
+        scan = FloatScan.shared()
+        try:
+            Z = _design_logits(Q, F, self.weights, self.scale, None if scan is None else scan.matmul)
+        except Exception as exc:  # onnxruntime failing on this input: NumPy answers
+            log.warning("the head's product failed in onnxruntime (%s); using NumPy", exc)
+            Z = _design_logits(Q, F, self.weights, self.scale)
         return _softmax(np.asarray(Z, dtype=np.float64) / self.temperature)
 
     def decide(

@@ -22,7 +22,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .errors import InvalidInputError  # noqa: E402
-from .screen import Int8Screen, build_screen  # noqa: E402
+from .screen import FloatScan, Int8Screen, build_screen  # noqa: E402
 
 __all__ = ["VectorIndex", "IndexKind"]
 
@@ -584,8 +584,23 @@ class VectorIndex:
 def _exact_top_k(
     q: np.ndarray, vecs: np.ndarray, ids: np.ndarray, dead: np.ndarray | None, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` (unsorted) inner products of ``q`` against ``vecs``; dead rows never win."""
+    """Top-``k`` inner products of ``q`` against ``vecs``; dead rows never win.
+
+    The scan runs in onnxruntime (:class:`~synaptoroute_agents.screen.FloatScan`, whose threads do
+    not spin after the call) or, where that cannot run, as a NumPy matrix product.
+    """
     n = len(ids)
+    scan = FloatScan.shared() if n else None
+    if scan is not None:
+        mask = (
+            np.zeros(n, dtype=np.float32) if dead is None else np.where(dead, -np.inf, 0).astype(np.float32)
+        )
+        try:
+            s, rows = scan.top_k(q, vecs, mask, k)
+        except Exception as exc:  # onnxruntime failing on this input: the NumPy scan answers
+            log.warning("the float32 scan failed (%s); using NumPy", exc)
+        else:
+            return s, ids[rows]
     scores = q @ vecs.T
     if dead is not None:
         scores[:, dead] = -np.inf

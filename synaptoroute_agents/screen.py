@@ -34,7 +34,7 @@ import numpy as np
 
 from .onnxproto import FLOAT, INT8, INT64, UINT8, ld, value_info, vi
 
-__all__ = ["Int8Screen", "build_screen"]
+__all__ = ["FloatScan", "Int8Screen", "build_screen"]
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,96 @@ class Int8Screen:
             out_s[i, : len(top)] = scores[top]
             out_r[i, : len(top)] = rows[top]
         return out_s, out_r
+
+
+# --------------------------------------------------------------------------- exact float32 scan
+def float_scan_model() -> bytes:
+    """The ONNX model (bytes) of an exact float32 top-k scan.
+
+    Inputs: ``Q`` ``(b, d)`` queries, ``B`` ``(n, d)`` rows, ``M`` ``(n,)`` added to every score
+    (0, or -inf for a row that must never win), ``K`` ``(1,)`` int64 with ``K <= n``. Outputs
+    ``V`` ``(b, K)`` the best scores, best first, and ``I`` ``(b, K)`` their rows (ties: the lower
+    row first).
+    """
+    nodes = [
+        _node("Gemm", ["Q", "B"], ["S"], _attr_int("transB", 1)),
+        _node("Add", ["S", "M"], ["SM"]),
+        _node("TopK", ["SM", "K"], ["V", "I"], _attr_int("axis", 1)),
+    ]
+    graph = b"".join(ld(1, n) for n in nodes) + ld(2, "float_scan")
+    graph += ld(11, value_info("Q", FLOAT, ["b", "d"]))
+    graph += ld(11, value_info("B", FLOAT, ["n", "d"]))
+    graph += ld(11, value_info("M", FLOAT, ["n"]))
+    graph += ld(11, value_info("K", INT64, [1]))
+    graph += ld(12, value_info("V", FLOAT, ["b", "k"]))
+    graph += ld(12, value_info("I", INT64, ["b", "k"]))
+    return vi(1, 7) + ld(2, "synaptoroute-agents") + ld(7, graph) + ld(8, ld(1, "") + vi(2, 13))
+
+
+def matmul_model() -> bytes:
+    """The ONNX model (bytes) of ``Y = A @ B``: ``A`` ``(m, d)``, ``B`` ``(d, n)``, float32."""
+    graph = ld(1, _node("MatMul", ["A", "B"], ["Y"])) + ld(2, "matmul")
+    graph += ld(11, value_info("A", FLOAT, ["m", "d"]))
+    graph += ld(11, value_info("B", FLOAT, ["d", "n"]))
+    graph += ld(12, value_info("Y", FLOAT, ["m", "n"]))
+    return vi(1, 7) + ld(2, "synaptoroute-agents") + ld(7, graph) + ld(8, ld(1, "") + vi(2, 13))
+
+
+class FloatScan:
+    """Exact float32 top-k over any rows (and plain float32 products), in shared onnxruntime sessions.
+
+    A NumPy matrix product runs in the BLAS thread pool, whose idle threads keep spinning for the
+    CPU after the call; on a small machine they slow whatever runs next (the encoder's next
+    batch) far more than the scan itself costs. This session's threads do not spin. The rows are
+    passed per call (read in place, not copied), so one session serves every index.
+    """
+
+    _shared: FloatScan | None = None
+    _failed = False
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.log_severity_level = 3
+        self._session = ort.InferenceSession(float_scan_model(), so, providers=["CPUExecutionProvider"])
+        self._matmul = ort.InferenceSession(matmul_model(), so, providers=["CPUExecutionProvider"])
+
+    @classmethod
+    def shared(cls) -> FloatScan | None:
+        """The process's scan, or None where onnxruntime cannot run it (NumPy serves then)."""
+        if cls._shared is None and not cls._failed:
+            try:
+                cls._shared = cls()
+            except Exception as exc:  # no onnxruntime, or one without these operators
+                cls._failed = True
+                log.warning("the float32 scan session is unavailable (%s); using NumPy", exc)
+        return cls._shared
+
+    def top_k(
+        self, q: np.ndarray, vecs: np.ndarray, mask: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, rows)`` ``(b, min(k, n))``, best first, of ``q @ vecs.T + mask``."""
+        feed = {
+            "Q": np.ascontiguousarray(q, dtype=np.float32),
+            "B": np.ascontiguousarray(vecs, dtype=np.float32),
+            "M": mask,
+            "K": np.array([min(k, len(vecs))], dtype=np.int64),
+        }
+        v, i = self._session.run(None, feed)
+        return v, i
+
+    def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``a @ b`` in float32 (``a`` ``(m, d)``, ``b`` ``(d, n)``)."""
+        feed = {
+            "A": np.ascontiguousarray(a, dtype=np.float32),
+            "B": np.ascontiguousarray(b, dtype=np.float32),
+        }
+        out: np.ndarray = self._matmul.run(None, feed)[0]
+        return out
 
 
 def _float_top_k(

@@ -11,7 +11,14 @@ import pytest
 
 from synaptoroute_agents import Route, SemanticRouter, VectorIndex
 from synaptoroute_agents import screen as screen_mod
-from synaptoroute_agents.screen import Int8Screen, build_screen, screen_model
+from synaptoroute_agents.screen import (
+    FloatScan,
+    Int8Screen,
+    build_screen,
+    float_scan_model,
+    matmul_model,
+    screen_model,
+)
 
 DATA = Path(__file__).parent / "fixtures" / "clinc10"
 
@@ -277,3 +284,73 @@ def test_router_decisions_are_identical_with_the_screen(encoder) -> None:  # typ
         np.testing.assert_allclose(
             [c.score for c in a.candidates], [c.score for c in b.candidates], atol=2e-6
         )
+
+
+# ---------------------------------------------------------------------------- float32 scan
+def test_float_scan_equals_exact_search_with_dead_rows_and_small_bases(real) -> None:  # type: ignore[no-untyped-def]
+    from synaptoroute_agents.index import _exact_top_k
+
+    x, q = real
+    scan = FloatScan.shared()
+    assert scan is not None  # onnxruntime is a dependency: the scan must run here
+    ids = np.arange(10_000, 10_000 + len(x))
+    dead = np.zeros(len(x), dtype=bool)
+    dead[np.random.default_rng(3).choice(len(x), 500, replace=False)] = True
+    for k in (1, 32):
+        s, got = _exact_top_k(q, x, ids, dead, k)
+        assert not np.isin(got, ids[dead]).any()  # a dead row never comes back
+        want = true_top_k(q, x[~dead], ids[~dead], k)
+        assert_exact((s, got), want)
+    # fewer rows than k: every row, best first
+    s, got = _exact_top_k(q[:3], x[:5], ids[:5], None, 32)
+    assert s.shape == (3, 5)
+    assert_exact((s, got), true_top_k(q[:3], x[:5], ids[:5], 5))
+
+
+def test_float_scan_breaks_ties_by_the_lower_row() -> None:
+    scan = FloatScan.shared()
+    assert scan is not None
+    x = np.tile(np.eye(4, 8, dtype=np.float32), (3, 1))  # rows 0, 4, 8 are the same vector
+    v, rows = scan.top_k(x[:1], x, np.zeros(len(x), np.float32), 3)
+    assert rows.tolist() == [[0, 4, 8]]
+    assert v.tolist() == [[1.0, 1.0, 1.0]]
+
+
+def test_index_falls_back_to_numpy_when_the_float_scan_fails(
+    real,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    x, q = real
+    scan = FloatScan.shared()
+    assert scan is not None
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("onnxruntime refused")
+
+    monkeypatch.setattr(scan, "top_k", broken)
+    idx = VectorIndex(x.shape[1], screen=False, background=False)
+    idx.load(np.arange(len(x)), x)
+    with caplog.at_level(logging.WARNING, logger="synaptoroute_agents.index"):
+        got = idx.search(q, 8)
+    assert "using NumPy" in caplog.text
+    assert_exact(got, true_top_k(q, x, np.arange(len(x)), 8))
+
+
+def test_the_float_scan_models_are_valid_onnx() -> None:
+    onnx = pytest.importorskip("onnx")
+    for model in (float_scan_model(), matmul_model()):
+        onnx.checker.check_model(onnx.load_from_string(model))
+
+
+def test_fitted_head_logits_match_numpy(encoder) -> None:  # type: ignore[no-untyped-def]
+    from synaptoroute_agents.fitting import _design_logits
+
+    scan = FloatScan.shared()
+    assert scan is not None
+    rng = np.random.default_rng(1)
+    X = encoder.embed([r["text"] for r in _rows("test")])
+    W = rng.normal(0, 1, (X.shape[1] + 1, 11)).astype(np.float32)
+    np.testing.assert_allclose(
+        _design_logits(X, None, W, 2.0, scan.matmul), _design_logits(X, None, W, 2.0), rtol=1e-5, atol=1e-5
+    )
