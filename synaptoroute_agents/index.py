@@ -489,8 +489,8 @@ class VectorIndex:
                 s, rows = screen.search(q, k, snap.base_dead(), snap.dead_groups(screen.group))
                 i = np.where(rows >= 0, snap.base_id_array()[np.maximum(rows, 0)], -1)
             else:
-                # Exact base: one BLAS matrix product over Faiss's own rows (no copy) and a partial
-                # sort beat Faiss's flat search on few cores, single queries and batches alike.
+                # Exact base: one matrix product and top-k over Faiss's own rows (no copy) in
+                # onnxruntime beat Faiss's flat search on few cores, single queries and batches alike.
                 s, i = _exact_top_k(q, snap.base_vectors(), snap.base_id_array(), snap.base_dead(), k)
             parts_s.append(s)
             parts_i.append(i)
