@@ -18,7 +18,11 @@ and ``|x|``) narrows the window further: the k-th best lower end is a floor for 
 float score, and only rows whose upper end reaches it are re-scored in float32. The result is the
 exact float top-k.
 
-The ONNX graph is written here as protobuf bytes (the model format is a stable protobuf schema),
+Smaller bases (and the index's delta buffer) are scanned exactly in float32 by
+:class:`FloatScan`, also in onnxruntime, whose threads (unlike NumPy's BLAS threads) do not spin
+for the CPU after a call.
+
+The ONNX graphs are written here as protobuf bytes (the model format is a stable protobuf schema),
 so the ``onnx`` package is not needed at run time.
 """
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import threading
 import time
 from typing import Any
 
@@ -354,6 +359,7 @@ class FloatScan:
 
     _shared: FloatScan | None = None
     _failed = False
+    _lock = threading.Lock()
 
     def __init__(self) -> None:
         import onnxruntime as ort
@@ -370,11 +376,13 @@ class FloatScan:
     def shared(cls) -> FloatScan | None:
         """The process's scan, or None where onnxruntime cannot run it (NumPy serves then)."""
         if cls._shared is None and not cls._failed:
-            try:
-                cls._shared = cls()
-            except Exception as exc:  # no onnxruntime, or one without these operators
-                cls._failed = True
-                log.warning("the float32 scan session is unavailable (%s); using NumPy", exc)
+            with cls._lock:
+                if cls._shared is None and not cls._failed:
+                    try:
+                        cls._shared = cls()
+                    except Exception as exc:  # no onnxruntime, or one without these operators
+                        cls._failed = True
+                        log.warning("the float32 scan session is unavailable (%s); using NumPy", exc)
         return cls._shared
 
     def top_k(
