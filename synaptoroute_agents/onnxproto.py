@@ -6,7 +6,22 @@ helpers replace the ``onnx`` package at run time (it is large and not needed for
 
 from __future__ import annotations
 
-__all__ = ["FLOAT", "INT8", "INT64", "UINT8", "ld", "value_info", "vi", "with_graph_outputs"]
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FLOAT",
+    "INT8",
+    "INT64",
+    "UINT8",
+    "Message",
+    "assemble",
+    "ld",
+    "value_info",
+    "vi",
+    "with_graph_outputs",
+]
 
 # ONNX TensorProto.DataType
 FLOAT, UINT8, INT8, INT64 = 1, 2, 3, 7
@@ -52,6 +67,52 @@ def ld(field: int, payload: bytes | str) -> bytes:
     """A length-delimited field (bytes, string or embedded message)."""
     data = payload.encode() if isinstance(payload, str) else payload
     return _key(field, 2) + _varint(len(data)) + data
+
+
+class Message:
+    """A length-delimited field whose payload is assembled later (see :func:`assemble`).
+
+    Parts are ``bytes``, NumPy arrays (their raw bytes) or nested messages. Large tensors stay
+    NumPy arrays until :func:`assemble` copies each once into the final buffer: building a model
+    of many megabytes by concatenating ``bytes`` copies it at every level, holding the GIL all the
+    while (other threads of the process stall).
+    """
+
+    def __init__(self, field: int, parts: list[Any]) -> None:
+        self.field = field
+        self.parts = parts
+        self.payload = sum(_size(p) for p in parts)
+        self.header = _key(field, 2) + _varint(self.payload)
+
+
+def _size(part: Any) -> int:
+    if isinstance(part, Message):
+        return len(part.header) + part.payload
+    if isinstance(part, np.ndarray):
+        return int(part.nbytes)
+    return len(part)
+
+
+def _write(parts: list[Any], buf: np.ndarray, pos: int) -> int:
+    for part in parts:
+        if isinstance(part, Message):
+            pos = _write([part.header, *part.parts], buf, pos)
+        elif isinstance(part, np.ndarray):
+            n = int(part.nbytes)
+            buf[pos : pos + n] = np.ascontiguousarray(part).reshape(-1).view(np.uint8)  # no GIL held
+            pos += n
+        else:
+            buf[pos : pos + len(part)] = np.frombuffer(part, dtype=np.uint8)
+            pos += len(part)
+    return pos
+
+
+def assemble(parts: list[Any]) -> bytes:
+    """The bytes of ``parts`` (see :class:`Message`), each large array copied once."""
+    buf = np.empty(sum(_size(p) for p in parts), dtype=np.uint8)
+    end = _write(parts, buf, 0)
+    assert end == len(buf)
+    return buf.tobytes()
 
 
 def value_info(name: str, dtype: int, dims: list[int | str]) -> bytes:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .onnxproto import FLOAT, INT8, INT64, UINT8, ld, value_info, vi
+from .onnxproto import FLOAT, INT8, INT64, UINT8, Message, assemble, ld, value_info, vi
 
 __all__ = ["FloatScan", "Int8Screen", "build_screen"]
 
@@ -46,9 +46,13 @@ log = logging.getLogger(__name__)
 _U = 2.0**-24  # unit round-off of float32
 
 
-def _tensor(name: str, dtype: int, dims: list[int], raw: bytes) -> bytes:
-    """TensorProto: dims=1, data_type=2, name=8, raw_data=9."""
-    return b"".join(vi(1, d) for d in dims) + vi(2, dtype) + ld(8, name) + ld(9, raw)
+def _tensor(name: str, dtype: int, dims: list[int], raw: bytes | np.ndarray) -> Message:
+    """An initializer (graph field 5): TensorProto dims=1, data_type=2, name=8, raw_data=9.
+
+    ``raw`` is the little-endian data, as bytes or as a contiguous array (copied only once, when
+    the model is assembled)."""
+    head = b"".join(vi(1, d) for d in dims) + vi(2, dtype) + ld(8, name)
+    return Message(5, [head, Message(9, [raw])])
 
 
 def _attr_int(name: str, value: int) -> bytes:
@@ -93,8 +97,8 @@ def screen_model(chunks: list[tuple[np.ndarray, np.ndarray]], group: int) -> byt
     maxima: list[str] = []
     for j, (xt, scale) in enumerate(chunks):
         c = int(xt.shape[1])
-        inits.append(_tensor(f"B{j}", INT8, [dim, c], np.ascontiguousarray(xt, dtype=np.int8).tobytes()))
-        inits.append(_tensor(f"S{j}", FLOAT, [c], np.ascontiguousarray(scale, dtype="<f4").tobytes()))
+        inits.append(_tensor(f"B{j}", INT8, [dim, c], np.ascontiguousarray(xt, dtype=np.int8)))
+        inits.append(_tensor(f"S{j}", FLOAT, [c], np.ascontiguousarray(scale, dtype="<f4")))
         inits.append(_tensor(f"shape{j}", INT64, [3], struct.pack("<3q", 0, c // group, group)))
         nodes += [
             _node(
@@ -124,16 +128,16 @@ def screen_model(chunks: list[tuple[np.ndarray, np.ndarray]], group: int) -> byt
             value_info(f"N{j}", INT64, [2, f"m{j}"]),
             value_info(f"E{j}", FLOAT, [f"m{j}", group]),
         ]
-    graph = b"".join(ld(1, n) for n in nodes) + ld(2, "int8_screen")
-    graph += b"".join(ld(5, t) for t in inits)
-    graph += ld(11, value_info("A", UINT8, ["b", dim]))
-    graph += ld(11, value_info("k", INT64, [1]))
-    graph += ld(11, value_info("W", FLOAT, ["b", 1]))
-    graph += b"".join(ld(12, o) for o in outputs)
+    graph: list[Any] = [b"".join(ld(1, n) for n in nodes) + ld(2, "int8_screen"), *inits]
+    graph.append(ld(11, value_info("A", UINT8, ["b", dim])))
+    graph.append(ld(11, value_info("k", INT64, [1])))
+    graph.append(ld(11, value_info("W", FLOAT, ["b", 1])))
+    graph.append(b"".join(ld(12, o) for o in outputs))
     # ModelProto: ir_version=1, producer_name=2, graph=7, opset_import=8 {domain=1, version=2}
-    model = vi(1, 7) + ld(2, "synaptoroute-agents") + ld(7, graph)
-    model += ld(8, ld(1, "") + vi(2, 13)) + ld(8, ld(1, "com.microsoft") + vi(2, 1))
-    return model
+    opsets = ld(8, ld(1, "") + vi(2, 13)) + ld(8, ld(1, "com.microsoft") + vi(2, 1))
+    # the rows (tens of megabytes) are copied once, without holding the GIL: the screen of a new
+    # base is built in a background thread while the router keeps answering
+    return assemble([vi(1, 7) + ld(2, "synaptoroute-agents"), Message(7, graph), opsets])
 
 
 # --------------------------------------------------------------------------- the screen

@@ -354,3 +354,21 @@ def test_fitted_head_logits_match_numpy(encoder) -> None:  # type: ignore[no-unt
     np.testing.assert_allclose(
         _design_logits(X, None, W, 2.0, scan.matmul), _design_logits(X, None, W, 2.0), rtol=1e-5, atol=1e-5
     )
+
+
+def test_assembled_messages_equal_concatenated_fields() -> None:
+    """The screen's model is assembled from parts (its rows copied once); the bytes are those of
+    plain nested fields."""
+    from synaptoroute_agents.onnxproto import Message, assemble, ld, vi
+
+    rows = np.arange(-100, 100, dtype=np.int8).reshape(4, 50)
+    scales = np.linspace(0, 1, 300, dtype=np.float32)  # long enough for a two-byte length
+    parts = [
+        vi(1, 7),
+        Message(
+            7, [ld(1, "node"), Message(5, [b"head", Message(9, [rows])]), Message(5, [Message(9, [scales])])]
+        ),
+        ld(8, "opset"),
+    ]
+    inner = ld(1, "node") + ld(5, b"head" + ld(9, rows.tobytes())) + ld(5, ld(9, scales.tobytes()))
+    assert assemble(parts) == vi(1, 7) + ld(7, inner) + ld(8, "opset")
