@@ -79,7 +79,6 @@ class Message:
     """
 
     def __init__(self, field: int, parts: list[Any]) -> None:
-        self.field = field
         self.parts = parts
         self.payload = sum(_size(p) for p in parts)
         self.header = _key(field, 2) + _varint(self.payload)

@@ -74,6 +74,24 @@ def _node(op: str, inputs: list[str], outputs: list[str], *attrs: bytes, domain:
     return body
 
 
+def _model(
+    name: str,
+    nodes: list[bytes],
+    inputs: list[bytes],
+    outputs: list[bytes],
+    inits: list[Message] | None = None,
+) -> bytes:
+    """ModelProto (ir_version=1, producer_name=2, graph=7, opset_import=8) around GraphProto
+    (node=1, name=2, initializer=5, input=11, output=12); ``inputs`` and ``outputs`` are
+    ValueInfoProtos. Initializers are copied once, without holding the GIL (see
+    :func:`~synaptoroute_agents.onnxproto.assemble`): the screen of a new base is built in a
+    background thread while the router keeps answering."""
+    graph: list[Any] = [b"".join(ld(1, n) for n in nodes) + ld(2, name), *(inits or [])]
+    graph.append(b"".join(ld(11, i) for i in inputs) + b"".join(ld(12, o) for o in outputs))
+    opsets = ld(8, ld(1, "") + vi(2, 13)) + ld(8, ld(1, "com.microsoft") + vi(2, 1))
+    return assemble([vi(1, 7) + ld(2, "synaptoroute-agents"), Message(7, graph), opsets])
+
+
 def screen_model(chunks: list[tuple[np.ndarray, np.ndarray]], group: int) -> bytes:
     """The ONNX model (bytes) of the screen.
 
@@ -128,16 +146,12 @@ def screen_model(chunks: list[tuple[np.ndarray, np.ndarray]], group: int) -> byt
             value_info(f"N{j}", INT64, [2, f"m{j}"]),
             value_info(f"E{j}", FLOAT, [f"m{j}", group]),
         ]
-    graph: list[Any] = [b"".join(ld(1, n) for n in nodes) + ld(2, "int8_screen"), *inits]
-    graph.append(ld(11, value_info("A", UINT8, ["b", dim])))
-    graph.append(ld(11, value_info("k", INT64, [1])))
-    graph.append(ld(11, value_info("W", FLOAT, ["b", 1])))
-    graph.append(b"".join(ld(12, o) for o in outputs))
-    # ModelProto: ir_version=1, producer_name=2, graph=7, opset_import=8 {domain=1, version=2}
-    opsets = ld(8, ld(1, "") + vi(2, 13)) + ld(8, ld(1, "com.microsoft") + vi(2, 1))
-    # the rows (tens of megabytes) are copied once, without holding the GIL: the screen of a new
-    # base is built in a background thread while the router keeps answering
-    return assemble([vi(1, 7) + ld(2, "synaptoroute-agents"), Message(7, graph), opsets])
+    inputs = [
+        value_info("A", UINT8, ["b", dim]),
+        value_info("k", INT64, [1]),
+        value_info("W", FLOAT, ["b", 1]),
+    ]
+    return _model("int8_screen", nodes, inputs, outputs, inits)
 
 
 # --------------------------------------------------------------------------- the screen
@@ -333,23 +347,22 @@ def float_scan_model() -> bytes:
         _node("Add", ["S", "M"], ["SM"]),
         _node("TopK", ["SM", "K"], ["V", "I"], _attr_int("axis", 1)),
     ]
-    graph = b"".join(ld(1, n) for n in nodes) + ld(2, "float_scan")
-    graph += ld(11, value_info("Q", FLOAT, ["b", "d"]))
-    graph += ld(11, value_info("B", FLOAT, ["n", "d"]))
-    graph += ld(11, value_info("M", FLOAT, ["n"]))
-    graph += ld(11, value_info("K", INT64, [1]))
-    graph += ld(12, value_info("V", FLOAT, ["b", "k"]))
-    graph += ld(12, value_info("I", INT64, ["b", "k"]))
-    return vi(1, 7) + ld(2, "synaptoroute-agents") + ld(7, graph) + ld(8, ld(1, "") + vi(2, 13))
+    inputs = [
+        value_info("Q", FLOAT, ["b", "d"]),
+        value_info("B", FLOAT, ["n", "d"]),
+        value_info("M", FLOAT, ["n"]),
+        value_info("K", INT64, [1]),
+    ]
+    outputs = [value_info("V", FLOAT, ["b", "k"]), value_info("I", INT64, ["b", "k"])]
+    return _model("float_scan", nodes, inputs, outputs)
 
 
 def matmul_model() -> bytes:
     """The ONNX model (bytes) of ``Y = A @ B``: ``A`` ``(m, d)``, ``B`` ``(d, n)``, float32."""
-    graph = ld(1, _node("MatMul", ["A", "B"], ["Y"])) + ld(2, "matmul")
-    graph += ld(11, value_info("A", FLOAT, ["m", "d"]))
-    graph += ld(11, value_info("B", FLOAT, ["d", "n"]))
-    graph += ld(12, value_info("Y", FLOAT, ["m", "n"]))
-    return vi(1, 7) + ld(2, "synaptoroute-agents") + ld(7, graph) + ld(8, ld(1, "") + vi(2, 13))
+    inputs = [value_info("A", FLOAT, ["m", "d"]), value_info("B", FLOAT, ["d", "n"])]
+    return _model(
+        "matmul", [_node("MatMul", ["A", "B"], ["Y"])], inputs, [value_info("Y", FLOAT, ["m", "n"])]
+    )
 
 
 class FloatScan:
