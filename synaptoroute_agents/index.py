@@ -48,7 +48,6 @@ class _Snapshot:
     _base_vecs: np.ndarray | None = field(default=None, repr=False)
     _base_ids: np.ndarray | None = field(default=None, repr=False)
     _base_mask: np.ndarray | None = field(default=None, repr=False)
-    _dead_groups: dict[int, int] = field(default_factory=dict, repr=False)
 
     def tomb_array(self) -> np.ndarray:
         if self._tomb_array is None:
@@ -81,15 +80,6 @@ class _Snapshot:
         if self._base_mask is None:
             self._base_mask = np.isin(self.base_id_array(), self.tomb_array())
         return self._base_mask
-
-    def dead_groups(self, group: int) -> int:
-        """How many groups of ``group`` consecutive base rows hold a removed row."""
-        dead = self.base_dead()
-        if dead is None:
-            return 0
-        if group not in self._dead_groups:
-            self._dead_groups[group] = len(np.unique(np.flatnonzero(dead) // group))
-        return self._dead_groups[group]
 
     def delta_dead(self) -> np.ndarray | None:
         """Boolean mask over delta[:delta_n] of removed rows (None when none is removed)."""
@@ -486,7 +476,7 @@ class VectorIndex:
             screen = self._screen_of(snap)
             if screen is not None:
                 # INT8 screen + float32 re-rank of every row that can still reach the top-k
-                s, rows = screen.search(q, k, snap.base_dead(), snap.dead_groups(screen.group))
+                s, rows = screen.search(q, k, snap.base_dead())
                 i = np.where(rows >= 0, snap.base_id_array()[np.maximum(rows, 0)], -1)
             else:
                 # Exact base: one matrix product and top-k over Faiss's own rows (no copy) in

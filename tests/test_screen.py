@@ -168,24 +168,46 @@ def test_adversarial_quantization_errors_aligned_with_the_query() -> None:
         assert_exact((got[0], ids[got[1]]), true_top_k(queries, x, ids, k))
 
 
-def test_screen_over_several_chunks_with_dead_rows_and_padding() -> None:
+@pytest.mark.parametrize("group", [8, 32])
+def test_screen_over_several_chunks_with_dead_rows_and_padding(group: int) -> None:
     rng = np.random.default_rng(4)
     x = rng.standard_normal((5003, 64)).astype(np.float32)  # not unit: the bounds use the norms
     q = rng.standard_normal((40, 64)).astype(np.float32)
-    scr = Int8Screen(x, chunk=1000, group=8)
+    scr = Int8Screen(x, chunk=1000, group=group)
     assert scr.n_chunks == 6 and scr.n_chunks * scr.chunk > len(x)
     dead = np.zeros(len(x), dtype=bool)
     _, top = scr.search(q, 4, None)
     dead[top[:, :2].ravel()] = True  # the two best rows of every query are gone
-    groups = len(np.unique(np.flatnonzero(dead) // scr.group))
     ids = np.arange(len(x))
     for k in (1, 16):
-        s, rows = scr.search(q, k, dead, groups)
+        s, rows = scr.search(q, k, dead)
         assert not dead[rows[rows >= 0]].any()
         assert_exact((s, rows), true_top_k(q, x[~dead], ids[~dead], k))
     scr.max_batch = 7  # a large batch runs the session in slices: same answer
-    s, rows = scr.search(q, 16, dead, groups)
+    s, rows = scr.search(q, 16, dead)
     assert_exact((s, rows), true_top_k(q, x[~dead], ids[~dead], 16))
+
+
+def test_many_removed_rows_keep_the_screen_exact_and_in_use() -> None:
+    """A tenth of the rows removed (what an index holds before it compacts) touches most groups;
+    groups with a removed row do not fix the cut, the others still do, so the screen keeps
+    screening (it re-scores candidates) instead of falling back to a float scan."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((20000, 48)).astype(np.float32)
+    q = rng.standard_normal((24, 48)).astype(np.float32)
+    scr = Int8Screen(x, chunk=8192)
+    dead = rng.random(len(x)) < 0.02  # 2% of rows: about half of the 32-row groups hold one
+    _, top = scr.search(q, 3, None)
+    dead[top.ravel()] = True  # and every query's best rows
+    ids = np.arange(len(x))
+    before = scr.candidates
+    s, rows = scr.search(q, 32, dead)
+    assert scr.candidates > before
+    assert not dead[rows[rows >= 0]].any()
+    assert_exact((s, rows), true_top_k(q, x[~dead], ids[~dead], 32))
+    almost_all = rng.random(len(x)) < 0.5  # no whole group left: the float scan answers, exactly
+    s, rows = scr.search(q, 8, almost_all)
+    assert_exact((s, rows), true_top_k(q, x[~almost_all], ids[~almost_all], 8))
 
 
 def test_small_and_empty_indexes() -> None:
