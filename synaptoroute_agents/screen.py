@@ -179,31 +179,6 @@ class Int8Screen:
         self.vecs = vecs
         self.n, self.dim, self.group = n, dim, group
         t0 = time.perf_counter()
-        scale = np.empty(n, dtype=np.float32)
-        q8i = np.empty((n, dim), dtype=np.int8)
-        resid = np.empty(n, dtype=np.float32)
-        norm = np.empty(n, dtype=np.float32)
-        max_qnorm = 0.0
-        for lo in range(0, n, 16384):
-            v = np.asarray(vecs[lo : lo + 16384], dtype=np.float32)
-            amax = np.abs(v).max(axis=1)
-            sc = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
-            q8 = np.clip(np.rint(v / sc[:, None]), -127, 127)
-            deq = q8 * sc[:, None]
-            # float32 norms: each is within a few units of round-off of the true value, which the
-            # relative margins below cover
-            resid[lo : lo + 16384] = np.linalg.norm(v - deq, axis=1)
-            norm[lo : lo + 16384] = np.linalg.norm(v, axis=1)
-            max_qnorm = max(max_qnorm, float(np.linalg.norm(deq, axis=1).max()))
-            scale[lo : lo + 16384] = sc
-            q8i[lo : lo + 16384] = q8
-        # per row: |x| and |x - x'| rounded up (the graph's window uses their maxima, the re-rank
-        # filter each row's own)
-        self._norm = norm * np.float32(1 + 1e-5)
-        self._resid = resid * np.float32(1 + 1e-5) + np.float32(1e-5) * self._norm
-        self.max_norm = float(self._norm.max())
-        self.max_qnorm = max_qnorm * (1 + 1e-5)
-        self.max_resid = float(self._resid.max())
         n_chunks = -(-n // chunk)
         per = -(-n // n_chunks)
         per = -(-per // group) * group
@@ -218,16 +193,40 @@ class Int8Screen:
             self._live_groups,
             int(np.isfinite(self._live_groups).sum()),
         )
+        resid = np.empty(n, dtype=np.float32)
+        norm = np.empty(n, dtype=np.float32)
+        max_qnorm = 0.0
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         for c in range(self.n_chunks):
-            lo, hi = c * per, min(n, (c + 1) * per)
+            # the chunk's rows transposed (padded rows score exactly 0 and are masked)
             xt = np.zeros((dim, per), dtype=np.int8)
-            xt[:, : hi - lo] = q8i[lo:hi].T
-            sc = np.zeros(per, dtype=np.float32)  # padded rows score exactly 0 and are masked
-            sc[: hi - lo] = scale[lo:hi]
+            sc = np.zeros(per, dtype=np.float32)
+            # blocks of 1,024 rows: every pass below stays in the CPU's cache (three times faster
+            # than blocks of 16,384 on a 2-core machine)
+            for lo in range(c * per, min(n, (c + 1) * per), 1024):
+                hi = min(n, (c + 1) * per, lo + 1024)
+                v = np.asarray(vecs[lo:hi], dtype=np.float32)
+                amax = np.abs(v).max(axis=1)
+                s_ = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+                q8 = np.clip(np.rint(v / s_[:, None]), -127, 127)
+                deq = q8 * s_[:, None]
+                # float32 norms: each is within a few units of round-off of the true value, which
+                # the relative margins below cover
+                resid[lo:hi] = np.linalg.norm(v - deq, axis=1)
+                norm[lo:hi] = np.linalg.norm(v, axis=1)
+                max_qnorm = max(max_qnorm, float(np.linalg.norm(deq, axis=1).max()))
+                sc[lo - c * per : hi - c * per] = s_
+                xt[:, lo - c * per : hi - c * per] = q8.T
             parts.append((xt, sc))
+        # per row: |x| and |x - x'| rounded up (the graph's window uses their maxima, the re-rank
+        # filter each row's own)
+        self._norm = norm * np.float32(1 + 1e-5)
+        self._resid = resid * np.float32(1 + 1e-5) + np.float32(1e-5) * self._norm
+        self.max_norm = float(self._norm.max())
+        self.max_qnorm = max_qnorm * (1 + 1e-5)
+        self.max_resid = float(self._resid.max())
         model = screen_model(parts, group)
-        del parts, q8i
+        del parts
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
         so.inter_op_num_threads = 1
