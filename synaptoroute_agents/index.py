@@ -236,6 +236,8 @@ class VectorIndex:
             self._generation += 1
             self._live_ids = set(id_arr.tolist())
             self._snap = snap
+        if self.background:
+            self._screen_of(snap)  # start building the screen now, not at the first search
 
     def cache_key(self) -> str:
         """What a serialized base depends on besides the data (kind and build settings)."""
@@ -428,6 +430,12 @@ class VectorIndex:
             keep = ~np.isin(ids, s0.tomb_array())
             ids, vecs = ids[keep], vecs[keep]
         base, inner = self._build_base(np.ascontiguousarray(ids), np.ascontiguousarray(vecs))
+        # the new base comes with its screen: no search after the swap scans it in float32
+        screen = (
+            build_screen(_flat_view(inner), calibrate=self.screen is None)
+            if self._wants_screen(inner, len(ids))
+            else None
+        )
         with self._lock:
             if self._generation != gen0:
                 return  # a bulk load replaced everything meanwhile
@@ -439,6 +447,8 @@ class VectorIndex:
             nv[:rest_n] = s1.delta_vecs[s0.delta_n : s1.delta_n]
             ni[:rest_n] = s1.delta_ids[s0.delta_n : s1.delta_n]
             self._snap = _Snapshot(base, inner, len(ids), nv, ni, rest_n, s1.tomb - s0.tomb, s1.live)
+            if self._wants_screen(inner, len(ids)):
+                self._screen = (base, inner, screen)
 
     def wait_idle(self, timeout: float | None = None) -> None:
         """Wait for a running background compaction and screen build (for tests and benchmarks)."""
@@ -521,11 +531,13 @@ class VectorIndex:
         base, _, screen = self._screen
         if base is snap.base:
             return screen
-        if self.screen is False or (self.screen is None and snap.base_count < self.screen_min):
+        if not self._wants_screen(snap.base_inner, snap.base_count):
             return None
         with self._lock:
             if self._screen[0] is snap.base:
                 return self._screen[2]
+            if snap.base is not self._snap.base:
+                return None  # a search still on a replaced base: never build for it
             self._screen = (snap.base, snap.base_inner, None)  # claimed: one build per base
         if self.background:
             t = threading.Thread(
@@ -536,6 +548,12 @@ class VectorIndex:
             return None
         self._build_screen(snap)
         return self._screen[2] if self._screen[0] is snap.base else None
+
+    def _wants_screen(self, inner: Any, count: int) -> bool:
+        """Whether a base of ``count`` rows held by ``inner`` is to be screened."""
+        if self.screen is False or not count or not isinstance(inner, faiss.IndexFlat):
+            return False
+        return self.screen is True or count >= self.screen_min
 
     def _build_screen(self, snap: _Snapshot) -> None:
         screen = build_screen(snap.base_vectors(), calibrate=self.screen is None)

@@ -255,6 +255,30 @@ def test_background_build_swaps_in_and_stays_exact(real) -> None:  # type: ignor
     assert idx.screen_info()["enabled"] and idx.screen_info()["rows"] == len(x) + 10
 
 
+def test_screens_are_ready_without_waiting_for_a_search(real) -> None:  # type: ignore[no-untyped-def]
+    """A bulk load starts building the screen at once (not at the first search), and a compaction
+    swaps its new base in with the screen already built, so no search after the swap scans the
+    new base in float32; a search still holding the replaced base never starts a build for it."""
+    x, q = real
+    ids = np.arange(len(x))
+    idx = VectorIndex(x.shape[1], screen=True, background=True)
+    idx.load(ids, x)
+    idx.wait_idle()
+    assert idx.screen_info()["enabled"]  # no search has run yet
+    old = idx._snap
+    idx.add(np.arange(len(x), len(x) + 10), x[:10])
+    idx.remove([3, 4])
+    idx.compact()  # synchronous here: the swap has happened when it returns
+    info = idx.screen_info()
+    assert info["enabled"] and info["rows"] == len(x) + 8
+    builder = idx._screen_builder
+    assert idx._screen_of(old) is None  # the replaced base: no build claimed
+    assert idx._screen_builder is builder and idx.screen_info()["enabled"]
+    keep = ~np.isin(np.arange(len(x) + 10), [3, 4])
+    all_x, all_ids = np.concatenate([x, x[:10]]), np.arange(len(x) + 10)
+    assert_exact(idx.search(q, 7), true_top_k(q, all_x[keep], all_ids[keep], 7))
+
+
 def test_falls_back_to_float_search_when_onnxruntime_refuses_the_graph(
     real,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
