@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import tempfile
 import threading
 import time
 from typing import Any
@@ -49,12 +50,49 @@ log = logging.getLogger(__name__)
 _U = 2.0**-24  # unit round-off of float32
 
 
-def _tensor(name: str, dtype: int, dims: list[int], raw: bytes | np.ndarray) -> Message:
+class _ExternalData:
+    """Large initializers written to one file beside the model (ONNX external data).
+
+    The model's protobuf then holds only the graph, and onnxruntime reads the rows from the file
+    while it builds the session. Given the rows inside the protobuf instead, it parses all of them
+    while holding the GIL: at 250k rows that stalled every other thread of the process (queries
+    among them) for about a quarter of a second.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.location = os.path.basename(path)
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by __exit__
+
+    def __enter__(self) -> _ExternalData:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def add(self, data: np.ndarray) -> bytes:
+        """Write ``data`` (page-aligned) and return the TensorProto fields that point at it:
+        external_data=13 (StringStringEntryProto key=1, value=2), data_location=14 (EXTERNAL)."""
+        offset = -(-self._file.tell() // 4096) * 4096
+        self._file.seek(offset)
+        self._file.write(memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8)))
+        entries = (("location", self.location), ("offset", str(offset)), ("length", str(data.nbytes)))
+        return b"".join(ld(13, ld(1, k) + ld(2, v)) for k, v in entries) + vi(14, 1)
+
+
+def _tensor(
+    name: str,
+    dtype: int,
+    dims: list[int],
+    raw: bytes | np.ndarray,
+    external: _ExternalData | None = None,
+) -> Message:
     """An initializer (graph field 5): TensorProto dims=1, data_type=2, name=8, raw_data=9.
 
     ``raw`` is the little-endian data, as bytes or as a contiguous array (copied only once, when
-    the model is assembled)."""
+    the model is assembled); with ``external``, an array is written to that file instead."""
     head = b"".join(vi(1, d) for d in dims) + vi(2, dtype) + ld(8, name)
+    if external is not None and isinstance(raw, np.ndarray):
+        return Message(5, [head + external.add(raw)])
     return Message(5, [head, Message(9, [raw])])
 
 
@@ -95,8 +133,10 @@ def _model(
     return assemble([vi(1, 7) + ld(2, "synaptoroute-agents"), Message(7, graph), opsets])
 
 
-def screen_model(chunks: list[tuple[np.ndarray, np.ndarray]], group: int) -> bytes:
-    """The ONNX model (bytes) of the screen.
+def screen_model(
+    chunks: list[tuple[np.ndarray, np.ndarray]], group: int, external: _ExternalData | None = None
+) -> bytes:
+    """The ONNX model (bytes) of the screen (its rows and scales in ``external`` when given).
 
     ``chunks`` holds, per chunk, the INT8 rows transposed ``(dim, c)`` (``c`` a multiple of
     ``group``) and their float32 scales ``(c,)``. Inputs: ``A`` ``(b, dim)`` uint8 queries with zero
@@ -121,8 +161,8 @@ def screen_model(chunks: list[tuple[np.ndarray, np.ndarray]], group: int) -> byt
     maxima: list[str] = []
     for j, (xt, scale) in enumerate(chunks):
         c = int(xt.shape[1])
-        inits.append(_tensor(f"B{j}", INT8, [dim, c], np.ascontiguousarray(xt, dtype=np.int8)))
-        inits.append(_tensor(f"S{j}", FLOAT, [c], np.ascontiguousarray(scale, dtype="<f4")))
+        inits.append(_tensor(f"B{j}", INT8, [dim, c], np.ascontiguousarray(xt, dtype=np.int8), external))
+        inits.append(_tensor(f"S{j}", FLOAT, [c], np.ascontiguousarray(scale, dtype="<f4"), external))
         inits.append(_tensor(f"shape{j}", INT64, [3], struct.pack("<3q", 0, c // group, group)))
         nodes += [
             _node(
@@ -162,6 +202,29 @@ def screen_model(chunks: list[tuple[np.ndarray, np.ndarray]], group: int) -> byt
     return _model("int8_screen", nodes, inputs, outputs, inits)
 
 
+def _screen_session(parts: list[tuple[np.ndarray, np.ndarray]], group: int) -> Any:
+    """The onnxruntime session of :func:`screen_model`: its rows go through a temporary file
+    (see :class:`_ExternalData`), or inside the model where no temporary folder can be written."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    try:
+        with tempfile.TemporaryDirectory(prefix="synaptoroute-screen-", ignore_cleanup_errors=True) as d:
+            with _ExternalData(os.path.join(d, "rows.bin")) as external:
+                model = screen_model(parts, group, external)
+            path = os.path.join(d, "screen.onnx")
+            with open(path, "wb") as f:
+                f.write(model)
+            return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    except OSError as exc:
+        log.info("the INT8 screen is built in memory (no temporary file: %s)", exc)
+    return ort.InferenceSession(screen_model(parts, group), so, providers=["CPUExecutionProvider"])
+
+
 # --------------------------------------------------------------------------- the screen
 class Int8Screen:
     """Exact top-k over fixed float32 rows, screened in INT8 by onnxruntime.
@@ -171,8 +234,6 @@ class Int8Screen:
     """
 
     def __init__(self, vecs: np.ndarray, *, chunk: int = 65536, group: int = 32) -> None:
-        import onnxruntime as ort
-
         n, dim = vecs.shape
         if n == 0:
             raise ValueError("an empty screen")
@@ -225,14 +286,8 @@ class Int8Screen:
         self.max_norm = float(self._norm.max())
         self.max_qnorm = max_qnorm * (1 + 1e-5)
         self.max_resid = float(self._resid.max())
-        model = screen_model(parts, group)
+        self._session = _screen_session(parts, group)
         del parts
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
-        so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
-        self._session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
         self._outputs = [o.name for o in self._session.get_outputs()]
         self.build_seconds = time.perf_counter() - t0
         # offsets of each member of each returned group, within its chunk

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -287,9 +288,10 @@ def test_falls_back_to_float_search_when_onnxruntime_refuses_the_graph(
     x, q = real
     real_model = screen_model
 
-    def without_the_operator(chunks, group):  # type: ignore[no-untyped-def]
+    def without_the_operator(chunks, group, external=None):  # type: ignore[no-untyped-def]
         # the same graph, as an onnxruntime without the fused INT8 operator would see it
-        return real_model(chunks, group).replace(b"MatMulIntegerToFloat", b"MatMulIntegerToFloaX")
+        model = real_model(chunks, group, external)
+        return model.replace(b"MatMulIntegerToFloat", b"MatMulIntegerToFloaX")
 
     monkeypatch.setattr(screen_mod, "screen_model", without_the_operator)
     assert build_screen(x) is None
@@ -300,6 +302,46 @@ def test_falls_back_to_float_search_when_onnxruntime_refuses_the_graph(
     assert "unavailable" in caplog.text
     assert not idx.screen_info()["enabled"]
     assert_exact(got, true_top_k(q, x, np.arange(len(x)), 8))
+
+
+def test_screen_rows_go_through_a_file_or_inside_the_model_alike(real, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The screen's rows reach onnxruntime through a temporary file (external data); where no
+    temporary folder can be written they go inside the model: same neighbours either way, and
+    no file is left behind."""
+    x, q = real
+    made: list[str] = []
+    real_tmp = tempfile.TemporaryDirectory
+
+    def tracked(*args, **kwargs):  # type: ignore[no-untyped-def]
+        t = real_tmp(*args, **kwargs)
+        made.append(t.name)
+        return t
+
+    import onnxruntime as ort
+
+    sizes: dict[str, int] = {}
+    real_session = ort.InferenceSession
+
+    def session(model, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(model, str):  # a path: the model file and its rows beside it
+            sizes.update({p.name: p.stat().st_size for p in Path(model).parent.iterdir()})
+        return real_session(model, *args, **kwargs)
+
+    monkeypatch.setattr(screen_mod.tempfile, "TemporaryDirectory", tracked)
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    via_file = Int8Screen(x, chunk=2048)
+    assert made and not any(Path(d).exists() for d in made)
+    # the protobuf holds the graph only (GIL-free loading); the rows are in the file
+    assert sizes["screen.onnx"] < 20_000 and sizes["rows.bin"] >= x.size
+
+    def unwritable(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(screen_mod.tempfile, "TemporaryDirectory", unwritable)
+    in_model = Int8Screen(x, chunk=2048)
+    truth = true_top_k(q, x, np.arange(len(x)), 16)
+    for scr in (via_file, in_model):
+        assert_exact(scr.search(q, 16, None), truth)
 
 
 def test_the_hand_written_model_is_valid_onnx() -> None:
