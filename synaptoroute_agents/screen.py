@@ -74,7 +74,7 @@ class _ExternalData:
         external_data=13 (StringStringEntryProto key=1, value=2), data_location=14 (EXTERNAL)."""
         offset = -(-self._file.tell() // 4096) * 4096
         self._file.seek(offset)
-        self._file.write(memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8)))
+        self._file.write(np.ascontiguousarray(data).reshape(-1).view(np.uint8).data)
         entries = (("location", self.location), ("offset", str(offset)), ("length", str(data.nbytes)))
         return b"".join(ld(13, ld(1, k) + ld(2, v)) for k, v in entries) + vi(14, 1)
 
