@@ -892,8 +892,9 @@ def _md_omp(fig: dict[str, Any], cmd: str) -> str:
         "`OMP_WAIT_POLICY=PASSIVE` (what the package sets before importing faiss) and with it unset "
         f"(faiss loaded first). Command: `{cmd}`\n\nTiming starts right after boot (10 queries of "
         "warm-up). A base of 32,768 vectors and more gets its INT8 screen built in the background "
-        "by the first search; until it is swapped in (about a second at 250,000 vectors), queries "
-        "scan in float32 beside the build, which is where the p99 of the largest tier comes from. "
+        "as soon as it is loaded; until it is swapped in (half a second to a second at 250,000 "
+        "vectors), queries scan in float32 beside the build (35-55 ms each at 250,000 vectors), "
+        "which is where the p99 of the largest tier comes from. "
         "The scale table measures after `index.prepare()`, which waits for the screen.\n\n"
         + "\n".join(rows)
         + "\n"
