@@ -431,11 +431,8 @@ class VectorIndex:
             ids, vecs = ids[keep], vecs[keep]
         base, inner = self._build_base(np.ascontiguousarray(ids), np.ascontiguousarray(vecs))
         # the new base comes with its screen: no search after the swap scans it in float32
-        screen = (
-            build_screen(_flat_view(inner), calibrate=self.screen is None)
-            if self._wants_screen(inner, len(ids))
-            else None
-        )
+        screened = self._wants_screen(inner, len(ids))
+        screen = self._new_screen(_flat_view(inner)) if screened else None
         with self._lock:
             if self._generation != gen0:
                 return  # a bulk load replaced everything meanwhile
@@ -447,7 +444,7 @@ class VectorIndex:
             nv[:rest_n] = s1.delta_vecs[s0.delta_n : s1.delta_n]
             ni[:rest_n] = s1.delta_ids[s0.delta_n : s1.delta_n]
             self._snap = _Snapshot(base, inner, len(ids), nv, ni, rest_n, s1.tomb - s0.tomb, s1.live)
-            if self._wants_screen(inner, len(ids)):
+            if screened:
                 self._screen = (base, inner, screen)
 
     def wait_idle(self, timeout: float | None = None) -> None:
@@ -555,8 +552,12 @@ class VectorIndex:
             return False
         return self.screen is True or count >= self.screen_min
 
+    def _new_screen(self, vecs: np.ndarray) -> Int8Screen | None:
+        """The screen of these base rows (None where it cannot run or, unless forced, is slower)."""
+        return build_screen(vecs, calibrate=self.screen is None)
+
     def _build_screen(self, snap: _Snapshot) -> None:
-        screen = build_screen(snap.base_vectors(), calibrate=self.screen is None)
+        screen = self._new_screen(snap.base_vectors())
         with self._lock:
             if self._screen[0] is snap.base:
                 self._screen = (snap.base, snap.base_inner, screen)

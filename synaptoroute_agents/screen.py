@@ -202,9 +202,8 @@ def screen_model(
     return _model("int8_screen", nodes, inputs, outputs, inits)
 
 
-def _screen_session(parts: list[tuple[np.ndarray, np.ndarray]], group: int) -> Any:
-    """The onnxruntime session of :func:`screen_model`: its rows go through a temporary file
-    (see :class:`_ExternalData`), or inside the model where no temporary folder can be written."""
+def _session_options() -> Any:
+    """Options of every session here: up to 4 threads that do not spin for the CPU after a run."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -212,6 +211,15 @@ def _screen_session(parts: list[tuple[np.ndarray, np.ndarray]], group: int) -> A
     so.inter_op_num_threads = 1
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3
+    return so
+
+
+def _screen_session(parts: list[tuple[np.ndarray, np.ndarray]], group: int) -> Any:
+    """The onnxruntime session of :func:`screen_model`: its rows go through a temporary file
+    (see :class:`_ExternalData`), or inside the model where no temporary folder can be written."""
+    import onnxruntime as ort
+
+    so = _session_options()
     try:
         with tempfile.TemporaryDirectory(prefix="synaptoroute-screen-", ignore_cleanup_errors=True) as d:
             with _ExternalData(os.path.join(d, "rows.bin")) as external:
@@ -299,8 +307,13 @@ class Int8Screen:
     def quantize_queries(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(uint8 rows with zero point 128, per-query scale, per-query error bound w)."""
         a, s, qn, en, rnd = self._quantize(q)
-        w = (qn * self.max_resid + en * self.max_norm + rnd) * (1 + 1e-6) + 1e-7
-        return a, s, w
+        return a, s, self._window(qn, en, rnd)
+
+    def _window(self, qn: np.ndarray, en: np.ndarray, rnd: np.ndarray) -> np.ndarray:
+        """Per query, the bound on ``|approximate - float score|`` for any row (the largest
+        ``|x - x'|`` and ``|x|``), rounded up."""
+        w: np.ndarray = (qn * self.max_resid + en * self.max_norm + rnd) * (1 + 1e-6) + 1e-7
+        return w
 
     def _quantize(self, q: np.ndarray) -> tuple[np.ndarray, ...]:
         """The uint8 queries and their scales, and the terms of the error bound: ``|q'|``,
@@ -359,7 +372,7 @@ class Int8Screen:
         b = len(q)
         n, per, g = self.n, self.chunk, self.group
         a, s, qn, en, rnd = self._quantize(q)
-        w = (qn * self.max_resid + en * self.max_norm + rnd) * (1 + 1e-6) + 1e-7
+        w = self._window(qn, en, rnd)
         feed = {
             "A": a,
             "k": np.array([k], dtype=np.int64),
@@ -464,11 +477,7 @@ class FloatScan:
     def __init__(self) -> None:
         import onnxruntime as ort
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
-        so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
+        so = _session_options()
         self._session = ort.InferenceSession(float_scan_model(), so, providers=["CPUExecutionProvider"])
         self._matmul = ort.InferenceSession(matmul_model(), so, providers=["CPUExecutionProvider"])
 
