@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 IndexKind = Literal["flat", "hnsw", "ivf"]
 _EMPTY_IDS = np.empty(0, dtype=np.int64)
+#: The start of a saved HNSW base that holds its ids and graph but not its vectors.
+_GRAPH_MAGIC = b"SRHNSWG1"
 
 
 @dataclass(eq=False)
@@ -253,10 +255,21 @@ class VectorIndex:
 
     def serialize(self) -> bytes | None:
         """The built base index as bytes (None when empty). Call :meth:`compact` first to fold
-        the delta and tombstones in."""
+        the delta and tombstones in.
+
+        An HNSW base is saved as its ids and its graph only (:data:`_GRAPH_MAGIC`): the vectors
+        are the ones the caller already holds (the store's snapshot), so :meth:`load_serialized`
+        takes them from its ``vectors`` argument instead of reading them a second time.
+        """
         snap = self._snap
         if snap.base is None:
             return None
+        if isinstance(snap.base_inner, faiss.IndexHNSW):
+            writer = faiss.VectorIOWriter()
+            faiss.write_index(snap.base_inner, writer, faiss.IO_FLAG_SKIP_STORAGE)
+            ids = snap.base_id_array().astype("<i8", copy=False)
+            head = _GRAPH_MAGIC + np.array([len(ids)], dtype="<i8").tobytes()
+            return head + ids.tobytes() + faiss.vector_to_array(writer.data).tobytes()
         return bytes(faiss.serialize_index(snap.base))
 
     def load_serialized(self, blob: bytes, ids: np.ndarray, vectors: np.ndarray) -> bool:
@@ -268,16 +281,28 @@ class VectorIndex:
         """
         id_arr, vecs = self._check(ids, vectors)
         assert vecs is not None
-        if not blob.startswith(b"IxM2"):  # faiss's tag of an IndexIDMap2; anything else is not ours
+        base: Any
+        if blob.startswith(_GRAPH_MAGIC):
+            if self.kind != "hnsw":
+                return False
+            loaded = self._graph_from_blob(blob, id_arr, vecs)
+            if loaded is None:
+                log.warning(
+                    "a stored HNSW graph could not be read or does not fit this index; building a new one"
+                )
+                return False
+            base, inner = loaded
+        elif not blob.startswith(b"IxM2"):  # faiss's tag of an IndexIDMap2; anything else is not ours
             log.warning("a stored index is not a Faiss IndexIDMap2; building a new one")
             return False
-        try:
-            # the object deserialize_index returns owns the C++ index: keep THAT one referenced
-            base: Any = faiss.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
-            inner = faiss.downcast_index(base.index)
-        except Exception:
-            log.warning("a stored index could not be read; building a new one")
-            return False
+        else:
+            try:
+                # the object deserialize_index returns owns the C++ index: keep THAT one referenced
+                base = faiss.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
+                inner = faiss.downcast_index(base.index)
+            except Exception:
+                log.warning("a stored index could not be read; building a new one")
+                return False
         want = (
             faiss.IndexHNSW
             if self.kind == "hnsw"
@@ -304,6 +329,51 @@ class VectorIndex:
         if n_new >= self.delta_limit or len(gone) > max(256, self.tombstone_ratio * max(1, snap.base_count)):
             self._maybe_compact()
         return True
+
+    def _graph_from_blob(self, blob: bytes, ids: np.ndarray, vecs: np.ndarray) -> tuple[Any, Any] | None:
+        """An HNSW base from a graph saved by :meth:`serialize` and the rows it indexes.
+
+        The graph's rows are looked up in ``ids``/``vecs`` by id. A row removed since the save is
+        not there: it gets a zero vector (it is a tombstone from then on, never returned, and the
+        next compaction drops it). None when the blob is damaged or does not fit this index.
+        """
+        head = len(_GRAPH_MAGIC) + 8
+        try:
+            n = int(np.frombuffer(blob, dtype="<i8", count=1, offset=len(_GRAPH_MAGIC))[0])
+            if n < 0 or head + 8 * n > len(blob):
+                return None
+            base_ids = np.frombuffer(blob, dtype="<i8", count=n, offset=head).astype(np.int64)
+            reader = faiss.VectorIOReader()
+            faiss.copy_array_to_vector(np.frombuffer(blob, dtype=np.uint8, offset=head + 8 * n), reader.data)
+            inner = faiss.read_index(reader, faiss.IO_FLAG_SKIP_STORAGE)  # already its own class
+        except Exception:
+            return None
+        if not isinstance(inner, faiss.IndexHNSW) or inner.d != self.dim or inner.ntotal != n:
+            return None
+        if inner.metric_type != faiss.METRIC_INNER_PRODUCT:
+            return None
+        if n == len(ids) and np.array_equal(base_ids, ids):
+            rows = vecs  # the usual case: the snapshot holds the same rows in the same order
+        else:
+            order = np.argsort(ids, kind="stable")
+            at = np.minimum(np.searchsorted(ids, base_ids, sorter=order), max(0, len(ids) - 1))
+            pos = order[at] if len(ids) else np.zeros(n, dtype=np.int64)
+            found = ids[pos] == base_ids if len(ids) else np.zeros(n, dtype=bool)
+            rows = np.zeros((n, self.dim), dtype=np.float32)
+            rows[found] = vecs[pos[found]]
+        storage = faiss.IndexFlatIP(self.dim)
+        storage.add(rows)
+        inner.storage = storage
+        storage.this.disown()  # type: ignore[attr-defined]  # the HNSW index frees it from now on
+        inner.own_fields = True
+        # IndexIDMap2 only wraps an empty index: wrap a placeholder, then point it at the graph
+        base = faiss.IndexIDMap2(faiss.IndexHNSWFlat(self.dim, 2, faiss.METRIC_INNER_PRODUCT))
+        base.index = inner
+        base.referenced_objects = [inner]  # type: ignore[attr-defined]
+        faiss.copy_array_to_vector(base_ids, base.id_map)
+        base.ntotal = n
+        base.construct_rev_map()
+        return base, inner
 
     # ------------------------------------------------------------------ mutation
     def add(self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray) -> None:

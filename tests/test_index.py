@@ -129,3 +129,72 @@ def test_readers_never_see_torn_state_during_writes() -> None:
     assert len(idx) == 8000 - len(removed)
     _, got = idx.search(x[:100], 1)
     assert not np.isin(got, list(removed)).any()
+
+
+def test_a_saved_hnsw_graph_reloads_without_its_vectors_and_searches_the_same() -> None:
+    import faiss
+
+    rng = np.random.default_rng(11)
+    x = unit(rng, 4000, 32)
+    ids = np.arange(4000, dtype=np.int64) * 3 + 5
+    saved = VectorIndex(32, kind="hnsw", background=False)
+    saved.load(ids, x)
+    blob = saved.serialize()
+    assert blob is not None and blob.startswith(b"SRHNSWG1")
+    # the graph and the ids only: the vectors (4000 x 32 float32 = 512 kB) come from the caller
+    assert len(blob) < len(faiss.serialize_index(saved._snap.base)) - 4000 * 32 * 4 + 4096
+    q = unit(rng, 200, 32)
+    want = saved.search(q, 10)
+
+    same = VectorIndex(32, kind="hnsw", background=False)
+    assert same.load_serialized(blob, ids, x)
+    got = same.search(q, 10)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+
+    # the store changed since the save: rows removed, rows added, and another row order
+    removed = ids[::20]  # few enough that the load does not compact at once
+    fresh_ids = np.arange(10**6, 10**6 + 50, dtype=np.int64)
+    fresh = unit(rng, 50, 32)
+    keep = ~np.isin(ids, removed)
+    now_ids = np.concatenate([ids[keep], fresh_ids])
+    now_x = np.concatenate([x[keep], fresh])
+    order = rng.permutation(len(now_ids))
+    later = VectorIndex(32, kind="hnsw", background=False)
+    assert later.load_serialized(blob, now_ids[order], now_x[order])
+    assert len(later) == len(now_ids) and later.pending()
+    _, got_ids = later.search(q, 10)
+    assert not np.isin(got_ids, removed).any()
+    scores, top = later.search(fresh, 1)
+    np.testing.assert_array_equal(top[:, 0], fresh_ids)
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
+    # a kept row is found with its own vector (the graph's rows were matched by id, not by order)
+    s_keep, i_keep = later.search(x[keep][:100], 1)
+    assert (i_keep[:, 0] == ids[keep][:100]).mean() > 0.95
+    np.testing.assert_allclose(s_keep[i_keep[:, 0] == ids[keep][:100], 0], 1.0, atol=1e-5)
+    later.compact()
+    assert len(later) == len(now_ids) and not later.pending()
+    np.testing.assert_array_equal(later.search(fresh, 1)[1][:, 0], fresh_ids)
+
+
+def test_a_damaged_or_foreign_saved_graph_is_refused_and_changes_nothing() -> None:
+    rng = np.random.default_rng(12)
+    x = unit(rng, 500, 16)
+    ids = np.arange(500, dtype=np.int64)
+    idx = VectorIndex(16, kind="hnsw", background=False)
+    idx.load(ids, x)
+    blob = idx.serialize()
+    assert blob is not None
+    fresh = VectorIndex(16, kind="hnsw", background=False)
+    assert not fresh.load_serialized(blob[: len(blob) // 2], ids, x)  # cut short
+    assert not fresh.load_serialized(blob[:12], ids, x)  # not even a row count
+    assert not fresh.load_serialized(blob[:8] + np.array([10**12], "<i8").tobytes() + blob[16:], ids, x)
+    assert not VectorIndex(8, kind="hnsw").load_serialized(blob, ids, np.ascontiguousarray(x[:, :8]))
+    assert not VectorIndex(16, kind="ivf").load_serialized(blob, ids, x)
+    assert len(fresh) == 0 and fresh.search(x[:2], 1)[1].tolist() == [[-1], [-1]]
+    # the whole-index format of earlier versions still loads
+    import faiss
+
+    old = bytes(faiss.serialize_index(idx._snap.base))
+    assert fresh.load_serialized(old, ids, x)
+    np.testing.assert_array_equal(fresh.search(x[:50], 1)[1][:, 0], ids[:50])

@@ -328,7 +328,8 @@ def test_an_approximate_index_boots_from_the_snapshot_and_its_saved_copy(tmp_pat
     db = tmp_path / "hnsw.db"
     with SemanticRouter(encoder=encoder, store=db, index="hnsw") as r:
         r.add_many(ROUTES)
-        assert r.save_index() and r.save_snapshot()
+        assert r.save_index()
+        assert not r.save_snapshot()  # save_index wrote one as recent (snapshot="auto")
         want = decisions(r)
         r.add_utterances("greeting", ["good evening"])  # after both copies
     caplog.set_level("INFO", logger="synaptoroute_agents.router")
@@ -338,3 +339,35 @@ def test_an_approximate_index_boots_from_the_snapshot_and_its_saved_copy(tmp_pat
         assert r.verify() == []
         assert decisions(r)[:2] == want[:2]
         assert r.route("good evening").evidence[0].utterance == "good evening"
+
+
+def test_a_saved_hnsw_copy_newer_than_the_snapshot_is_used_or_rebuilt_never_a_failed_boot(
+    store_url: str, encoder, caplog
+) -> None:
+    late = Route("late", ["a route added after the snapshot", "another late example"])
+    # snapshot="read" never writes a snapshot by itself: the one below stays older than the copy
+    with SemanticRouter(encoder=encoder, store=store_url, index="hnsw", snapshot="read") as r:
+        r.add_many(ROUTES)
+        assert r.save_snapshot()
+        r.add(late)
+        assert r.save_index()
+        want = decisions(r)
+    caplog.set_level("INFO", logger="synaptoroute_agents.router")
+    with SemanticRouter(encoder=encoder, store=store_url, index="hnsw") as r:
+        assert "newer than the boot snapshot" in caplog.text
+        assert "approximate index loaded from the store" not in caplog.text
+        assert r.boot_info["source"] == "snapshot" and r.boot_info["changes_applied"] >= 1
+        assert r.verify() == [] and len(r.index) == sum(len(x.utterances) for x in ROUTES) + 2
+        assert decisions(r) == want
+        assert r.route("another late example").name == "late"
+        # with snapshot="auto", saving the copy writes a snapshot as new as it: the copy is used
+        r.add_utterances("late", ["one more late example"])
+        assert r.save_index()
+        want = decisions(r)
+    caplog.clear()
+    with SemanticRouter(encoder=encoder, store=store_url, index="hnsw") as r:
+        assert "approximate index loaded from the store" in caplog.text
+        assert "newer than the boot snapshot" not in caplog.text
+        assert r.boot_info["changes_applied"] == 0
+        assert r.verify() == [] and decisions(r) == want
+        assert r.route("one more late example").evidence[0].utterance == "one more late example"
