@@ -157,6 +157,8 @@ class VectorIndex:
         self._compactor: threading.Thread | None = None
         self._generation = 0
         self._snap = self._empty_snapshot()
+        # (Faiss flat storage, a writable view of its rows) handed out by reserve(), not yet loaded
+        self._reserved: tuple[Any, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ building
     def _empty_snapshot(self) -> _Snapshot:
@@ -172,14 +174,52 @@ class VectorIndex:
             live=0,
         )
 
-    def _build_base(self, ids: np.ndarray, vecs: np.ndarray) -> tuple[Any, Any]:
+    def reserve(self, n: int, dim: int) -> np.ndarray:
+        """A writable ``(n, dim)`` float32 array inside a new Faiss flat storage.
+
+        A :meth:`load` (or :meth:`load_serialized`) given exactly this array adopts that storage
+        as its base's rows instead of copying them: a boot reads the store's vectors straight
+        into it (one copy of the rows in memory instead of two). Any other load drops it.
+        """
+        if dim != self.dim:
+            raise InvalidInputError(f"vectors must have {self.dim} dimensions, got {dim}")
+        if n <= 0:
+            self._reserved = None
+            return np.empty((0, self.dim), dtype=np.float32)
+        storage = faiss.IndexFlatIP(self.dim)
+        storage.codes.resize(n * self.dim * 4)  # rows stay uncounted (ntotal 0) until adopted
+        view = np.asarray(_RowsOf(storage, n, self.dim))  # the array keeps the storage alive
+        self._reserved = (storage, view)
+        return view
+
+    def _take_reserved(self, vecs: np.ndarray) -> Any:
+        """The storage :meth:`reserve` made for ``vecs`` (now counted), or None; forgets it."""
+        held, self._reserved = self._reserved, None
+        if held is None:
+            return None
+        storage, view = held
+        if vecs.shape != view.shape or vecs.ctypes.data != view.ctypes.data:
+            return None
+        storage.ntotal = len(view)
+        return storage
+
+    def _build_base(self, ids: np.ndarray, vecs: np.ndarray, storage: Any = None) -> tuple[Any, Any]:
+        """A new base over ``vecs``; ``storage``: a flat Faiss index already holding ``vecs``."""
         n = len(ids)
         if n == 0:
             return None, None
         kind = self.kind
+        inner: Any
+        if kind == "flat" and storage is not None:
+            storage.ntotal = 0  # IndexIDMap2 wraps only an empty index: count the rows after
+            base = faiss.IndexIDMap2(storage)
+            storage.ntotal = n
+            faiss.copy_array_to_vector(ids, base.id_map)
+            base.ntotal = n
+            base.construct_rev_map()
+            return base, storage
         if kind == "ivf" and n < 10_000:
             kind = "flat"  # too few vectors to train useful lists
-        inner: Any
         if kind == "flat":
             inner = faiss.IndexFlatIP(self.dim)
         elif kind == "hnsw":
@@ -228,10 +268,11 @@ class VectorIndex:
         """Replace the whole content with ``vectors`` keyed by ``ids`` (bulk load, e.g. at boot)."""
         id_arr, vecs = self._check(ids, vectors)
         assert vecs is not None
+        storage = self._take_reserved(vecs)  # held until the build is done: it may hold vecs
         ascending = len(id_arr) < 2 or bool(np.all(id_arr[1:] > id_arr[:-1]))
         if not ascending and len(np.unique(id_arr)) != len(id_arr):
             raise InvalidInputError("ids must be unique")
-        base, inner = self._build_base(id_arr, vecs)
+        base, inner = self._build_base(id_arr, vecs, storage)
         snap = self._empty_snapshot()
         snap.base, snap.base_inner, snap.base_count, snap.live = base, inner, len(id_arr), len(id_arr)
         with self._lock:
@@ -321,6 +362,7 @@ class VectorIndex:
         di = np.empty(cap, dtype=np.int64)
         dv[:n_new] = vecs[fresh]
         di[:n_new] = id_arr[fresh]
+        self._reserved = None  # a reservation the base did not adopt (rows in another order)
         snap = _Snapshot(base, inner, int(base.ntotal), dv, di, n_new, frozenset(gone.tolist()), len(id_arr))
         with self._lock:
             self._generation += 1
@@ -352,8 +394,10 @@ class VectorIndex:
             return None
         if inner.metric_type != faiss.METRIC_INNER_PRODUCT:
             return None
+        storage: Any = None
         if n == len(ids) and np.array_equal(base_ids, ids):
             rows = vecs  # the usual case: the snapshot holds the same rows in the same order
+            storage = self._take_reserved(vecs)  # and maybe read them into Faiss storage already
         else:
             order = np.argsort(ids, kind="stable")
             at = np.minimum(np.searchsorted(ids, base_ids, sorter=order), max(0, len(ids) - 1))
@@ -361,11 +405,11 @@ class VectorIndex:
             found = ids[pos] == base_ids if len(ids) else np.zeros(n, dtype=bool)
             rows = np.zeros((n, self.dim), dtype=np.float32)
             rows[found] = vecs[pos[found]]
-        storage = faiss.IndexFlatIP(self.dim)
-        storage.add(rows)
-        inner.storage = storage
-        storage.this.disown()  # type: ignore[attr-defined]  # the HNSW index frees it from now on
-        inner.own_fields = True
+        if storage is None:
+            storage = faiss.IndexFlatIP(self.dim)
+            storage.add(rows)
+        inner.storage = storage  # not owned by the C++ index (read without storage, own_fields off):
+        inner.referenced_objects = [storage]  # type: ignore[attr-defined]  # its owner stays referenced
         # IndexIDMap2 only wraps an empty index: wrap a placeholder, then point it at the graph
         base = faiss.IndexIDMap2(faiss.IndexHNSWFlat(self.dim, 2, faiss.METRIC_INNER_PRODUCT))
         base.index = inner
@@ -689,6 +733,21 @@ def _exact_top_k(
     else:
         top = np.broadcast_to(np.arange(n), (len(q), n))
     return np.take_along_axis(scores, top, axis=1), ids[top]
+
+
+class _RowsOf:
+    """The rows of a Faiss flat storage as an array interface: an array made from it keeps the
+    storage (which owns the memory) alive for as long as the array or a view of it lives."""
+
+    def __init__(self, storage: Any, n: int, dim: int) -> None:
+        self.storage = storage
+        address = faiss.rev_swig_ptr(storage.get_xb(), 1).ctypes.data
+        self.__array_interface__ = {
+            "shape": (n, dim),
+            "typestr": "<f4",
+            "data": (address, False),
+            "version": 3,
+        }
 
 
 def _flat_view(inner: Any) -> np.ndarray:

@@ -229,12 +229,13 @@ class SemanticRouter:
         if behind > max(SNAPSHOT_MAX_BEHIND, info.rows // 10):
             log.info("the boot snapshot is %d changes behind the store; reading the rows", behind)
             return False, None
-        loaded = self.store.load_snapshot(info)
+        # the vectors are read straight into the index's storage (no second copy of them)
+        loaded = self.store.load_snapshot(info, self.index.reserve)
         if loaded is None:
             newer = self.store.snapshot_info(self.encoder.model_id, self.encoder.dim)
             if newer is None or newer.id == info.id:
                 return False, info.id
-            loaded = self.store.load_snapshot(newer)  # replaced while it was read: once more
+            loaded = self.store.load_snapshot(newer, self.index.reserve)  # replaced meanwhile: again
             if loaded is None:
                 return False, newer.id
             info = newer

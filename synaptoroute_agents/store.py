@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -913,16 +913,34 @@ class RouteStore:
         with self._tx() as conn:
             self._drop_snapshots(conn)
 
-    def load_snapshot(self, info: SnapshotInfo) -> LoadedStore | None:
+    def load_snapshot(
+        self, info: SnapshotInfo, vectors_into: Callable[[int, int], np.ndarray] | None = None
+    ) -> LoadedStore | None:
         """Read the snapshot ``info`` (its content as of ``info.version``), or None when it is gone,
-        damaged or in a format this code does not read (the caller then reads the rows)."""
+        damaged or in a format this code does not read (the caller then reads the rows).
+
+        ``vectors_into(rows, dim)``, when given, returns the writable float32 array the vectors
+        are read into (for example an index's own storage, so they are not copied again).
+        """
         try:
             layout = json.loads(info.layout)
             if layout.get("format") != _SNAPSHOT_FORMAT:
                 log.warning("boot snapshot %s has format %r; reading the rows", info.id, layout.get("format"))
                 return None
             sums = layout["chunk_sums"]
-            buf = np.empty(info.nbytes, dtype=np.uint8)
+            vec_at, vec_size = layout["sections"]["vectors"]
+            vectors: np.ndarray | None = None
+            if vectors_into is not None and vec_at + vec_size == info.nbytes and vec_at >= 0:
+                vectors = vectors_into(info.rows, info.dim)
+                if (
+                    vectors.dtype != np.float32
+                    or vectors.nbytes != vec_size
+                    or not vectors.flags.c_contiguous
+                ):
+                    raise ValueError("the array for the vectors does not fit the snapshot")
+            # the small sections (ids, texts, routes) come first, the vectors last
+            buf = np.empty(info.nbytes if vectors is None else vec_at, dtype=np.uint8)
+            tail = None if vectors is None else vectors.reshape(-1).view(np.uint8)
             pos = expected = 0
             with self._read() as conn:
                 conn.execute(sa.text("SELECT 1"))  # begin: every chunk from one read transaction
@@ -950,7 +968,14 @@ class RouteStore:
                                 "boot snapshot %s is damaged (chunk %d); reading the rows", info.id, seq
                             )
                             return None
-                        buf[pos : pos + size] = np.frombuffer(data, dtype=np.uint8)
+                        chunk = np.frombuffer(data, dtype=np.uint8)
+                        if tail is None:
+                            buf[pos : pos + size] = chunk
+                        else:  # split at the start of the vectors
+                            cut = min(max(vec_at - pos, 0), size)
+                            buf[pos : pos + cut] = chunk[:cut]
+                            tail[pos + cut - vec_at : pos + size - vec_at] = chunk[cut:]
+                        del chunk
                         pos += size
                         expected += 1
                         del data
@@ -963,7 +988,7 @@ class RouteStore:
             if pos != info.nbytes or expected != info.chunks:
                 log.warning("boot snapshot %s is truncated; reading the rows", info.id)
                 return None
-            return _unpack_snapshot(buf, layout, info)
+            return _unpack_snapshot(buf, layout, info, vectors)
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             log.warning("boot snapshot %s is damaged (%s); reading the rows", info.id, exc)
             return None
@@ -1168,7 +1193,11 @@ def _pack_snapshot(
     return buf, layout
 
 
-def _unpack_snapshot(buf: np.ndarray, layout: dict[str, Any], info: SnapshotInfo) -> LoadedStore | None:
+def _unpack_snapshot(
+    buf: np.ndarray, layout: dict[str, Any], info: SnapshotInfo, vectors_read: np.ndarray | None = None
+) -> LoadedStore | None:
+    """The snapshot's content from ``buf``; ``vectors_read``: its vectors, read apart (``buf`` then
+    ends where they begin)."""
     sec = layout["sections"]
     n, dim = info.rows, info.dim
 
@@ -1183,7 +1212,7 @@ def _unpack_snapshot(buf: np.ndarray, layout: dict[str, Any], info: SnapshotInfo
         return None
     ids = part("ids").view(np.int64)
     counts = part("counts").view(np.int64)
-    vectors = part("vectors").view(np.float32)
+    vectors = part("vectors").view(np.float32) if vectors_read is None else vectors_read.reshape(-1)
     routes_meta = json.loads(bytes(part("routes")).decode("utf-8"))
     if len(ids) != n or vectors.size != n * dim or len(routes_meta) != len(counts) or int(counts.sum()) != n:
         raise ValueError("section sizes do not match the header")

@@ -198,3 +198,43 @@ def test_a_damaged_or_foreign_saved_graph_is_refused_and_changes_nothing() -> No
     old = bytes(faiss.serialize_index(idx._snap.base))
     assert fresh.load_serialized(old, ids, x)
     np.testing.assert_array_equal(fresh.search(x[:50], 1)[1][:, 0], ids[:50])
+
+
+def test_a_load_adopts_the_rows_it_reserved_without_a_copy() -> None:
+    rng = np.random.default_rng(13)
+    x = unit(rng, 3000, 16)
+    ids = np.arange(3000, dtype=np.int64) + 100
+    flat = VectorIndex(16, background=False)
+    rows = flat.reserve(3000, 16)
+    rows[:] = x  # as a boot fills it from the store
+    flat.load(ids, rows)
+    base_rows = flat._snap.base_vectors()
+    assert base_rows.ctypes.data == rows.ctypes.data  # the base's own storage: one copy in memory
+    np.testing.assert_array_equal(flat.search(x[:64], 1)[1][:, 0], ids[:64])
+    flat.remove(ids[:10])
+    flat.compact()  # a compaction reads the adopted rows like any other base
+    assert len(flat) == 2990 and flat.search(x[10:20], 1)[1][:, 0].tolist() == ids[10:20].tolist()
+
+    # another array than the reserved one is copied, and the reservation is dropped; the array
+    # it handed out stays valid memory (it keeps its storage alive) however long it is held
+    other = VectorIndex(16, background=False)
+    kept = other.reserve(3000, 16)
+    kept[:] = 0.5
+    other.load(ids, x)
+    assert other._reserved is None and other._snap.base_vectors().ctypes.data != kept.ctypes.data
+    assert float(kept.sum()) == 0.5 * 3000 * 16
+    np.testing.assert_array_equal(other.search(x[:64], 1)[1][:, 0], ids[:64])
+    with pytest.raises(InvalidInputError):
+        other.reserve(10, 8)
+
+    # an HNSW base loaded from its saved graph adopts the reserved rows too
+    hnsw = VectorIndex(16, kind="hnsw", background=False)
+    hnsw.load(ids, x)
+    blob = hnsw.serialize()
+    assert blob is not None
+    again = VectorIndex(16, kind="hnsw", background=False)
+    rows = again.reserve(3000, 16)
+    rows[:] = x
+    assert again.load_serialized(blob, ids, rows)
+    assert again._snap.base_vectors().ctypes.data == rows.ctypes.data and again._reserved is None
+    np.testing.assert_array_equal(again.search(x[:64], 5)[1], hnsw.search(x[:64], 5)[1])

@@ -64,6 +64,26 @@ def test_boot_reads_the_snapshot_and_serves_the_same(store_url: str, encoder) ->
         assert decisions(r) == want_decisions
         assert r.verify() == []
         assert r.stats()["vectors"] == 9
+    # the vectors are read straight into an array the caller gives (the index's own storage)
+    store = RouteStore(store_url)
+    info = store.snapshot_info(encoder.model_id, encoder.dim)
+    assert info is not None
+    plain = store.load_snapshot(info)
+    given: list[np.ndarray] = []
+
+    def into(n: int, dim: int) -> np.ndarray:
+        given.append(np.full((n, dim), np.nan, dtype=np.float32))
+        return given[-1]
+
+    read = store.load_snapshot(info, into)
+    assert plain is not None and read is not None and len(given) == 1
+    assert read.vectors.ctypes.data == given[0].ctypes.data
+    np.testing.assert_array_equal(read.vectors, plain.vectors)
+    assert read.ids.tolist() == plain.ids.tolist() and read.texts == plain.texts
+    assert read.routes == plain.routes and read.route_names == plain.route_names
+    # an array that does not fit is refused: the caller reads the rows instead
+    assert store.load_snapshot(info, lambda n, d: np.zeros((n, d + 1), dtype=np.float32)) is None
+    store.close()
     with SemanticRouter(encoder=encoder, store=store_url, snapshot="off") as r:
         assert r.boot_info["source"] == "rows"
         assert state(r) == want_state and decisions(r) == want_decisions
