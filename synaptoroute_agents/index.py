@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from .errors import InvalidInputError  # noqa: E402
 from .screen import FloatScan, Int8Screen, build_screen  # noqa: E402
 
-__all__ = ["VectorIndex", "IndexKind"]
+__all__ = ["VectorIndex", "IndexKind", "SavedBase"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,15 @@ class _Snapshot:
         if self._delta_mask is None:
             self._delta_mask = np.isin(self.delta_ids[: self.delta_n], self.tomb_array())
         return self._delta_mask
+
+
+@dataclass(frozen=True, eq=False)
+class SavedBase:
+    """A base read back from :meth:`VectorIndex.serialize`'s bytes, not yet loaded."""
+
+    ids: np.ndarray  # the base's ids, in its row order
+    inner: Any  # the Faiss index (an HNSW graph still without rows when ``base`` is None)
+    base: Any  # the IndexIDMap2 around it, or None for a graph saved without its rows
 
 
 class VectorIndex:
@@ -313,37 +322,28 @@ class VectorIndex:
             return head + ids.tobytes() + faiss.vector_to_array(writer.data).tobytes()
         return bytes(faiss.serialize_index(snap.base))
 
-    def load_serialized(self, blob: bytes, ids: np.ndarray, vectors: np.ndarray) -> bool:
-        """Boot from a serialized base instead of building one, then bring it up to ``ids``.
-
-        Ids in the blob but not in ``ids`` become tombstones; ``ids`` missing from the blob go
-        to the delta buffer (their rows of ``vectors``). Returns False (and changes nothing)
-        when the blob does not fit this index (another kind, dimension or a damaged blob).
-        """
-        id_arr, vecs = self._check(ids, vectors)
-        assert vecs is not None
-        base: Any
+    def read_serialized(self, blob: bytes) -> SavedBase | None:
+        """Parse a base saved by :meth:`serialize`: the part of :meth:`load_serialized` that needs
+        no vectors, so it can run while they are still being read. None (logged) when the blob is
+        damaged or does not fit this index (another kind or dimension)."""
         if blob.startswith(_GRAPH_MAGIC):
-            if self.kind != "hnsw":
-                return False
-            loaded = self._graph_from_blob(blob, id_arr, vecs)
-            if loaded is None:
+            graph = self._read_graph(blob) if self.kind == "hnsw" else None
+            if graph is None:
                 log.warning(
                     "a stored HNSW graph could not be read or does not fit this index; building a new one"
                 )
-                return False
-            base, inner = loaded
-        elif not blob.startswith(b"IxM2"):  # faiss's tag of an IndexIDMap2; anything else is not ours
+            return graph
+        if not blob.startswith(b"IxM2"):  # faiss's tag of an IndexIDMap2; anything else is not ours
             log.warning("a stored index is not a Faiss IndexIDMap2; building a new one")
-            return False
-        else:
-            try:
-                # the object deserialize_index returns owns the C++ index: keep THAT one referenced
-                base = faiss.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
-                inner = faiss.downcast_index(base.index)
-            except Exception:
-                log.warning("a stored index could not be read; building a new one")
-                return False
+            return None
+        base: Any
+        try:
+            # the object deserialize_index returns owns the C++ index: keep THAT one referenced
+            base = faiss.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
+            inner = faiss.downcast_index(base.index)
+        except Exception:
+            log.warning("a stored index could not be read; building a new one")
+            return None
         want = (
             faiss.IndexHNSW
             if self.kind == "hnsw"
@@ -352,8 +352,24 @@ class VectorIndex:
             else faiss.IndexFlat
         )
         if not isinstance(base, faiss.IndexIDMap2) or not isinstance(inner, want) or base.d != self.dim:
+            return None
+        return SavedBase(faiss.vector_to_array(base.id_map).astype(np.int64), inner, base)
+
+    def load_serialized(self, blob: bytes | SavedBase, ids: np.ndarray, vectors: np.ndarray) -> bool:
+        """Boot from a serialized base (or one :meth:`read_serialized` parsed) instead of building
+        one, then bring it up to ``ids``.
+
+        Ids in the blob but not in ``ids`` become tombstones; ``ids`` missing from the blob go
+        to the delta buffer (their rows of ``vectors``). Returns False (and changes nothing)
+        when the blob does not fit this index (another kind, dimension or a damaged blob).
+        """
+        id_arr, vecs = self._check(ids, vectors)
+        assert vecs is not None
+        saved = self.read_serialized(blob) if isinstance(blob, bytes | bytearray) else blob
+        if saved is None:
             return False
-        base_ids = faiss.vector_to_array(base.id_map).astype(np.int64)
+        base_ids, inner = saved.ids, saved.inner
+        base = saved.base if saved.base is not None else self._graph_base(saved, id_arr, vecs)
         gone = np.setdiff1d(base_ids, id_arr, assume_unique=True)
         fresh = ~np.isin(id_arr, base_ids, assume_unique=True)
         n_new = int(fresh.sum())
@@ -372,13 +388,8 @@ class VectorIndex:
             self._maybe_compact()
         return True
 
-    def _graph_from_blob(self, blob: bytes, ids: np.ndarray, vecs: np.ndarray) -> tuple[Any, Any] | None:
-        """An HNSW base from a graph saved by :meth:`serialize` and the rows it indexes.
-
-        The graph's rows are looked up in ``ids``/``vecs`` by id. A row removed since the save is
-        not there: it gets a zero vector (it is a tombstone from then on, never returned, and the
-        next compaction drops it). None when the blob is damaged or does not fit this index.
-        """
+    def _read_graph(self, blob: bytes) -> SavedBase | None:
+        """The ids and the graph (without rows) of an HNSW base saved by :meth:`serialize`."""
         head = len(_GRAPH_MAGIC) + 8
         try:
             n = int(np.frombuffer(blob, dtype="<i8", count=1, offset=len(_GRAPH_MAGIC))[0])
@@ -394,6 +405,15 @@ class VectorIndex:
             return None
         if inner.metric_type != faiss.METRIC_INNER_PRODUCT:
             return None
+        return SavedBase(base_ids, inner, None)
+
+    def _graph_base(self, saved: SavedBase, ids: np.ndarray, vecs: np.ndarray) -> Any:
+        """The HNSW base of a saved graph, its rows looked up in ``ids``/``vecs`` by id.
+
+        A row removed since the save is not there: it gets a zero vector (it is a tombstone from
+        then on, never returned, and the next compaction drops it).
+        """
+        base_ids, inner, n = saved.ids, saved.inner, len(saved.ids)
         storage: Any = None
         if n == len(ids) and np.array_equal(base_ids, ids):
             rows = vecs  # the usual case: the snapshot holds the same rows in the same order
@@ -409,7 +429,7 @@ class VectorIndex:
             storage = faiss.IndexFlatIP(self.dim)
             storage.add(rows)
         inner.storage = storage  # not owned by the C++ index (read without storage, own_fields off):
-        inner.referenced_objects = [storage]  # type: ignore[attr-defined]  # its owner stays referenced
+        inner.referenced_objects = [storage]  # its owner stays referenced
         # IndexIDMap2 only wraps an empty index: wrap a placeholder, then point it at the graph
         base = faiss.IndexIDMap2(faiss.IndexHNSWFlat(self.dim, 2, faiss.METRIC_INNER_PRODUCT))
         base.index = inner
@@ -417,7 +437,7 @@ class VectorIndex:
         faiss.copy_array_to_vector(base_ids, base.id_map)
         base.ntotal = n
         base.construct_rev_map()
-        return base, inner
+        return base
 
     # ------------------------------------------------------------------ mutation
     def add(self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray) -> None:

@@ -24,7 +24,7 @@ from .errors import (
     RouterClosedError,
     StoreError,
 )
-from .index import IndexKind, VectorIndex
+from .index import IndexKind, SavedBase, VectorIndex
 
 if TYPE_CHECKING:
     from .batching import BatchingConfig, MicroBatcher
@@ -229,6 +229,7 @@ class SemanticRouter:
         if behind > max(SNAPSHOT_MAX_BEHIND, info.rows // 10):
             log.info("the boot snapshot is %d changes behind the store; reading the rows", behind)
             return False, None
+        saved_index = self._prefetch_saved_index()  # an approximate index's saved copy, meanwhile
         # the vectors are read straight into the index's storage (no second copy of them)
         loaded = self.store.load_snapshot(info, self.index.reserve)
         if loaded is None:
@@ -240,7 +241,7 @@ class SemanticRouter:
                 return False, newer.id
             info = newer
         t_read = time.perf_counter()
-        self._install(loaded, loaded.vectors)
+        self._install(loaded, loaded.vectors, saved_index)
         del loaded  # the read buffer: Faiss holds its own copy of the vectors now
         t_install = time.perf_counter()
         applied = 0
@@ -273,9 +274,17 @@ class SemanticRouter:
             self._snapshot_in_background(self._save_snapshot_from_store)
         return True, None
 
-    def _install(self, loaded: LoadedStore, vectors: np.ndarray) -> None:
+    def _install(
+        self,
+        loaded: LoadedStore,
+        vectors: np.ndarray,
+        saved_index: Callable[[], tuple[SavedBase | None, int] | None] | None = None,
+    ) -> None:
         """Make ``loaded`` (the store's content at ``loaded.version``) the router's whole state."""
-        if not (self.index.kind != "flat" and self._load_saved_index(loaded.ids, vectors, loaded.version)):
+        if not (
+            self.index.kind != "flat"
+            and self._load_saved_index(loaded.ids, vectors, loaded.version, saved_index)
+        ):
             self.index.load(loaded.ids, vectors)
         self._routes = dict(loaded.routes)
         self._thresholds = {n: r.threshold for n, r in loaded.routes.items()}
@@ -344,26 +353,71 @@ class SemanticRouter:
         if t is not None:
             t.join(timeout)
 
-    def _load_saved_index(self, ids: np.ndarray, vectors: np.ndarray, version: int) -> bool:
+    def _read_saved_index(self) -> tuple[SavedBase | None, int] | None:
+        """The copy :meth:`save_index` kept in the store, parsed, with its version (None: none of
+        this encoder)."""
+        saved = self.store.load_fitted(self.index.cache_key())
+        if saved is None or saved[1] != self.encoder.model_id:
+            return None
+        return self.index.read_serialized(saved[0]), saved[2]
+
+    def _prefetch_saved_index(self) -> Callable[[], tuple[SavedBase | None, int] | None] | None:
+        """Read and parse the saved approximate index in a thread while the snapshot is read (the
+        two are independent reads of the store); returns what waits for it."""
+        if self.index.kind == "flat":
+            return None
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["saved"] = self._read_saved_index()
+            except Exception as exc:  # reported (and read again) by whoever waits
+                box["error"] = exc
+
+        t = threading.Thread(target=run, name="synaptoroute-saved-index", daemon=True)
+        t.start()
+
+        def wait() -> tuple[SavedBase | None, int] | None:
+            t.join()
+            if "error" in box:
+                log.warning(
+                    "reading the saved index beside the snapshot failed (%s); reading it again", box["error"]
+                )
+                return self._read_saved_index()
+            return box["saved"]
+
+        return wait
+
+    def _load_saved_index(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        version: int,
+        prefetched: Callable[[], tuple[SavedBase | None, int] | None] | None = None,
+    ) -> bool:
         """Boot an approximate index from the copy :meth:`save_index` kept in the store, if any.
 
         ``ids``/``vectors`` are the store's rows at ``version``. A copy saved at a later version
         holds rows they lack (added after it): it is not used, the index is built instead.
+        ``prefetched`` waits for the copy read beside the snapshot (:meth:`_prefetch_saved_index`).
         """
-        saved = self.store.load_fitted(self.index.cache_key())
-        if saved is None or saved[1] != self.encoder.model_id:
+        got = prefetched() if prefetched is not None else self._read_saved_index()
+        if got is None:
             return False
-        if saved[2] > version:
+        saved, saved_version = got
+        if saved is None:  # damaged or of another kind (logged when read)
+            return False
+        if saved_version > version:
             log.info(
                 "the saved approximate index (version %d) is newer than the boot snapshot (version %d); "
                 "building the index instead",
-                saved[2],
+                saved_version,
                 version,
             )
             return False
-        ok = self.index.load_serialized(saved[0], ids, vectors)
+        ok = self.index.load_serialized(saved, ids, vectors)
         if ok:
-            log.info("approximate index loaded from the store (saved at version %d)", saved[2])
+            log.info("approximate index loaded from the store (saved at version %d)", saved_version)
         return ok
 
     def save_index(self) -> bool:

@@ -391,3 +391,32 @@ def test_a_saved_hnsw_copy_newer_than_the_snapshot_is_used_or_rebuilt_never_a_fa
         assert r.boot_info["changes_applied"] == 0
         assert r.verify() == [] and decisions(r) == want
         assert r.route("one more late example").evidence[0].utterance == "one more late example"
+
+
+def test_the_saved_hnsw_copy_is_read_beside_the_snapshot_and_a_failed_read_is_retried(
+    tmp_path, encoder, caplog, monkeypatch
+) -> None:
+    db = tmp_path / "prefetch.db"
+    with SemanticRouter(encoder=encoder, store=db, index="hnsw") as r:
+        r.add_many(ROUTES)
+        assert r.save_index()
+        want = decisions(r)
+    caplog.set_level("INFO", logger="synaptoroute_agents.router")
+    threads: list[str] = []
+    real = SemanticRouter._read_saved_index
+    calls = {"n": 0}
+
+    def flaky(self):  # the first read (in the prefetch thread) fails like a dropped connection
+        import threading
+
+        threads.append(threading.current_thread().name)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("connection reset")
+        return real(self)
+
+    monkeypatch.setattr(SemanticRouter, "_read_saved_index", flaky)
+    with SemanticRouter(encoder=encoder, store=db, index="hnsw") as r:
+        assert threads[0] == "synaptoroute-saved-index"  # read beside the snapshot, not after it
+        assert "reading it again" in caplog.text and "approximate index loaded from the store" in caplog.text
+        assert r.boot_info["source"] == "snapshot" and r.verify() == [] and decisions(r) == want
