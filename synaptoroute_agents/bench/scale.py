@@ -1032,9 +1032,34 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
         'with `index="hnsw"` it is approximate like the peer and cheaper. No router on this '
         "encoder can reach twice the peer's throughput: each query costs both the encoder's time E "
         "plus their own, a and b, so the ratio (E + b) / (E + a) stays below (E + b) / E, which is "
-        "under 2 while the peer's own cost b is under E. At 50,000 routes the peer's batched time "
-        "per query (1 / its q/s) is about 3.2 ms against an encoder at about 2.2 ms: b is near 1 ms "
-        "and the ceiling near 1.45x, even for a router that costs nothing.\n"
+        "under 2 while the peer's own cost b is under E." + _peer_ceiling(fig) + "\n"
+    )
+
+
+def _peer_ceiling(fig: dict[str, Any]) -> str:
+    """The ratio to the peer that a router costing nothing would reach, from the run's figures."""
+    out = []
+    for tier, peers in fig.get("peers", {}).items():
+        batch: dict[str, Any] = next(iter(peers.get("synaptoroute", {}).get("batch", {}).values()), {})
+        t = fig["tiers"].get(tier)
+        if not batch.get("qps") or not t:
+            continue
+        enc_qps = next(
+            (
+                r["encoder_batched_qps_same_rounds"]
+                for r in t["index"].values()
+                if "encoder_batched_qps_same_rounds" in r
+            ),
+            t["encoder"]["batched_qps"],
+        )
+        peer_ms, enc_ms = 1e3 / batch["qps"], 1e3 / enc_qps
+        out.append(
+            f"{t['routes']:,} routes: the peer's batched time per query is {peer_ms:.2f} ms against "
+            f"an encoder at {enc_ms:.2f} ms, so b is about {peer_ms - enc_ms:.2f} ms and the ceiling "
+            f"about {peer_ms / enc_ms:.2f}x"
+        )
+    return (
+        (" In this run, at " + "; at ".join(out) + ", even for a router that costs nothing.") if out else ""
     )
 
 
