@@ -220,13 +220,7 @@ class VectorIndex:
         kind = self.kind
         inner: Any
         if kind == "flat" and storage is not None:
-            storage.ntotal = 0  # IndexIDMap2 wraps only an empty index: count the rows after
-            base = faiss.IndexIDMap2(storage)
-            storage.ntotal = n
-            faiss.copy_array_to_vector(ids, base.id_map)
-            base.ntotal = n
-            base.construct_rev_map()
-            return base, storage
+            return _with_ids(storage, ids), storage
         if kind == "ivf" and n < 10_000:
             kind = "flat"  # too few vectors to train useful lists
         if kind == "flat":
@@ -430,14 +424,7 @@ class VectorIndex:
             storage.add(rows)
         inner.storage = storage  # not owned by the C++ index (read without storage, own_fields off):
         inner.referenced_objects = [storage]  # its owner stays referenced
-        # IndexIDMap2 only wraps an empty index: wrap a placeholder, then point it at the graph
-        base = faiss.IndexIDMap2(faiss.IndexHNSWFlat(self.dim, 2, faiss.METRIC_INNER_PRODUCT))
-        base.index = inner
-        base.referenced_objects = [inner]  # type: ignore[attr-defined]
-        faiss.copy_array_to_vector(base_ids, base.id_map)
-        base.ntotal = n
-        base.construct_rev_map()
-        return base
+        return _with_ids(inner, base_ids)
 
     # ------------------------------------------------------------------ mutation
     def add(self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray) -> None:
@@ -753,6 +740,19 @@ def _exact_top_k(
     else:
         top = np.broadcast_to(np.arange(n), (len(q), n))
     return np.take_along_axis(scores, top, axis=1), ids[top]
+
+
+def _with_ids(inner: Any, ids: np.ndarray) -> Any:
+    """An IndexIDMap2 over ``inner``, which already holds its rows, with ``ids`` as their ids."""
+    n = inner.ntotal
+    inner.ntotal = 0  # IndexIDMap2 wraps only an empty index: count the rows after
+    base = faiss.IndexIDMap2(inner)
+    inner.ntotal = n
+    base.referenced_objects = [inner]  # type: ignore[attr-defined]  # the owner of inner stays referenced
+    faiss.copy_array_to_vector(ids, base.id_map)
+    base.ntotal = n
+    base.construct_rev_map()
+    return base
 
 
 class _RowsOf:

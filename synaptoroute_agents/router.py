@@ -28,6 +28,7 @@ from .index import IndexKind, SavedBase, VectorIndex
 
 if TYPE_CHECKING:
     from .batching import BatchingConfig, MicroBatcher
+
 from .policy import CosinePolicy, ScoringPolicy
 from .routes import (
     Evidence,
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
     from .evaluation import EvalReport
 
 __all__ = ["SemanticRouter", "FitSummary"]
+
+#: A saved approximate index read back from the store, with the version it was saved at.
+_SavedCopy = tuple[SavedBase, int] | None
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +246,7 @@ class SemanticRouter:
             info = newer
         t_read = time.perf_counter()
         self._install(loaded, loaded.vectors, saved_index)
-        del loaded  # the read buffer: Faiss holds its own copy of the vectors now
+        del loaded  # the small sections' buffer (the vectors are the index's storage now)
         t_install = time.perf_counter()
         applied = 0
         self._stale_reloads = 0
@@ -278,7 +282,7 @@ class SemanticRouter:
         self,
         loaded: LoadedStore,
         vectors: np.ndarray,
-        saved_index: Callable[[], tuple[SavedBase | None, int] | None] | None = None,
+        saved_index: Callable[[], _SavedCopy] | None = None,
     ) -> None:
         """Make ``loaded`` (the store's content at ``loaded.version``) the router's whole state."""
         if not (
@@ -353,15 +357,16 @@ class SemanticRouter:
         if t is not None:
             t.join(timeout)
 
-    def _read_saved_index(self) -> tuple[SavedBase | None, int] | None:
+    def _read_saved_index(self) -> _SavedCopy:
         """The copy :meth:`save_index` kept in the store, parsed, with its version (None: none of
-        this encoder)."""
+        this encoder, or one that does not fit this index; the latter is logged)."""
         saved = self.store.load_fitted(self.index.cache_key())
         if saved is None or saved[1] != self.encoder.model_id:
             return None
-        return self.index.read_serialized(saved[0]), saved[2]
+        parsed = self.index.read_serialized(saved[0])
+        return None if parsed is None else (parsed, saved[2])
 
-    def _prefetch_saved_index(self) -> Callable[[], tuple[SavedBase | None, int] | None] | None:
+    def _prefetch_saved_index(self) -> Callable[[], _SavedCopy] | None:
         """Read and parse the saved approximate index in a thread while the snapshot is read (the
         two are independent reads of the store); returns what waits for it."""
         if self.index.kind == "flat":
@@ -377,7 +382,7 @@ class SemanticRouter:
         t = threading.Thread(target=run, name="synaptoroute-saved-index", daemon=True)
         t.start()
 
-        def wait() -> tuple[SavedBase | None, int] | None:
+        def wait() -> _SavedCopy:
             t.join()
             if "error" in box:
                 log.warning(
@@ -393,7 +398,7 @@ class SemanticRouter:
         ids: np.ndarray,
         vectors: np.ndarray,
         version: int,
-        prefetched: Callable[[], tuple[SavedBase | None, int] | None] | None = None,
+        prefetched: Callable[[], _SavedCopy] | None = None,
     ) -> bool:
         """Boot an approximate index from the copy :meth:`save_index` kept in the store, if any.
 
@@ -405,8 +410,6 @@ class SemanticRouter:
         if got is None:
             return False
         saved, saved_version = got
-        if saved is None:  # damaged or of another kind (logged when read)
-            return False
         if saved_version > version:
             log.info(
                 "the saved approximate index (version %d) is newer than the boot snapshot (version %d); "
