@@ -17,6 +17,7 @@ import numpy as np
 
 from .encoders.base import Encoder, embed_in_batches, embed_with_features_in_batches, head_features_of
 from .errors import (
+    DuplicateRouteError,
     EncoderMismatchError,
     InvalidInputError,
     InvalidTypeError,
@@ -565,10 +566,17 @@ class SemanticRouter:
         return unsubscribe
 
     # ------------------------------------------------------------------ mutations
-    def add(self, route: Route) -> None:
-        """Add a new route. Raises :class:`DuplicateRouteError` when the name exists."""
+    def add(self, route: Route, *, replace: bool = False) -> None:
+        """Add a new route.
+
+        Raises :class:`DuplicateRouteError` when the name exists, unless ``replace=True``, which
+        replaces it (as :meth:`upsert`): set-up code that runs again on the same store then works.
+        """
         self._check_open()
         route = self._as_route(route)
+        if replace:
+            self.upsert(route)
+            return
         vecs = self.embed(route.utterances)
         with self._write_lock:
             ids, version = self.store.add_route(route, vecs, self.encoder.model_id)
@@ -577,13 +585,48 @@ class SemanticRouter:
             self._apply(route.name, (), ids, route.utterances, vecs)
             self._note_version(version, "add", route.name)
 
-    def add_many(self, routes: Iterable[Route]) -> None:
-        """Add many new routes with one encoder pass and one transaction (all or nothing)."""
+    def upsert(self, route: Route) -> bool:
+        """Add the route, or replace the one of the same name. Returns True when it was created.
+
+        Safe against another process adding or deleting the same name at the same moment: the
+        store decides, and a lost race is retried a few times before a :class:`StoreError`.
+        """
+        self._check_open()
+        route = self._as_route(route)
+        for _attempt in range(3):
+            if route.name in self._routes:
+                try:
+                    self.update(route)
+                    return False
+                except RouteNotFoundError:  # deleted elsewhere since we last looked
+                    self._routes.pop(route.name, None)
+            try:
+                self.add(route)
+                return True
+            except DuplicateRouteError:  # added elsewhere since we last looked
+                try:
+                    self.update(route)
+                    return False
+                except RouteNotFoundError:
+                    continue
+        raise StoreError(f"route {route.name!r} kept changing concurrently; try again")
+
+    def add_many(self, routes: Iterable[Route], *, replace: bool = False) -> None:
+        """Add many new routes with one encoder pass and one transaction (all or nothing).
+
+        With ``replace=True`` routes whose name exists are replaced (one transaction each, as
+        :meth:`update`) and the new ones are added together as above.
+        """
         self._check_open()
         items = [self._as_route(r) for r in routes]
         names = [r.name for r in items]
         if len(set(names)) != len(names):
             raise InvalidInputError("route names must be unique")
+        if replace:
+            existing = [r for r in items if r.name in self._routes]
+            for route in existing:
+                self.upsert(route)
+            items = [r for r in items if r.name not in {e.name for e in existing}]
         if not items:
             return
         flat = [t for r in items for t in r.utterances]

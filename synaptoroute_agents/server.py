@@ -694,7 +694,7 @@ def create_app(
         if body.name != name:
             raise InvalidInputError(f"the body names route {body.name!r} but the path names {name!r}")
         route = Route.from_dict(body.model_dump())
-        created = await asyncio.to_thread(_put, router, route)
+        created = await asyncio.to_thread(router.upsert, route)
         return JSONResponse(router.get(route.name).to_dict(), status_code=201 if created else 200)
 
     @app.delete(
@@ -788,27 +788,6 @@ class _AuthError(Exception):
         self.status = status
         self.code = code
         self.detail = detail
-
-
-def _put(router: Any, route: Route) -> bool:
-    """Create or replace; True when created. Retries once when another replica raced us."""
-    for _ in range(3):
-        if route.name in router:
-            try:
-                router.update(route)
-                return False
-            except RouteNotFoundError:
-                continue
-        try:
-            router.add(route)
-            return True
-        except DuplicateRouteError:
-            try:
-                router.update(route)
-                return False
-            except RouteNotFoundError:
-                continue
-    raise StoreError(f"route {route.name!r} kept changing concurrently; try again")
 
 
 def serve(

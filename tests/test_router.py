@@ -219,3 +219,27 @@ def test_concurrent_routing_and_mutation(router: SemanticRouter) -> None:
     assert not errors
     assert len(router) == 3 + 4 * 3
     assert router.route("will it rain tomorrow").name == "weather"
+
+
+def test_upsert_and_replace_make_setup_code_idempotent(encoder, tmp_path):
+    from synaptoroute_agents import DuplicateRouteError, Route, SemanticRouter
+
+    db = str(tmp_path / "routes.db")
+    for run in range(2):  # the same set-up code, run twice on the same store
+        with SemanticRouter(encoder, store=db) as router:
+            router.add(Route("billing", ["I was charged twice", "where is my invoice"]), replace=True)
+            router.add_many(
+                [Route("weather", ["will it rain tomorrow"]), Route("music", ["play some jazz"])],
+                replace=True,
+            )
+            assert router.upsert(Route("greeting", ["hello there"])) is (run == 0)
+            assert sorted(r.name for r in router.routes()) == ["billing", "greeting", "music", "weather"]
+            if run == 1:
+                with pytest.raises(DuplicateRouteError):
+                    router.add(Route("billing", ["x y z"]))
+                with pytest.raises(DuplicateRouteError):
+                    router.add_many([Route("music", ["play rock"])])
+    with SemanticRouter(encoder, store=db) as router:
+        assert router.upsert(Route("billing", ["refund my money"])) is False
+        assert router.get("billing").utterances == ("refund my money",)
+        assert router.route("please refund my money").name == "billing"
