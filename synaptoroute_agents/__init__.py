@@ -10,7 +10,16 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .batching import LATENCY, THROUGHPUT, BatchingConfig
 from .documents import DocumentHit, DocumentIndex, chunk_text
-from .encoders import BundledEncoder, Encoder, FastEmbedEncoder, OpenAICompatibleEncoder, embed_in_batches
+from .encoders import (
+    BundledEncoder,
+    Encoder,
+    FastEmbedEncoder,
+    OpenAICompatibleEncoder,
+    embed_in_batches,
+    encoder_names,
+    register_encoder,
+    resolve_encoder,
+)
 from .errors import (
     DuplicateRouteError,
     EncoderError,
@@ -68,6 +77,9 @@ __all__ = [
     "FastEmbedEncoder",
     "OpenAICompatibleEncoder",
     "embed_in_batches",
+    "register_encoder",
+    "resolve_encoder",
+    "encoder_names",
     "VectorIndex",
     "RouteStore",
     "ReplicaSync",

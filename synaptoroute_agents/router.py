@@ -72,7 +72,9 @@ class SemanticRouter:
     """A local semantic router: routes, an index of their utterances, and decisions.
 
     Args:
-        encoder: any :class:`~synaptoroute_agents.Encoder`; None loads the bundled offline model.
+        encoder: any :class:`~synaptoroute_agents.Encoder`, or a registered name (``"bundled"``,
+            ``"bundled-int8"``, ``"fastembed:<model>"``, ``"remote:<model>@<url>"``; see
+            :func:`~synaptoroute_agents.resolve_encoder`); None loads the bundled offline model.
         store: None (in memory), a SQLite file path, a SQLAlchemy URL, or a :class:`RouteStore`.
         threshold: default minimum score for a match (a route's own threshold wins).
         ambiguity_margin: abstain as ``ambiguous`` when the best two routes are closer than this.
@@ -92,7 +94,7 @@ class SemanticRouter:
 
     def __init__(
         self,
-        encoder: Encoder | None = None,
+        encoder: Encoder | str | None = None,
         store: str | os.PathLike[str] | RouteStore | None = None,
         *,
         threshold: float = 0.5,
@@ -124,12 +126,14 @@ class SemanticRouter:
             raise InvalidInputError("ambiguity_margin must be a number in [0, 2]")
         if on_encoder_mismatch not in ("reembed", "error"):
             raise InvalidInputError("on_encoder_mismatch must be 'reembed' or 'error'")
-        if encoder is None:
-            from .encoders.bundled import BundledEncoder
+        if encoder is not None and not isinstance(encoder, str | Encoder):
+            raise InvalidTypeError(
+                "encoder must be a name such as 'bundled-int8' or implement the Encoder protocol"
+                " (model_id, dim, embed)"
+            )
+        from .encoders.registry import resolve_encoder
 
-            encoder = BundledEncoder()
-        elif not isinstance(encoder, Encoder):
-            raise InvalidTypeError("encoder must implement the Encoder protocol (model_id, dim, embed)")
+        encoder = resolve_encoder(encoder)
         self.encoder: Encoder = encoder
         self.neighbors = max(1, int(neighbors))
         self.cosine_policy = CosinePolicy(threshold_value, float(ambiguity_margin))

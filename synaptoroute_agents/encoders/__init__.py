@@ -4,6 +4,7 @@ from .base import Encoder, embed_in_batches
 from .bundled import BundledEncoder
 from .fastembed import FastEmbedEncoder
 from .quantized import build_quantized_model
+from .registry import EncoderFactory, encoder_names, register_encoder, resolve_encoder
 from .remote import OpenAICompatibleEncoder
 
 __all__ = [
@@ -13,4 +14,8 @@ __all__ = [
     "OpenAICompatibleEncoder",
     "build_quantized_model",
     "embed_in_batches",
+    "EncoderFactory",
+    "encoder_names",
+    "register_encoder",
+    "resolve_encoder",
 ]
