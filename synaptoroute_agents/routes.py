@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .errors import InvalidQueryError, InvalidRouteError, InvalidThresholdError, InvalidTypeError
+from .errors import (
+    InvalidInputError,
+    InvalidQueryError,
+    InvalidRouteError,
+    InvalidThresholdError,
+    InvalidTypeError,
+)
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -21,6 +27,7 @@ __all__ = [
     "RouteMatch",
     "Evidence",
     "clean_text",
+    "validate_positive_int",
     "validate_route_name",
     "validate_threshold",
 ]
@@ -74,6 +81,18 @@ def clean_text(text: Any, *, what: str = "query") -> str:
     if not text:
         raise error(f"{what} is empty")
     return text[:MAX_TEXT_CHARS]
+
+
+def validate_positive_int(value: Any, what: str, *, maximum: int | None = None) -> int:
+    """``value`` as an int when it is an integer >= 1 (and <= ``maximum``), else a typed error.
+
+    Raises :class:`InvalidInputError` (bools are not integers here).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{what} must be a positive integer, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise InvalidInputError(f"{what} must be at most {maximum}, got {value!r}")
+    return int(value)
 
 
 def validate_route_name(name: Any) -> str:
