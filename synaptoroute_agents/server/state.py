@@ -1,0 +1,135 @@
+"""What one app holds while it runs: its limits, its router (opened in the background) and its sync."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from ..encoders import Encoder
+from ..router import SemanticRouter
+from ..sync import ReplicaSync
+from .metrics import Metrics
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_INFLIGHT",
+    "DEFAULT_MAX_QUERIES",
+    "RETRY_AFTER_SECONDS",
+    "NotReady",
+    "ServerState",
+]
+
+log = logging.getLogger("synaptoroute_agents.server")
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_INFLIGHT = 256
+DEFAULT_MAX_QUERIES = 256
+#: The ``Retry-After`` (seconds) of every 429 and 503 answer.
+RETRY_AFTER_SECONDS = 1
+
+
+class NotReady(Exception):
+    """The app's own router has not loaded (yet, or ever): answered 503 ``not_ready``."""
+
+
+class ServerState:
+    """The app's settings, its router and its replica sync; ``app.state.synaptoroute`` holds it.
+
+    Args:
+        router: the router to serve (owned by the caller), or None to open one on ``db`` at start.
+        db: the store the app opens its own router on.
+        encoder: the encoder (or its registered name) of the router the app opens.
+        redis_url: Redis for change notifications between replicas, or None.
+        api_key: the key mutations need, or None for none.
+        protect_routing: also require the key for routing and reads.
+        max_body_bytes: the largest body accepted.
+        max_inflight: requests served at once per class.
+        max_queries: most queries in one routing request.
+        poll_interval: seconds between checks of the store version (0 or None: no polling).
+        channel: the Redis pub/sub channel.
+        router_options: more keyword arguments for the router the app opens.
+    """
+
+    def __init__(
+        self,
+        router: SemanticRouter | None,
+        *,
+        db: str | None,
+        encoder: str | Encoder | None,
+        redis_url: str | None,
+        api_key: str | None,
+        protect_routing: bool,
+        max_body_bytes: int,
+        max_inflight: int,
+        max_queries: int,
+        poll_interval: float | None,
+        channel: str,
+        router_options: Mapping[str, Any],
+    ) -> None:
+        self.router = router
+        self.owns_router = router is None
+        self.db = db
+        self.encoder = encoder
+        self.redis_url = redis_url
+        self.api_key = api_key.encode() if api_key else None
+        self.protect_routing = protect_routing
+        self.max_body_bytes = max_body_bytes
+        self.max_inflight = max_inflight
+        self.max_queries = max_queries
+        self.poll_interval = poll_interval
+        self.channel = channel
+        self.router_options = dict(router_options)
+        self.sync: ReplicaSync | None = None
+        self.load_error: str | None = None
+        self.loading: asyncio.Task[None] | None = None
+        self.inflight = {"route": 0, "api": 0}
+        self.metrics = Metrics()
+
+    def ready_router(self) -> SemanticRouter:
+        """The router, or :class:`NotReady` while the app's own router is loading or failed to."""
+        if self.router is None:
+            raise NotReady(self.load_error or "the router is still loading")
+        return self.router
+
+    def _open_router(self) -> SemanticRouter:
+        return SemanticRouter(self.encoder, store=self.db, **self.router_options)
+
+    async def start(self) -> None:
+        """Start the sync, opening the app's own router first (in the background) when it has none."""
+        if self.router is not None:
+            self._start_sync(self.router)
+            return
+
+        async def load() -> None:
+            try:
+                router = await asyncio.to_thread(self._open_router)
+            except Exception as exc:
+                self.load_error = f"the router failed to load: {exc}"
+                log.exception("the router failed to load")
+                return
+            self.router = router
+            self._start_sync(router)
+            log.info("router ready: %s", router)
+
+        self.loading = asyncio.create_task(load())
+
+    def _start_sync(self, router: SemanticRouter) -> None:
+        if self.redis_url is None and not self.poll_interval:
+            return
+        self.sync = ReplicaSync(
+            router, self.redis_url, channel=self.channel, poll_interval=self.poll_interval
+        )
+        self.sync.start()
+
+    async def stop(self) -> None:
+        """Stop the sync and close the router when the app opened it."""
+        if self.loading is not None and not self.loading.done():
+            await self.loading  # never leave a half-opened store behind
+        if self.sync is not None:
+            await asyncio.to_thread(self.sync.stop)
+            self.sync = None
+        if self.owns_router and self.router is not None:
+            router, self.router = self.router, None
+            await asyncio.to_thread(router.close)
