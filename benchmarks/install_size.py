@@ -1,3 +1,4 @@
+# ruff: noqa: T201  (a command-line script: its output is the report)
 """Install size and import time of the core distribution, measured on a fresh virtual environment.
 
 Builds the wheel of the tree given (the current checkout by default), installs it alone into a new
@@ -87,10 +88,23 @@ def measure(tree: Path, runs: int = 5, top: int = 8) -> dict[str, Any]:
         base = Path(tmp)
         wheel = build_wheel(tree, base / "dist")
         venv = base / "venv"
-        _run(["uv", "venv", "--quiet", "--python", f"{sys.version_info.major}.{sys.version_info.minor}", str(venv)])
+        _run(
+            [
+                "uv",
+                "venv",
+                "--quiet",
+                "--python",
+                f"{sys.version_info.major}.{sys.version_info.minor}",
+                str(venv),
+            ]
+        )
         python = venv / "bin" / "python"
         _run(["uv", "pip", "install", "--quiet", "--python", str(python), str(wheel)])
-        site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
+        site = Path(
+            _run(
+                [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+            ).stdout.strip()
+        )
         dists = sorted(p.name.split("-")[0] for p in site.glob("*.dist-info"))
         _run([str(python), "-c", "import synaptoroute_agents"])  # warm the bytecode caches first
         times = import_times(python, runs)
@@ -118,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wheel            {fig['wheel']} ({fig['wheel_kb']} kB)")
     print(f"site-packages    {fig['site_packages_mb']} MB, {len(fig['distributions'])} distributions")
     print(f"                 {', '.join(fig['distributions'])}")
-    print(f"import time      {fig['import_s_median']} s median of {len(fig['import_s_runs'])} {fig['import_s_runs']}")
+    print(
+        f"import time      {fig['import_s_median']} s median of {len(fig['import_s_runs'])} {fig['import_s_runs']}"
+    )
     print("-X importtime    cumulative ms of the slowest top-level imports:")
     for name, ms in fig["importtime_top_ms"]:
         print(f"                 {ms:9.1f}  {name}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .batching import LATENCY, THROUGHPUT, BatchingConfig
-from .documents import DocumentHit, DocumentIndex, chunk_text
 from .deps import require
+from .documents import DocumentHit, DocumentIndex, chunk_text
 from .encoders import (
     BundledEncoder,
     Encoder,

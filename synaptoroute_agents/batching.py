@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidInputError, RouterClosedError, RouterOverloadedError
+from .routes import validate_positive_int
 
 __all__ = ["BatchingConfig", "MicroBatcher", "LATENCY", "THROUGHPUT", "resolve_batching", "HISTOGRAM_BOUNDS"]
 
@@ -60,8 +61,7 @@ class BatchingConfig:
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queue", "workers"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+            validate_positive_int(value, name)
         wait = self.max_wait
         if (
             isinstance(wait, bool)

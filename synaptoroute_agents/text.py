@@ -34,16 +34,21 @@ def content_text(content: Any, *, sep: str = " ") -> str:
 
 
 def message_text(message: Any, *, sep: str = " ") -> str:
-    """The text of a message: a string, a dict message, or an object with ``.content``.
+    """The text of a message or of a message's content.
 
     Args:
-        message: ``"text"``, ``{"role": ..., "content": ...}``, or a message object (LangChain
-            ``BaseMessage``, LlamaIndex ``ChatMessage``...) whose ``content`` is a string or a list
-            of content blocks.
+        message: a string; a list of content blocks; a dict message ``{"role": ..., "content":
+            ...}``; or a message object (LangChain ``BaseMessage``, LlamaIndex ``ChatMessage``...)
+            whose ``content`` is a string or a list of content blocks.
         sep: joins the text blocks of list content (LangChain's own ``.text`` uses ``""``).
+
+    Returns:
+        The text; ``""`` when there is none (no content, only image or tool-call blocks).
     """
     if isinstance(message, str):
         return message
     if isinstance(message, Mapping):
         return content_text(message.get("content"), sep=sep)
+    if isinstance(message, Sequence) and not isinstance(message, bytes | bytearray):
+        return content_text(message, sep=sep)
     return content_text(getattr(message, "content", None), sep=sep)

@@ -19,7 +19,6 @@ from .seeding.seed import seed_route
 __all__ = ["ToolSelector"]
 
 
-
 class ToolSelector:
     """Pick the few tools that fit a request out of many, with one route per tool.
 

@@ -244,7 +244,9 @@ def test_routes_from_functions_with_model(encoder) -> None:
             "What is 30 pounds in yen?\nIs it cold in Helsinki?",
         ]
     )
-    weather, money = routes_from_functions([get_weather, convert_currency], complete=_complete(model), encoder=encoder)
+    weather, money = routes_from_functions(
+        [get_weather, convert_currency], complete=_complete(model), encoder=encoder
+    )
     assert "Will it be sunny in Madrid on Sunday?" in weather.utterances
     assert "How many euros is 10 dollars?" not in weather.utterances  # nearer the other route
     assert "What is 30 pounds in yen?" in money.utterances

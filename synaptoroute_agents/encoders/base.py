@@ -84,13 +84,17 @@ class SliceRunner:
         """``[fn(s) for s in slices]``, :attr:`parallel_slices` at a time."""
         if self.parallel_slices <= 1 or len(slices) <= 1:
             return [fn(s) for s in slices]
+        return list(self._slice_pool().map(fn, slices))
+
+    def _slice_pool(self) -> ThreadPoolExecutor:
+        """This encoder's pool of :attr:`parallel_slices` threads, made on first use."""
         if self._pool is None:
             with self._pool_lock:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(
                         self.parallel_slices, thread_name_prefix="synaptoroute-embed"
                     )
-        return list(self._pool.map(fn, slices))
+        return self._pool
 
 
 def as_unit_rows(vectors: object, n: int, dim: int) -> np.ndarray:
@@ -129,6 +133,7 @@ def embed_in_batches(
         progress: show a tqdm bar; None shows it when there are more than ``progress_min`` texts.
         progress_min: the size above which ``progress=None`` shows the bar.
     """
+
     def plain(chunk: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         return encoder.embed(chunk), None
 
@@ -150,7 +155,9 @@ def embed_with_features_in_batches(
     """
     if not isinstance(encoder, FeatureEncoder):
         raise EncoderError(f"{type(encoder).__name__} has no head features (embed_with_features)")
-    out, feats = _batched(encoder, texts, encoder.embed_with_features, True, batch_size, progress, progress_min)
+    out, feats = _batched(
+        encoder, texts, encoder.embed_with_features, True, batch_size, progress, progress_min
+    )
     assert feats is not None
     return out, feats
 

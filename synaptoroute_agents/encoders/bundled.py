@@ -245,7 +245,7 @@ class BundledEncoder(SliceRunner):
             raise EncoderError(f"embedding failed: {exc}") from exc
         m = mask[:, :, None].astype(np.float64)
         count = np.maximum(m.sum(axis=1), 1e-9)
-        pooled = [(o * m).sum(axis=1) / count for o in outs]
+        pooled: list[np.ndarray] = [(np.asarray(o) * m).sum(axis=1) / count for o in outs]
         if not mix:
             return pooled[0].astype(np.float32)
         layers = sum(p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in pooled)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -218,13 +218,15 @@ class FastEmbedEncoder(SliceRunner):
             return np.empty((0, self.dim), dtype=np.float32)
         return as_unit_rows(self._by_length(self._raw_embed, texts, self.dim), n, self.dim)
 
-    def _by_length(self, raw: Any, texts: Sequence[str], width: int) -> np.ndarray:
+    def _by_length(
+        self, raw: Callable[[Sequence[str]], np.ndarray], texts: Sequence[str], width: int
+    ) -> np.ndarray:
         """``raw(slice) -> (len(slice), width)`` over ``texts`` in slices of similar lengths."""
         n = len(texts)
         step = self.length_batch
         order: list[int] | None = None
         if n <= step:
-            done = raw(texts)
+            done = np.asarray(raw(texts))
         else:
             order = sorted(range(n), key=lambda i: len(texts[i]))
             slices = [[texts[i] for i in order[s : s + step]] for s in range(0, n, step)]

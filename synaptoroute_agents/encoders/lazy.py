@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-
-import numpy as np
 
 from ..errors import InvalidTypeError
 from .base import Encoder
@@ -17,10 +14,11 @@ __all__ = ["LazyEncoder"]
 class LazyEncoder:
     """Holds an encoder, building it on first use when none was given.
 
-    The faces (LangChain embeddings, LlamaIndex selectors, the LangGraph RAG node) take an optional
+    The faces (LangChain embeddings, LlamaIndex selectors and tool retriever) and the engine's own
+    defaults (seeding's validation, :class:`~synaptoroute_agents.DocumentIndex`) take an optional
     encoder and must not load the bundled model before it is needed: they keep a ``LazyEncoder``
-    and call :meth:`get` when they embed. It is itself an :class:`Encoder` (``model_id``, ``dim``
-    and ``embed`` load on first access), so it can be passed wherever one is expected.
+    and call :meth:`get` when they embed. It is a holder, not an :class:`Encoder` itself, so that
+    a protocol check never builds the model by accident.
 
     Args:
         encoder: an encoder to use as is, an encoder name for
@@ -50,18 +48,6 @@ class LazyEncoder:
     def loaded(self) -> bool:
         """Whether the encoder exists yet (True at once when one was given)."""
         return self._encoder is not None
-
-    @property
-    def model_id(self) -> str:
-        return self.get().model_id
-
-    @property
-    def dim(self) -> int:
-        return self.get().dim
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """``get().embed(texts)``."""
-        return self.get().embed(texts)
 
     def __repr__(self) -> str:
         if self._encoder is None:

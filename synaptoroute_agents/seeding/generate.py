@@ -113,5 +113,11 @@ def generate_for_route(
     if not isinstance(reply, str):
         raise InvalidTypeError(f"complete must return a str, not {type(reply).__name__}")
     return validate_generated(
-        route, parse_generated(reply), encoder=encoder, others=others, n=n, min_chars=min_chars, max_chars=max_chars
+        route,
+        parse_generated(reply),
+        encoder=encoder,
+        others=others,
+        n=n,
+        min_chars=min_chars,
+        max_chars=max_chars,
     )

@@ -35,7 +35,9 @@ def chat_completion(model: Runnable[Any, Any]) -> Callable[[str], str]:
         InvalidTypeError: ``model`` is not a LangChain Runnable.
     """
     if not isinstance(model, Runnable):
-        raise InvalidTypeError(f"model must be a LangChain chat model or Runnable, not {type(model).__name__}")
+        raise InvalidTypeError(
+            f"model must be a LangChain chat model or Runnable, not {type(model).__name__}"
+        )
 
     def complete(prompt: str) -> str:
         return message_text(model.invoke(prompt), sep="\n")
