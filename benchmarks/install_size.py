@@ -55,6 +55,17 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
+def largest_folders(site: Path, top: int) -> list[tuple[str, float]]:
+    """The ``top`` largest entries of site-packages (MB), largest first."""
+    sizes = []
+    for entry in site.iterdir():
+        if entry.name.endswith((".dist-info", ".pth")) or entry.name == "__pycache__":
+            continue
+        size = folder_bytes(entry) if entry.is_dir() else entry.stat().st_size
+        sizes.append((entry.name, round(size / 1e6, 1)))
+    return sorted(sizes, key=lambda r: -r[1])[:top]
+
+
 def import_times(python: Path, runs: int) -> list[float]:
     """Wall seconds of ``python -c 'import synaptoroute_agents'``, one fresh process per run."""
     times = []
@@ -113,6 +124,7 @@ def measure(tree: Path, runs: int = 5, top: int = 8) -> dict[str, Any]:
             "wheel_kb": round(wheel.stat().st_size / 1024, 1),
             "site_packages_mb": round(folder_bytes(site) / 1e6, 1),
             "distributions": dists,
+            "largest_mb": largest_folders(site, top),
             "import_s_median": round(statistics.median(times), 3),
             "import_s_runs": [round(t, 3) for t in times],
             "importtime_top_ms": [(name, round(ms, 1)) for name, ms in importtime_top(python, top)],
@@ -132,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wheel            {fig['wheel']} ({fig['wheel_kb']} kB)")
     print(f"site-packages    {fig['site_packages_mb']} MB, {len(fig['distributions'])} distributions")
     print(f"                 {', '.join(fig['distributions'])}")
+    print("largest          " + ", ".join(f"{name} {mb} MB" for name, mb in fig["largest_mb"]))
     print(
         f"import time      {fig['import_s_median']} s median of {len(fig['import_s_runs'])} {fig['import_s_runs']}"
     )

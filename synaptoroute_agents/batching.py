@@ -59,9 +59,9 @@ class BatchingConfig:
     workers: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_queue", "workers"):
-            value = getattr(self, name)
-            validate_positive_int(value, name)
+        validate_positive_int(self.max_batch_size, "max_batch_size")
+        validate_positive_int(self.max_queue, "max_queue")
+        validate_positive_int(self.workers, "workers")
         wait = self.max_wait
         if (
             isinstance(wait, bool)

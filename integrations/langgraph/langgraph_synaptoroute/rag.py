@@ -66,7 +66,7 @@ class RagFallback(Runnable[Any, dict[str, Any]]):
         messages_key: str = "messages",
     ) -> None:
         validate_positive_int(k, "k")
-        if model is not None and not callable(getattr(model, "invoke", None)):
+        if model is not None and not isinstance(model, Runnable):
             raise InvalidInputError("model must be a LangChain chat model (with invoke/ainvoke)")
         if "{passages}" not in system_prompt:
             raise InvalidInputError("system_prompt must contain '{passages}'")
