@@ -9,11 +9,14 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .batching import LATENCY, THROUGHPUT, BatchingConfig
+from .deps import require
 from .documents import DocumentHit, DocumentIndex, chunk_text
 from .encoders import (
     BundledEncoder,
     Encoder,
     FastEmbedEncoder,
+    FeatureEncoder,
+    LazyEncoder,
     OpenAICompatibleEncoder,
     embed_in_batches,
     encoder_names,
@@ -44,9 +47,8 @@ from .index import VectorIndex
 from .policy import CosinePolicy, ScoringPolicy
 from .routefile import parse_routes, read_routes, write_routes
 from .router import SemanticRouter
-from .routes import Evidence, Reason, Route, RouteCandidate, RouteMatch, clean_text
+from .routes import Evidence, Reason, Route, RouteCandidate, RouteMatch, clean_text, validate_positive_int
 from .seeding import (
-    ToolSelector,
     generate_utterances,
     parse_docstring,
     routes_from_functions,
@@ -55,6 +57,8 @@ from .seeding import (
 )
 from .store import RouteStore
 from .sync import ReplicaSync
+from .text import message_text
+from .tools import ToolSelector
 
 try:
     __version__ = version("synaptoroute-agents")
@@ -71,8 +75,13 @@ __all__ = [
     "Evidence",
     "Reason",
     "clean_text",
+    "message_text",
+    "validate_positive_int",
+    "require",
     # parts
     "Encoder",
+    "FeatureEncoder",
+    "LazyEncoder",
     "BundledEncoder",
     "FastEmbedEncoder",
     "OpenAICompatibleEncoder",

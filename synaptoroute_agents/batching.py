@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidInputError, RouterClosedError, RouterOverloadedError
+from .routes import validate_positive_int
 
 __all__ = ["BatchingConfig", "MicroBatcher", "LATENCY", "THROUGHPUT", "resolve_batching", "HISTOGRAM_BOUNDS"]
 
@@ -58,10 +59,9 @@ class BatchingConfig:
     workers: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_queue", "workers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+        validate_positive_int(self.max_batch_size, "max_batch_size")
+        validate_positive_int(self.max_queue, "max_queue")
+        validate_positive_int(self.workers, "workers")
         wait = self.max_wait
         if (
             isinstance(wait, bool)

@@ -28,9 +28,10 @@ import numpy as np
 import sqlalchemy as sa
 
 from .encoders.base import Encoder, embed_in_batches
+from .encoders.lazy import LazyEncoder
 from .errors import InvalidInputError, InvalidTypeError, StoreError
 from .index import VectorIndex
-from .routes import clean_text
+from .routes import clean_text, validate_positive_int
 from .store import RouteStore
 
 if TYPE_CHECKING:
@@ -177,13 +178,9 @@ class DocumentIndex:
         if router is not None:
             encoder = encoder or router.encoder
             store = store if store is not None else router.store
-        if encoder is None:
-            from .encoders.bundled import BundledEncoder
-
-            encoder = BundledEncoder()
-        elif not isinstance(encoder, Encoder):
-            raise InvalidTypeError("encoder must implement the Encoder protocol (model_id, dim, embed)")
-        self.encoder: Encoder = encoder
+        # the given encoder, or the bundled model (an InvalidTypeError for anything else)
+        self.encoder: Encoder = LazyEncoder(encoder).get()
+        encoder = self.encoder
         self._owns_store = not isinstance(store, RouteStore)
         self.store = store if isinstance(store, RouteStore) else RouteStore(store)
         self.index = VectorIndex(encoder.dim)
@@ -342,8 +339,7 @@ class DocumentIndex:
             InvalidInputError: ``k`` is not a positive integer.
         """
         self._check_open()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidInputError("k must be a positive integer")
+        validate_positive_int(k, "k")
         text = clean_text(query)
         if not self._texts:
             return []

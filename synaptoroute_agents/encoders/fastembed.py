@@ -1,32 +1,46 @@
-"""Encoders that run through fastembed on onnxruntime: any model by name, or a local ONNX folder."""
+"""Encoders that run through fastembed on onnxruntime: any model by name, or a local ONNX folder.
+
+fastembed is an optional extra (``pip install 'synaptoroute-agents[fastembed]'``): it is imported
+when a :class:`FastEmbedEncoder` is built, never when this module is. The bundled model does not
+need it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
 
+from ..deps import require
 from ..errors import EncoderError
-from .base import as_unit_rows
+from .base import SliceRunner, as_unit_rows
 
-__all__ = ["FastEmbedEncoder"]
+__all__ = ["FastEmbedEncoder", "register_custom_model"]
 
 _REGISTER_LOCK = threading.Lock()
 Pooling = Literal["mean", "cls", "disabled"]
+#: What to install for this module's encoders.
+INSTALL = "synaptoroute-agents[fastembed]"
+
+
+def _fastembed(module: str = "fastembed") -> ModuleType:
+    """Import fastembed (or one of its modules), or raise ImportError naming the extra."""
+    return require(module, INSTALL)
 
 
 def register_custom_model(
     name: str, *, model_file: str, dim: int, pooling: Pooling = "mean", normalize: bool = True
 ) -> None:
     """Register an ONNX file with fastembed under ``name`` (once per process)."""
-    from fastembed import TextEmbedding
-    from fastembed.common.model_description import ModelSource, PoolingType
+    TextEmbedding = _fastembed().TextEmbedding
+    described = _fastembed("fastembed.common.model_description")
+    ModelSource, PoolingType = described.ModelSource, described.PoolingType
 
     with _REGISTER_LOCK:
         known = {m["model"].lower() for m in TextEmbedding.list_supported_models()}
@@ -45,8 +59,8 @@ def register_custom_model(
         )
 
 
-class FastEmbedEncoder:
-    """An encoder backed by ``fastembed.TextEmbedding``.
+class FastEmbedEncoder(SliceRunner):
+    """An encoder backed by ``fastembed.TextEmbedding`` (``pip install 'synaptoroute-agents[fastembed]'``).
 
     Args:
         model_name: a fastembed model name (for example ``"BAAI/bge-small-en-v1.5"``). Models that
@@ -61,6 +75,9 @@ class FastEmbedEncoder:
         lazy_load: load the model on first use instead of now.
         batch_size: texts per onnxruntime call.
         providers: onnxruntime execution providers.
+
+    Raises:
+        ImportError: fastembed is not installed (the message names the extra to install).
     """
 
     def __init__(
@@ -77,6 +94,7 @@ class FastEmbedEncoder:
         batch_size: int = 256,
         providers: Sequence[Any] | None = None,
     ) -> None:
+        _fastembed()  # fail now, with the extra to install, rather than on first use
         self._model_name = model_name
         self._model_id = model_id or model_name
         self._threads = threads
@@ -93,9 +111,7 @@ class FastEmbedEncoder:
 
     @staticmethod
     def _known_dim(model_name: str) -> int | None:
-        from fastembed import TextEmbedding
-
-        for m in TextEmbedding.list_supported_models():
+        for m in _fastembed().TextEmbedding.list_supported_models():
             if m["model"].lower() == model_name.lower():
                 return int(m["dim"])
         return None
@@ -158,8 +174,7 @@ class FastEmbedEncoder:
             return self._model
         with self._lock:
             if self._model is None:
-                from fastembed import TextEmbedding
-
+                TextEmbedding = _fastembed().TextEmbedding
                 kwargs: dict[str, Any] = {}
                 if self._local_files_only:
                     kwargs["local_files_only"] = True
@@ -187,9 +202,6 @@ class FastEmbedEncoder:
 
     # texts per model call when a batch is split by length (see embed)
     length_batch = 32
-    # slices run at once (each onnxruntime call releases the GIL); 1 runs them one after another
-    parallel_slices = 2
-    _pool: ThreadPoolExecutor | None = None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` into an ``(n, dim)`` float32 array of unit rows.
@@ -206,21 +218,21 @@ class FastEmbedEncoder:
             return np.empty((0, self.dim), dtype=np.float32)
         return as_unit_rows(self._by_length(self._raw_embed, texts, self.dim), n, self.dim)
 
-    def _by_length(self, raw: Any, texts: Sequence[str], width: int) -> np.ndarray:
+    def _by_length(
+        self, raw: Callable[[Sequence[str]], np.ndarray], texts: Sequence[str], width: int
+    ) -> np.ndarray:
         """``raw(slice) -> (len(slice), width)`` over ``texts`` in slices of similar lengths."""
         n = len(texts)
         step = self.length_batch
         order: list[int] | None = None
         if n <= step:
-            done = raw(texts)
+            done = np.asarray(raw(texts))
         else:
             order = sorted(range(n), key=lambda i: len(texts[i]))
             slices = [[texts[i] for i in order[s : s + step]] for s in range(0, n, step)]
             if self.parallel_slices > 1 and len(slices) > 1:
                 self._load()
-                done = np.concatenate(list(self._slice_pool().map(raw, slices)))
-            else:
-                done = np.concatenate([raw(sl) for sl in slices])
+            done = np.concatenate(self.map_slices(raw, slices))
         if done.ndim != 2 or done.shape != (n, width):
             raise EncoderError(f"encoder returned shape {done.shape}, expected ({n}, {width})")
         if order is None:
@@ -228,15 +240,6 @@ class FastEmbedEncoder:
         rows = np.empty_like(done)
         rows[np.asarray(order)] = done
         return rows
-
-    def _slice_pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(
-                        self.parallel_slices, thread_name_prefix="synaptoroute-embed"
-                    )
-        return self._pool
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={self._model_id!r}, dim={self._dim})"

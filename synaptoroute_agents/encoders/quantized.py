@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EncoderError
-from .bundled import MODEL_ID, MODEL_SHA256, bundled_model_path, sha256_file, verify_file
+from .model_files import MODEL_ID, MODEL_SHA256, bundled_model_path, sha256_file, verify_file
 
 __all__ = [
     "QUANTIZED_MODEL_ID",

@@ -10,6 +10,8 @@ A local, zero-token semantic router as LangChain parts:
   synaptoroute encoder), for any LangChain vector store.
 - :class:`SynaptoRouteToolSelectionMiddleware` (``pip install 'langchain-synaptoroute[agents]'``):
   narrows the tools offered to the model on each turn of a ``langchain.agents.create_agent`` agent.
+- :func:`chat_completion`: a chat model as the ``complete(prompt) -> text`` function the engine's
+  utterance generation takes (``seed_route(tool, complete=chat_completion(model))``).
 
 Names are imported on first use, so ``import langchain_synaptoroute`` itself needs no framework.
 """
@@ -20,6 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .completion import chat_completion
     from .embeddings import SynaptoRouteEmbeddings
     from .middleware import SynaptoRouteToolSelectionMiddleware
     from .runnables import SynaptoRouteRunnable, as_runnable, query_from_input
@@ -32,6 +35,7 @@ __all__ = [
     "query_from_input",
     "SynaptoRouteEmbeddings",
     "SynaptoRouteToolSelectionMiddleware",
+    "chat_completion",
 ]
 
 _WHERE = {
@@ -41,6 +45,7 @@ _WHERE = {
     "query_from_input": ".runnables",
     "SynaptoRouteEmbeddings": ".embeddings",
     "SynaptoRouteToolSelectionMiddleware": ".middleware",
+    "chat_completion": ".completion",
 }
 
 

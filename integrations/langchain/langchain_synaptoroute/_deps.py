@@ -1,18 +1,7 @@
-"""Framework imports that fail with a message naming what to install."""
+"""Framework imports that fail with a message naming what to install (the engine's ``require``)."""
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from synaptoroute_agents import require
 
 __all__ = ["require"]
-
-
-def require(module: str, install: str) -> ModuleType:
-    """Import ``module`` or raise :class:`ImportError` telling which distribution provides it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"{module!r} is needed here but is not installed; install it with: pip install {install!r}"
-        ) from exc

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 from ._deps import require
 
@@ -12,12 +11,12 @@ require("langchain_core", "langchain-core")
 from langchain_core.embeddings import Embeddings  # noqa: E402
 
 from synaptoroute_agents import (  # noqa: E402
-    BundledEncoder,
     Encoder,
-    InvalidInputError,
     InvalidTypeError,
+    LazyEncoder,
     clean_text,
     embed_in_batches,
+    validate_positive_int,
 )
 
 __all__ = ["SynaptoRouteEmbeddings"]
@@ -40,22 +39,15 @@ class SynaptoRouteEmbeddings(Embeddings):
     """
 
     def __init__(self, encoder: Encoder | None = None, *, batch_size: int = 256) -> None:
-        if encoder is not None and not isinstance(encoder, Encoder):
+        if isinstance(encoder, str):  # LazyEncoder takes names; this class takes encoders only
             raise InvalidTypeError("encoder must implement the Encoder protocol (model_id, dim, embed)")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError("batch_size must be a positive integer")
-        self._encoder = encoder
-        self._lock = threading.Lock()
-        self.batch_size = batch_size
+        self._encoder = LazyEncoder(encoder)
+        self.batch_size = validate_positive_int(batch_size, "batch_size")
 
     @property
     def encoder(self) -> Encoder:
         """The encoder (the bundled model is loaded on first access)."""
-        if self._encoder is None:
-            with self._lock:
-                if self._encoder is None:
-                    self._encoder = BundledEncoder()
-        return self._encoder
+        return self._encoder.get()
 
     @property
     def model_id(self) -> str:
@@ -88,5 +80,5 @@ class SynaptoRouteEmbeddings(Embeddings):
         return await asyncio.to_thread(self.embed_query, text)
 
     def __repr__(self) -> str:
-        model = self._encoder.model_id if self._encoder is not None else "bundled (not loaded)"
+        model = self._encoder.model_id if self._encoder.loaded else "bundled (not loaded)"
         return f"SynaptoRouteEmbeddings(model={model!r})"

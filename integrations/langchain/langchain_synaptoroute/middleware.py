@@ -28,6 +28,8 @@ from synaptoroute_agents import (  # noqa: E402
     InvalidTypeError,
     SemanticRouter,
     ToolSelector,
+    message_text,
+    validate_positive_int,
 )
 
 __all__ = ["SynaptoRouteToolSelectionMiddleware", "last_human_text"]
@@ -39,7 +41,7 @@ def last_human_text(messages: Sequence[AnyMessage]) -> str | None:
     """The text of the latest human message, or None when there is none (or it is blank)."""
     for message in reversed(messages):
         if isinstance(message, HumanMessage):
-            text = str(message.text).strip()
+            text = message_text(message, sep="").strip()
             return text or None
     return None
 
@@ -81,8 +83,7 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
         on_no_match: Literal["all", "none"] = "all",
     ) -> None:
         super().__init__()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidInputError("k must be a positive integer")
+        validate_positive_int(k, "k")
         if isinstance(always_include, str):
             raise InvalidTypeError("always_include must be a list of tool names, not a single string")
         if selector is not None and not isinstance(selector, ToolSelector):

@@ -26,6 +26,7 @@ from synaptoroute_agents import (  # noqa: E402
     RouteMatch,
     SemanticRouter,
     clean_text,
+    message_text,
 )
 
 __all__ = ["SynaptoRouteRunnable", "as_runnable", "query_from_input"]
@@ -37,7 +38,7 @@ DEFAULT_QUERY_KEYS = ("query", "input", "question", "messages")
 
 
 def _message_text(message: BaseMessage) -> str:
-    return str(message.text)
+    return message_text(message, sep="")  # text blocks joined as LangChain's own .text joins them
 
 
 def _from_messages(messages: Sequence[Any]) -> str:

@@ -12,7 +12,13 @@ from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackMan
 from langchain_core.tools import BaseTool  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 
-from synaptoroute_agents import InvalidInputError, InvalidTypeError, RouteMatch, SemanticRouter  # noqa: E402
+from synaptoroute_agents import (  # noqa: E402
+    InvalidInputError,
+    InvalidTypeError,
+    RouteMatch,
+    SemanticRouter,
+    validate_positive_int,
+)
 
 __all__ = ["SynaptoRouteTool", "RouteQueryInput", "describe_match"]
 
@@ -78,8 +84,7 @@ class SynaptoRouteTool(BaseTool):
                 f"router must be a synaptoroute_agents.SemanticRouter, not {type(router).__name__}"
             )
         top_k = kwargs.get("top_k", 1)
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InvalidInputError("top_k must be a positive integer")
+        validate_positive_int(top_k, "top_k")
         if kwargs.get("response_format", "content_and_artifact") != "content_and_artifact":
             raise InvalidInputError("SynaptoRouteTool always answers with content and artifact")
         if kwargs.get("artifact_format", "dict") not in ("dict", "object"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from synaptoroute_agents import InvalidQueryError, InvalidTypeError
+from synaptoroute_agents import InvalidQueryError, InvalidTypeError, message_text
 
 __all__ = ["latest_human_text", "query_from_state", "state_get"]
 
@@ -19,31 +19,17 @@ def state_get(state: Any, key: str, default: Any = None) -> Any:
     return getattr(state, key, default)
 
 
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):
-        parts = []
-        for block in content:
-            if isinstance(block, str):
-                parts.append(block)
-            elif isinstance(block, Mapping) and block.get("type") == "text":
-                parts.append(str(block.get("text", "")))
-        return " ".join(p for p in parts if p)
-    return ""
-
-
 def _role_and_text(message: Any) -> tuple[str | None, str]:
     """(role, text) of a BaseMessage, a dict message or a ``(role, text)`` tuple."""
     if isinstance(message, str):
         return "human", message
     if isinstance(message, tuple) and len(message) == 2:
-        return str(message[0]).lower(), _content_text(message[1])
+        return str(message[0]).lower(), message_text(message[1])
     if isinstance(message, Mapping):
         role = message.get("role", message.get("type"))
-        return (str(role).lower() if role is not None else None), _content_text(message.get("content"))
+        return (str(role).lower() if role is not None else None), message_text(message)
     role = getattr(message, "type", None)
-    return (str(role).lower() if role is not None else None), _content_text(getattr(message, "content", ""))
+    return (str(role).lower() if role is not None else None), message_text(message)
 
 
 def latest_human_text(messages: Any) -> str | None:

@@ -9,7 +9,14 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from synaptoroute_agents import DocumentHit, DocumentIndex, Encoder, InvalidInputError, InvalidQueryError
+from synaptoroute_agents import (
+    DocumentHit,
+    DocumentIndex,
+    Encoder,
+    InvalidInputError,
+    InvalidQueryError,
+    validate_positive_int,
+)
 
 from ._state import query_from_state
 
@@ -58,9 +65,8 @@ class RagFallback(Runnable[Any, dict[str, Any]]):
         query_key: str | None = None,
         messages_key: str = "messages",
     ) -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidInputError("k must be a positive integer")
-        if model is not None and not callable(getattr(model, "invoke", None)):
+        validate_positive_int(k, "k")
+        if model is not None and not isinstance(model, Runnable):
             raise InvalidInputError("model must be a LangChain chat model (with invoke/ainvoke)")
         if "{passages}" not in system_prompt:
             raise InvalidInputError("system_prompt must contain '{passages}'")

@@ -15,6 +15,7 @@ from synaptoroute_agents import (
     InvalidTypeError,
     RouteMatch,
     SemanticRouter,
+    validate_positive_int,
 )
 
 from ._state import query_from_state
@@ -68,8 +69,7 @@ class RouterNode(Runnable[Any, Any]):
             raise InvalidTypeError(f"router must be a SemanticRouter, not {type(router).__name__}")
         if not isinstance(fallback, str) or not fallback:
             raise InvalidInputError("fallback must be a non-empty label")
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InvalidInputError("top_k must be a positive integer")
+        validate_positive_int(top_k, "top_k")
         if unmapped not in ("error", "fallback"):
             raise InvalidInputError("unmapped must be 'error' or 'fallback'")
         self.name = "route"

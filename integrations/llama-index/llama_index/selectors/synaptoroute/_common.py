@@ -1,25 +1,18 @@
-"""Shared helpers: the framework import, choices as seeding input, a lazily loaded encoder."""
+"""Shared helpers: the framework import, choices as seeding input."""
 
 from __future__ import annotations
 
-import importlib
-import threading
 from types import ModuleType
 from typing import Any
 
-from synaptoroute_agents import BundledEncoder, Encoder, InvalidTypeError
+from synaptoroute_agents import require as _require
 
-__all__ = ["require", "tool_mapping", "strip_signature", "SharedEncoder"]
+__all__ = ["require", "tool_mapping", "strip_signature"]
 
 
 def require(module: str, install: str = "llama-index-core") -> ModuleType:
     """Import ``module`` or raise :class:`ImportError` naming the distribution to install."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"{module!r} is needed here but is not installed; install it with: pip install {install!r}"
-        ) from exc
+    return _require(module, install)
 
 
 def strip_signature(name: str | None, description: str) -> str:
@@ -51,24 +44,3 @@ def tool_mapping(metadata: Any, *, name: str | None = None) -> dict[str, Any]:
             if isinstance(value, dict):
                 args[str(key)] = str(value.get("description") or "")
     return {"name": tool_name or "", "description": description, "args": args}
-
-
-class SharedEncoder:
-    """An encoder given by the caller, or the bundled model loaded once on first use."""
-
-    def __init__(self, encoder: Encoder | None) -> None:
-        if encoder is not None and not isinstance(encoder, Encoder):
-            raise InvalidTypeError("encoder must implement the Encoder protocol (model_id, dim, embed)")
-        self._encoder = encoder
-        self._lock = threading.Lock()
-
-    def get(self) -> Encoder:
-        if self._encoder is None:
-            with self._lock:
-                if self._encoder is None:
-                    self._encoder = BundledEncoder()
-        return self._encoder
-
-    @property
-    def loaded(self) -> bool:
-        return self._encoder is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._common import SharedEncoder, require, tool_mapping
+from ._common import require, tool_mapping
 
 require("llama_index.core")
 
@@ -18,6 +18,7 @@ from synaptoroute_agents import (  # noqa: E402
     Encoder,
     InvalidInputError,
     InvalidTypeError,
+    LazyEncoder,
     SemanticRouter,
     ToolSelector,
     seed_route,
@@ -90,7 +91,7 @@ class SynaptoRouteToolRetriever(ObjectRetriever[BaseTool]):
             raise InvalidInputError("encoder is for a new router; the given router brings its own")
         self._tools = by_name
         self._always = [by_name[n] for n in dict.fromkeys(always_include)]
-        self._encoder = SharedEncoder(encoder) if router is None else None
+        self._encoder = LazyEncoder(encoder) if router is None else None
         self.selector = ToolSelector(
             routes,
             router=router,

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._common import SharedEncoder, require, tool_mapping
+from ._common import require, tool_mapping
 
 require("llama_index.core")
 
@@ -30,9 +30,11 @@ from synaptoroute_agents import (  # noqa: E402
     InvalidInputError,
     InvalidThresholdError,
     InvalidTypeError,
+    LazyEncoder,
     RouteMatch,
     SemanticRouter,
     seed_route,
+    validate_positive_int,
 )
 
 __all__ = ["SynaptoRouteSelector"]
@@ -116,8 +118,7 @@ class SynaptoRouteSelector(BaseSelector):
             or any(isinstance(v, str) or not isinstance(v, Sequence) for v in examples.values())
         ):
             raise InvalidTypeError("examples must map choice names to lists of example queries")
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InvalidInputError("top_k must be a positive integer")
+        validate_positive_int(top_k, "top_k")
         if fallback is not None and (isinstance(fallback, bool) or not isinstance(fallback, str | int)):
             raise InvalidTypeError("fallback must be a choice name, a choice index or None")
         self.router = router
@@ -126,7 +127,7 @@ class SynaptoRouteSelector(BaseSelector):
         self.top_k = top_k
         self.threshold = _check_threshold(threshold)
         self.examples = {str(k): list(v) for k, v in (examples or {}).items()}
-        self._encoder = SharedEncoder(encoder)
+        self._encoder = LazyEncoder(encoder)
         self._seeded: OrderedDict[str, SemanticRouter] = OrderedDict()
         self._lock = threading.Lock()
 
