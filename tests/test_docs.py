@@ -65,15 +65,34 @@ def _close_routers(namespace: dict[str, Any]) -> None:
             value.close()
 
 
+def _frames(exc: BaseException) -> str:
+    """Where an exception went, one line per frame (pytest's own traceback rendering trips over
+    the modules pytest-examples writes, so a failing block is reported this way instead)."""
+    lines = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        lines.append(f"  {code.co_filename}:{tb.tb_lineno} in {code.co_name}")
+        tb = tb.tb_next
+    return "\n".join(lines)
+
+
+def _run(eval_example: EvalExample, block: CodeExample, namespace: dict[str, Any]) -> dict[str, Any]:
+    try:
+        if eval_example.update_examples:
+            return eval_example.run_print_update(block, module_globals=namespace)
+        return eval_example.run_print_check(block, module_globals=namespace)
+    except Exception as exc:
+        failure = f"{block} raised {type(exc).__name__}: {exc}\n{_frames(exc)}"
+    pytest.fail(failure, pytrace=False)  # outside the except: no chained traceback to render
+
+
 @pytest.mark.parametrize("page", PAGES_WITH_BLOCKS, ids=_name)
 def test_python_blocks_run(page: Path, eval_example: EvalExample, in_tmp_dir: Path) -> None:
     namespace: dict[str, Any] = {}
     try:
         for block in _blocks(page):
-            if eval_example.update_examples:
-                module = eval_example.run_print_update(block, module_globals=namespace)
-            else:
-                module = eval_example.run_print_check(block, module_globals=namespace)
+            module = _run(eval_example, block, namespace)
             # The next block sees this one's names, not its module identity.
             namespace = {k: v for k, v in module.items() if not k.startswith("__")}
     finally:
