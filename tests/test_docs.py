@@ -89,6 +89,7 @@ def _run(eval_example: EvalExample, block: CodeExample, namespace: dict[str, Any
 
 @pytest.mark.parametrize("page", PAGES_WITH_BLOCKS, ids=_name)
 def test_python_blocks_run(page: Path, eval_example: EvalExample, in_tmp_dir: Path) -> None:
+    eval_example.set_config(line_length=110)  # the project's line length, for long printed output
     namespace: dict[str, Any] = {}
     try:
         for block in _blocks(page):
