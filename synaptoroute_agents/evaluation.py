@@ -215,8 +215,41 @@ class EvalReport:
             acc.append(float(ok[m].mean()) if m.any() else float("nan"))
         return {"confidence": conf, "accuracy": acc, "count": [float(c) for c in count]}
 
-    def save_plots(self, folder: str | os.PathLike[str]) -> list[Path]:
-        """Draw the threshold sweep and a reliability diagram as PNG files (needs matplotlib)."""
+    def operating_threshold(self) -> float | None:
+        """The one threshold on the top score that best reproduces the router's own abstentions.
+
+        A router may refuse for other reasons too (per-route thresholds, ambiguity, a fitted
+        reject class), so this is the global threshold under which the fewest queries would be
+        decided differently: a point to mark on the threshold sweep when the router's threshold
+        is not given. None when there are no examples.
+        """
+        if not self.examples:
+            return None
+        scores = np.array([e.score for e in self.examples], dtype=np.float64)
+        refused = np.array([e.predicted is None for e in self.examples])
+        order = np.argsort(scores, kind="stable")
+        s, r = scores[order], refused[order]
+        # Threshold just above the i lowest scores: they are refused, the rest are answered.
+        answered_below = np.concatenate([[0], np.cumsum(~r)])
+        refused_above = int(r.sum()) - np.concatenate([[0], np.cumsum(r)])
+        disagree = answered_below + refused_above
+        best = int(np.argmin(disagree))
+        if best == 0:
+            return float(s[0])
+        if best == len(s):
+            return float(np.nextafter(s[-1], np.inf))
+        return float((s[best - 1] + s[best]) / 2)
+
+    def figures(self, *, threshold: float | None = None) -> dict[str, Any]:
+        """Draw the plots as matplotlib figures, keyed by file stem (needs matplotlib).
+
+        Args:
+            threshold: the threshold the router refuses under (for example ``router.threshold``,
+                or a fitted policy's ``threshold``); None marks :meth:`operating_threshold`.
+
+        Returns:
+            ``{"threshold_sweep": Figure, "reliability": Figure}``; the caller closes them.
+        """
         try:
             import matplotlib
 
@@ -226,26 +259,49 @@ class EvalReport:
             raise ImportError(
                 "save_plots needs matplotlib: pip install 'synaptoroute-agents[plots]'"
             ) from exc
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = []
+        chosen = self.operating_threshold() if threshold is None else float(threshold)
+        return {
+            "threshold_sweep": self._sweep_figure(plt, chosen, given=threshold is not None),
+            "reliability": self._reliability_figure(plt),
+        }
+
+    def _sweep_figure(self, plt: Any, chosen: float | None, *, given: bool) -> Any:
+        """The threshold sweep, with the chosen threshold and the router's operating point."""
         sweep = self.threshold_sweep()
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(sweep["threshold"], sweep["accuracy"], label="accuracy")
         if self.out_of_scope_label is not None:
             ax.plot(sweep["threshold"], sweep["oos_recall"], label="out-of-scope recall")
+        if chosen is not None:
+            what = "threshold" if given else "effective threshold"
+            ax.axvline(chosen, color="black", linestyle="--", linewidth=1, label=f"{what} {chosen:.3f}")
+            # The operating point: what the router actually did (its own decisions, not the sweep's).
+            parts = [f"accuracy {self.accuracy:.2f}"]
+            if self.in_scope_accuracy is not None:
+                parts.append(f"in-scope {self.in_scope_accuracy:.2f}")
+            if self.oos_recall is not None:
+                parts.append(f"oos recall {self.oos_recall:.2f}")
+            ax.plot(
+                [chosen],
+                [self.accuracy],
+                marker="o",
+                color="black",
+                linestyle="none",
+                label="operating point: " + ", ".join(parts),
+            )
+            if self.oos_recall is not None:
+                ax.plot([chosen], [self.oos_recall], marker="s", color="black", linestyle="none")
         ax.set_xlabel("threshold on the top score")
         ax.set_ylabel("share")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small")
         ax.set_title("Abstaining below a threshold")
         fig.tight_layout()
-        p = out / "threshold_sweep.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
+        return fig
 
+    def _reliability_figure(self, plt: Any) -> Any:
+        """Mean score against the share routed correctly, per score bin."""
         rel = self.reliability()
         fig, ax = plt.subplots(figsize=(5, 5))
         ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
@@ -258,10 +314,33 @@ class EvalReport:
         ax.legend()
         ax.set_title("Reliability (in-scope queries)")
         fig.tight_layout()
-        p = out / "reliability.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
+        return fig
+
+    def save_plots(self, folder: str | os.PathLike[str], *, threshold: float | None = None) -> list[Path]:
+        """Draw the threshold sweep and a reliability diagram as PNG files (needs matplotlib).
+
+        The sweep marks the threshold (a dashed vertical line) and the router's operating point:
+        its accuracy (circle) and out-of-scope recall (square) as evaluated, with the in-scope
+        accuracy in the legend.
+
+        Args:
+            folder: where to write ``threshold_sweep.png`` and ``reliability.png`` (created).
+            threshold: the router's threshold; None marks :meth:`operating_threshold`.
+
+        Returns:
+            The paths written, sweep first.
+        """
+        figures = self.figures(threshold=threshold)  # raises ImportError without matplotlib
+        import matplotlib.pyplot as plt
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for stem, fig in figures.items():
+            p = out / f"{stem}.png"
+            fig.savefig(p, dpi=120)
+            plt.close(fig)
+            paths.append(p)
         return paths
 
 

@@ -77,3 +77,68 @@ def test_save_plots(tmp_path) -> None:
     paths = EvalReport.from_examples(hand_case(), out_of_scope_label="oos").save_plots(tmp_path)
     assert [p.name for p in paths] == ["threshold_sweep.png", "reliability.png"]
     assert all(p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def _vertical_lines(ax) -> list[float]:
+    """x of every vertical line (axvline: two points with the same x spanning the axes)."""
+    out = []
+    for line in ax.get_lines():
+        xs, ys = line.get_xdata(), line.get_ydata()
+        if len(xs) == 2 and xs[0] == xs[1] and list(ys) == [0, 1]:
+            out.append(float(xs[0]))
+    return out
+
+
+def _markers(ax) -> list[tuple[float, float, str]]:
+    """(x, y, marker) of every single-point line drawn with a marker."""
+    return [
+        (float(line.get_xdata()[0]), float(line.get_ydata()[0]), line.get_marker())
+        for line in ax.get_lines()
+        if len(line.get_xdata()) == 1 and line.get_marker() not in (None, "None", "")
+    ]
+
+
+def test_sweep_marks_the_threshold_and_the_operating_point() -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    report = EvalReport.from_examples(hand_case(), out_of_scope_label="oos")
+    figures = report.figures(threshold=0.5)
+    try:
+        assert set(figures) == {"threshold_sweep", "reliability"}
+        (ax,) = figures["threshold_sweep"].axes
+        assert _vertical_lines(ax) == [pytest.approx(0.5)]
+        points = _markers(ax)
+        # The router's own figures at its threshold: accuracy 5/8 (circle), oos recall 2/3 (square).
+        assert (pytest.approx(0.5), pytest.approx(5 / 8), "o") in points
+        assert (pytest.approx(0.5), pytest.approx(2 / 3), "s") in points
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "threshold 0.500" in legend
+        assert any("in-scope 0.60" in t and "oos recall 0.67" in t for t in legend)
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
+
+
+def test_without_a_threshold_the_effective_one_is_marked() -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    report = EvalReport.from_examples(hand_case(), out_of_scope_label="oos")
+    # Refused scores 0.1, 0.2, 0.3; answered 0.6 and 0.9: the threshold between them explains every refusal.
+    assert report.operating_threshold() == pytest.approx(0.45)
+    figures = report.figures()
+    try:
+        (ax,) = figures["threshold_sweep"].axes
+        assert _vertical_lines(ax) == [pytest.approx(0.45)]
+        assert "effective threshold 0.450" in [t.get_text() for t in ax.get_legend().get_texts()]
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
+
+
+def test_operating_threshold_edges() -> None:
+    # Nothing refused: the lowest score; everything refused: just above the highest.
+    assert EvalReport.from_examples([ex("a", "a", 0.4), ex("b", "b", 0.7)]).operating_threshold() == 0.4
+    refused_all = EvalReport.from_examples([ex("a", None, 0.4, "a"), ex("b", None, 0.7, "b")])
+    assert refused_all.operating_threshold() > 0.7
