@@ -180,6 +180,20 @@ def _routes_to_create(
     return new_routes, X[rows]
 
 
+def _extended(train: LabelledSet, extra: list[tuple[str, str]], embed: EmbedFn) -> LabelledSet:
+    """``train`` with the ``(text, route)`` examples ``extra`` embedded and appended."""
+    X_extra, H_extra = embed([t for t, _ in extra])
+    H = train.features
+    if H is not None and H_extra is not None:
+        H = np.vstack([H, H_extra])
+    return LabelledSet(
+        np.vstack([train.embeddings, X_extra]),
+        train.labels + [lab for _, lab in extra],
+        (train.texts or []) + [t for t, _ in extra],
+        H,
+    )
+
+
 def prepare_fit(
     texts: Sequence[str],
     labels: Sequence[str],
@@ -235,21 +249,16 @@ def prepare_fit(
         X_val, H_val = embed(v_texts)
         embed_seconds += time.perf_counter() - t0
         val_set = LabelledSet(X_val, labs_val, v_texts, H_val)
-    fit_texts, fit_labs = clean, labs
+    train = LabelledSet(X, labs, clean, H)
     if with_name_examples:
         by_name = {**routes, **{r.name: r for r in new_routes}}
         extra = name_examples([by_name[lab] for lab in in_labels if lab in by_name])
         if extra:
             t0 = time.perf_counter()
-            X_extra, H_extra = embed([t for t, _ in extra])
-            X = np.vstack([X, X_extra])
-            if H is not None and H_extra is not None:
-                H = np.vstack([H, H_extra])
+            train = _extended(train, extra, embed)
             embed_seconds += time.perf_counter() - t0
-            fit_texts = clean + [t for t, _ in extra]
-            fit_labs = labs + [lab for _, lab in extra]
     data = FitData(
-        train=LabelledSet(X, fit_labs, fit_texts, H),
+        train=train,
         validation=val_set,
         oos_label=oos,
         features=features,

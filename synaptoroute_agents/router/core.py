@@ -66,7 +66,7 @@ class SemanticRouter:
             on its own), ``"throughput"`` (micro-batches) or a :class:`BatchingConfig`.
         snapshot: the store's packed boot snapshot. ``"auto"`` (default) boots from it when it
             fits this encoder and keeps it up to date in the background for stores of
-            :data:`boot.SNAPSHOT_MIN_VECTORS` utterances and more; ``"read"`` boots from it but never
+            :data:`SNAPSHOT_MIN_VECTORS` utterances and more; ``"read"`` boots from it but never
             writes one; ``"off"`` always reads the utterance rows. See :meth:`save_snapshot`.
     """
 
