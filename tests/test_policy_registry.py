@@ -44,7 +44,11 @@ class NearestRoutePolicy(PolicyBase):
         return {"threshold": self.threshold}
 
     def decide(
-        self, queries: QueryBatch, neighbors: Neighbors, live_routes: Mapping[str, float | None], top_k: int = 1
+        self,
+        queries: QueryBatch,
+        neighbors: Neighbors,
+        live_routes: Mapping[str, float | None],
+        top_k: int = 1,
     ) -> list[Decision]:
         out = []
         for pairs in neighbors:

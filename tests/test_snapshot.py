@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from synaptoroute_agents import EncoderMismatchError, Route, RouteStore, SemanticRouter
-from synaptoroute_agents.router import boot as router_module
 from synaptoroute_agents.bench.fake import HashEncoder
+from synaptoroute_agents.router import boot as router_module
 
 from .conftest import CountingEncoder
 
