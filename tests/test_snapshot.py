@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from synaptoroute_agents import EncoderMismatchError, Route, RouteStore, SemanticRouter
-from synaptoroute_agents import router as router_module
 from synaptoroute_agents.bench.fake import HashEncoder
+from synaptoroute_agents.router import boot as router_module
 
 from .conftest import CountingEncoder
 
@@ -403,7 +403,9 @@ def test_the_saved_hnsw_copy_is_read_beside_the_snapshot_and_a_failed_read_is_re
         want = decisions(r)
     caplog.set_level("INFO", logger="synaptoroute_agents.router")
     threads: list[str] = []
-    real = SemanticRouter._read_saved_index
+    from synaptoroute_agents.router.boot import SavedIndex
+
+    real = SavedIndex.read
     calls = {"n": 0}
 
     def flaky(self):  # the first read (in the prefetch thread) fails like a dropped connection
@@ -415,7 +417,7 @@ def test_the_saved_hnsw_copy_is_read_beside_the_snapshot_and_a_failed_read_is_re
             raise OSError("connection reset")
         return real(self)
 
-    monkeypatch.setattr(SemanticRouter, "_read_saved_index", flaky)
+    monkeypatch.setattr(SavedIndex, "read", flaky)
     with SemanticRouter(encoder=encoder, store=db, index="hnsw") as r:
         assert threads[0] == "synaptoroute-saved-index"  # read beside the snapshot, not after it
         assert "reading it again" in caplog.text and "approximate index loaded from the store" in caplog.text

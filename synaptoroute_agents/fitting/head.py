@@ -1,0 +1,211 @@
+"""The fitted head as a scoring policy, and its stored format (an ``.npz`` with a JSON header, no pickle).
+
+See :mod:`synaptoroute_agents.fitting` for the method. Routes added after a fit take part at
+once: the head does not know them, so they are scored by the neighbour vote alone (and a stale
+head never outvotes a route whose neighbours all agree). Routes deleted after a fit are never
+returned. A route's own threshold (a cosine) still applies: its nearest utterance must reach it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import NotFittedError
+from ..routes import Reason
+from ..scoring.base import Decision, Neighbors, QueryBatch
+from ..screen import FloatScan
+from .lexicon import Lexicon
+from .numerics import design_logits, softmax
+
+__all__ = ["KIND", "REJECT", "FittedPolicy"]
+
+log = logging.getLogger(__name__)
+
+#: The registered kind of :class:`FittedPolicy`.
+KIND = "fitted"
+#: The label of the reject class (out-of-scope examples) among the head's classes.
+REJECT = "\x00out_of_scope"
+
+_FORMAT = "synaptoroute-policy"
+_VERSION = 3
+_READABLE = (1, 2, 3)  # version 1: embeddings only, no lexicon; version 2: no head features
+
+
+@dataclass
+class FittedPolicy:
+    """A learned scoring policy (see :mod:`synaptoroute_agents.fitting`). Safe to share between threads."""
+
+    routes: list[str]
+    weights: np.ndarray  # (d + 1, k) with the reject class last when `reject`
+    temperature: float
+    alpha: float
+    tau: float
+    threshold: float
+    reject: bool
+    settings: dict[str, Any] = field(default_factory=dict)
+    lexicon: Lexicon | None = None  # lexical features of the query text (None: embeddings only)
+    scale: float = 1.0  # weight of the embedding block against the unit-norm lexical block
+    features: str | None = None  # the encoder's head features the head reads (None: the embeddings)
+
+    kind: ClassVar[str] = KIND
+
+    def __post_init__(self) -> None:
+        self._col = {r: i for i, r in enumerate(self.routes)}
+
+    # -- scoring
+    def head_probs(
+        self, Q: np.ndarray, texts: Sequence[str] | None = None, features: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Calibrated head probabilities ``(b, k)`` (reject class last when present).
+
+        ``features`` are the encoder's head features of the queries (when the head was fitted on
+        them); without them the head reads the embeddings ``Q`` in their place, and without
+        ``texts`` a lexical head leaves the words out (both less accurate).
+        """
+        if self.features is not None and features is not None and len(features) == len(Q):
+            Q = np.asarray(features, dtype=np.float32)
+        F = None
+        if self.lexicon is not None:
+            if texts is not None and len(texts) == len(Q):
+                F = self.lexicon.transform(texts)
+            else:
+                log.debug("no query texts: the lexical features are left out")
+        # At query time the product runs in onnxruntime, whose threads do not spin afterwards
+        # for the CPU the encoder's next batch needs (NumPy's BLAS threads do; see FloatScan).
+        scan = FloatScan.shared()
+        try:
+            Z = design_logits(Q, F, self.weights, self.scale, None if scan is None else scan.matmul)
+        except Exception as exc:  # onnxruntime failing on this input: NumPy answers
+            log.warning("the head's product failed in onnxruntime (%s); using NumPy", exc)
+            Z = design_logits(Q, F, self.weights, self.scale)
+        return softmax(np.asarray(Z, dtype=np.float64) / self.temperature)
+
+    def decide(
+        self,
+        queries: QueryBatch,
+        neighbors: Neighbors,
+        live_routes: Mapping[str, float | None],
+        top_k: int = 1,
+    ) -> list[Decision]:
+        """Rank live routes by blended probability and decide (see :class:`ScoringPolicy`).
+
+        The head reads the queries' texts (lexical features) and head features when the batch
+        carries them (see :meth:`head_probs`).
+        """
+        P = self.head_probs(np.asarray(queries.embeddings, dtype=np.float32), queries.texts, queries.features)
+        return [self._decide_one(P[qi], pairs, live_routes, top_k) for qi, pairs in enumerate(neighbors)]
+
+    def _decide_one(
+        self,
+        head: np.ndarray,
+        pairs: Sequence[tuple[str, float]],
+        live_routes: Mapping[str, float | None],
+        top_k: int,
+    ) -> Decision:
+        n_routes = len(self.routes)
+        vote: dict[str, float] = {}
+        nearest: dict[str, float] = {}
+        live_pairs = [(n, s) for n, s in pairs if n in live_routes]
+        if live_pairs:
+            top = max(s for _, s in live_pairs)
+            for name, s in live_pairs:
+                vote[name] = vote.get(name, 0.0) + float(np.exp((s - top) / self.tau))
+                if name not in nearest:
+                    nearest[name] = s
+            total = sum(vote.values())
+            for name in vote:
+                vote[name] /= total
+        cand = set(vote)
+        if n_routes:
+            kk = min(n_routes, max(top_k, 5))
+            for c in np.argpartition(-head[:n_routes], kk - 1)[:kk].tolist():
+                if self.routes[c] in live_routes:
+                    cand.add(self.routes[c])
+        scores: dict[str, float] = {}
+        for name in cand:
+            col = self._col.get(name)
+            v = vote.get(name, 0.0)
+            # a route the head has never seen (added after the fit) is scored by its vote alone
+            scores[name] = v if col is None else (1 - self.alpha) * float(head[col]) + self.alpha * v
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+        if not ranked:
+            return Decision([], None, Reason.BELOW_THRESHOLD)
+        name, score = ranked[0]
+        p_reject = float(head[n_routes]) if self.reject else 0.0
+        own = live_routes.get(name)
+        if self.reject and (1 - self.alpha) * p_reject > score:
+            return Decision(ranked, None, Reason.OUT_OF_SCOPE)
+        if score < self.threshold or (own is not None and nearest.get(name, -1.0) < own):
+            return Decision(ranked, None, Reason.BELOW_THRESHOLD)
+        return Decision(ranked, name, Reason.MATCHED)
+
+    def passes(self, name: str, score: float, live_routes: Mapping[str, float | None]) -> bool:
+        """True when a candidate's blended probability reaches the fitted threshold."""
+        return name in live_routes and score >= self.threshold
+
+    # -- persistence (no pickle)
+    def to_bytes(self) -> bytes:
+        """The head's state: an ``.npz`` of its arrays with a JSON header (see :meth:`from_bytes`)."""
+        header = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "routes": self.routes,
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+            "tau": self.tau,
+            "threshold": self.threshold,
+            "reject": self.reject,
+            "settings": self.settings,
+            "scale": self.scale,
+            "features": self.features,
+        }
+        arrays: dict[str, np.ndarray] = {"weights": self.weights}
+        if self.lexicon is not None:
+            lex_header, lex_arrays = self.lexicon.to_state()
+            header["lexicon"] = lex_header
+            arrays.update(lex_arrays)
+        buf = io.BytesIO()
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as ArrayLike | bool
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> FittedPolicy:
+        """Read a state written by :meth:`to_bytes` (every earlier version too).
+
+        Raises:
+            NotFittedError: the bytes are not a readable fitted state.
+        """
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+                header = json.loads(bytes(z["header"]).decode())
+                weights = np.array(z["weights"], dtype=np.float32)
+                lexicon = (
+                    Lexicon.from_state(header["lexicon"], {n: np.array(z[n]) for n in z.files})
+                    if "lexicon" in header
+                    else None
+                )
+        except Exception as exc:
+            raise NotFittedError(f"the stored fitted state cannot be read: {exc}") from exc
+        if header.get("format") != _FORMAT or header.get("version") not in _READABLE:
+            raise NotFittedError("the stored fitted state has an unknown format; fit again")
+        return cls(
+            routes=list(header["routes"]),
+            weights=weights,
+            temperature=float(header["temperature"]),
+            alpha=float(header["alpha"]),
+            tau=float(header["tau"]),
+            threshold=float(header["threshold"]),
+            reject=bool(header["reject"]),
+            settings=dict(header.get("settings", {})),
+            lexicon=lexicon,
+            scale=float(header.get("scale", 1.0)),
+            features=header.get("features"),
+        )
