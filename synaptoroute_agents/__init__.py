@@ -44,7 +44,16 @@ from .errors import (
     SynaptoRouteError,
 )
 from .index import VectorIndex
-from .policy import CosinePolicy, ScoringPolicy
+from .scoring import (
+    CosinePolicy,
+    Decision,
+    PolicyBase,
+    QueryBatch,
+    ScoringPolicy,
+    StoredPolicy,
+    register_policy,
+    registered_policies,
+)
 from .routefile import parse_routes, read_routes, write_routes
 from .router import SemanticRouter
 from .routes import Evidence, Reason, Route, RouteCandidate, RouteMatch, clean_text, validate_positive_int
@@ -93,7 +102,13 @@ __all__ = [
     "RouteStore",
     "ReplicaSync",
     "ScoringPolicy",
+    "StoredPolicy",
+    "PolicyBase",
     "CosinePolicy",
+    "Decision",
+    "QueryBatch",
+    "register_policy",
+    "registered_policies",
     # serving
     "BatchingConfig",
     "LATENCY",

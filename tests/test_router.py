@@ -243,3 +243,14 @@ def test_upsert_and_replace_make_setup_code_idempotent(encoder, tmp_path):
         assert router.upsert(Route("billing", ["refund my money"])) is False
         assert router.get("billing").utterances == ("refund my money",)
         assert router.route("please refund my money").name == "billing"
+
+
+def test_calling_the_router_routes(encoder):
+    from synaptoroute_agents import Route, SemanticRouter
+
+    with SemanticRouter(encoder) as router:
+        router.add(Route(name="weather", utterances=["will it rain tomorrow", "weekend forecast"]))
+        assert router("is it going to rain on sunday?").name == "weather"
+        assert router("is it going to rain on sunday?", top_k=1) == router.route(
+            "is it going to rain on sunday?"
+        )

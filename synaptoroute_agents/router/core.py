@@ -487,6 +487,10 @@ class SemanticRouter:
         """Route one query. Raises :class:`InvalidQueryError` for empty or unusable input."""
         return self.route_batch([query], top_k=top_k)[0]
 
+    def __call__(self, query: str, top_k: int = 1) -> RouteMatch:
+        """``router(q)`` is :meth:`route`: what users of other semantic routers write."""
+        return self.route(query, top_k=top_k)
+
     def route_batch(self, queries: Sequence[str], top_k: int = 1) -> list[RouteMatch]:
         """Route many queries with one encoder call."""
         self._check_open()
