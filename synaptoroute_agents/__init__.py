@@ -44,6 +44,9 @@ from .errors import (
     SynaptoRouteError,
 )
 from .index import VectorIndex
+from .routefile import parse_routes, read_routes, write_routes
+from .router import SemanticRouter
+from .routes import Evidence, Reason, Route, RouteCandidate, RouteMatch, clean_text, validate_positive_int
 from .scoring import (
     CosinePolicy,
     Decision,
@@ -54,9 +57,6 @@ from .scoring import (
     register_policy,
     registered_policies,
 )
-from .routefile import parse_routes, read_routes, write_routes
-from .router import SemanticRouter
-from .routes import Evidence, Reason, Route, RouteCandidate, RouteMatch, clean_text, validate_positive_int
 from .seeding import (
     generate_utterances,
     parse_docstring,
