@@ -77,6 +77,7 @@ def update_section(name: str, markdown: str, doc: str | os.PathLike[str] = DEFAU
         p.read_text()
         if p.exists()
         else "# Benchmarks\n\nEvery figure here is written by a script; each section names its command.\n"
+        "Run them from the repository root: `uv run --group bench python -m benchmarks.<name>`.\n"
     )
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     block = f"{begin}\n{markdown.strip()}\n{end}"

@@ -99,3 +99,11 @@ class VectorIndexKey:
         from synaptoroute_agents import VectorIndex
 
         return VectorIndex(384, kind="hnsw").cache_key()
+
+
+def test_benchmarks_write_the_docs_at_the_repository_root() -> None:
+    from benchmarks.report import DEFAULT_DOC, MANIFESTS
+
+    root = Path(__file__).resolve().parents[1]
+    assert root / "docs" / "BENCHMARKS.md" == DEFAULT_DOC and DEFAULT_DOC.is_file()
+    assert root / "docs" / "benchmarks" == MANIFESTS and MANIFESTS.is_dir()

@@ -192,3 +192,24 @@ def test_plots_without_matplotlib_fail_before_fitting(tmp_path, capsys, monkeypa
     assert code == 3 and out == "" and "matplotlib" in err and "synaptoroute-agents[plots]" in err
     code, _, err = run(capsys, *argv, "--json")
     assert code == 3 and json.loads(err)["error"] == "missing_dependency"
+
+
+def test_eval_reports_its_stages_on_stderr_but_not_with_json(tmp_path, capsys, monkeypatch) -> None:
+    from synaptoroute_agents.cli import eval as cli_eval
+
+    class Report:
+        def summary(self) -> str:
+            return "accuracy 1.0"
+
+    def fake_run_eval(*_a, on_stage=None, **_k):  # type: ignore[no-untyped-def]
+        if on_stage is not None:
+            on_stage("fitting on 1 examples")
+        return {"fit_seconds": 0.0, "embed_seconds": 0.0, "n_train": 1, "n_routes": 1, "report": Report()}
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "hello there", "label": "greet"}\n')
+    monkeypatch.setattr(cli_eval, "run_eval", fake_run_eval)
+    code, out, err = run(capsys, "eval", "--train", str(data), "--test", str(data))
+    assert code == 0 and "fitting on 1 examples" in err and "accuracy 1.0" in out
+    code, out, err = run(capsys, "eval", "--train", str(data), "--test", str(data), "--json")
+    assert code == 0 and err == "" and json.loads(out)["n_routes"] == 1
