@@ -13,7 +13,7 @@ import random
 import sys
 
 from synaptoroute_agents import Route, SemanticRouter
-from synaptoroute_agents.bench.fake import HashEncoder
+from synaptoroute_agents.testing import HashEncoder
 
 
 def main() -> None:

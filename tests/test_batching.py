@@ -20,7 +20,7 @@ from synaptoroute_agents import (
     RouterOverloadedError,
     SemanticRouter,
 )
-from synaptoroute_agents.bench.fake import HashEncoder
+from synaptoroute_agents.testing import HashEncoder
 
 ROUTES = [
     Route("weather", ["what's the weather like today", "will it rain tomorrow", "forecast for the weekend"]),

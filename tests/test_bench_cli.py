@@ -1,4 +1,4 @@
-"""The bench entry points and the bulk store import they rely on."""
+"""The benchmarks' entry points (outside the package) and the bulk store import they rely on."""
 
 from __future__ import annotations
 
@@ -8,16 +8,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.chaos import main as chaos_main
 from synaptoroute_agents import DuplicateRouteError, Route, RouteStore, SemanticRouter
-from synaptoroute_agents.bench.fake import HashEncoder
 from synaptoroute_agents.cli import main
+from synaptoroute_agents.testing import HashEncoder
 
 
-def test_bench_chaos_subcommand_runs_and_writes_its_manifest_and_section(tmp_path: Path) -> None:
+def test_the_command_points_at_the_benchmarks_outside_the_package(capsys) -> None:
+    assert main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "python -m benchmarks.scale" in err and "docs/BENCHMARKS.md" in err
+    assert main(["bench", "chaos", "--json"]) == 2
+    assert json.loads(capsys.readouterr().err)["error"] == "usage"
+
+
+def test_bench_chaos_runs_and_writes_its_manifest_and_section(tmp_path: Path) -> None:
     manifest, doc = tmp_path / "chaos.json", tmp_path / "BENCH.md"
-    rc = main(
+    rc = chaos_main(
         [
-            "bench", "chaos", "--seconds", "2", "--db", str(tmp_path / "c.db"), "--writers", "3",
+            "--seconds", "2", "--db", str(tmp_path / "c.db"), "--writers", "3",
             "--readers", "2", "--async-readers", "2", "--manifest", str(manifest), "--doc", str(doc),
         ]
     )  # fmt: skip
@@ -90,3 +99,11 @@ class VectorIndexKey:
         from synaptoroute_agents import VectorIndex
 
         return VectorIndex(384, kind="hnsw").cache_key()
+
+
+def test_benchmarks_write_the_docs_at_the_repository_root() -> None:
+    from benchmarks.report import DEFAULT_DOC, MANIFESTS
+
+    root = Path(__file__).resolve().parents[1]
+    assert root / "docs" / "BENCHMARKS.md" == DEFAULT_DOC and DEFAULT_DOC.is_file()
+    assert root / "docs" / "benchmarks" == MANIFESTS and MANIFESTS.is_dir()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.chaos import run_chaos
 from synaptoroute_agents import SemanticRouter
-from synaptoroute_agents.bench.chaos import run_chaos
-from synaptoroute_agents.bench.fake import HashEncoder
+from synaptoroute_agents.testing import HashEncoder
 
 CRASH_WRITER = Path(__file__).with_name("crash_writer.py")
 

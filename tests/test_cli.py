@@ -58,9 +58,10 @@ def test_lifecycle_through_the_cli(tmp_path, capsys) -> None:
     db2 = str(tmp_path / "other.db")
     code, out, _ = run(capsys, "import", str(export), "--db", db2)
     assert code == 0 and "2 added" in out
+    # An import is all or nothing: names that exist stop it before anything is written.
     code, out, err = run(capsys, "import", str(export), "--db", db2)
-    assert "0 added" in out and "skipped" in err
-    code, out, _ = run(capsys, "import", str(export), "--db", db2, "--replace")
+    assert code == 2 and out == "" and "already exist" in err and "--upsert" in err
+    code, out, _ = run(capsys, "import", str(export), "--db", db2, "--replace")  # the former name
     assert "2 updated" in out
 
 
@@ -78,3 +79,144 @@ def test_errors_are_messages_not_tracebacks(tmp_path, capsys) -> None:
     notes.write_text("hello")
     code, _, err = run(capsys, "list", "--db", str(notes))
     assert code == 2 and "not a router store" in err
+
+
+def test_version_and_exit_codes_in_help(capsys) -> None:
+    from synaptoroute_agents import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"synaptoroute {__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "exit codes:" in out and "usage or input error" in out
+
+
+def test_json_on_mutations_and_errors(tmp_path, capsys) -> None:
+    db = str(tmp_path / "j.db")
+    code, out, err = run(
+        capsys, "add", "billing", "refund my payment", "I was charged twice", "--json", "--db", db
+    )
+    assert code == 0 and err == "" and json.loads(out) == {"added": "billing", "utterances": 2}
+    code, out, _ = run(capsys, "teach", "billing", "money back please", "--json", "--db", db)
+    assert json.loads(out) == {"taught": "billing", "new_utterances": 1}
+    code, out, err = run(capsys, "add", "billing", "again", "--json", "--db", db)
+    assert code == 2 and out == ""
+    assert json.loads(err)["error"] == "duplicate_route" and "billing" in json.loads(err)["detail"]
+    code, out, err = run(capsys, "delete", "ghost", "--json", "--db", db)
+    assert code == 2 and json.loads(err) == {"error": "route_not_found", "detail": "no route named 'ghost'"}
+    code, _, err = run(capsys, "route", "--json", "--db", db)  # a usage error is JSON too
+    assert code == 2 and json.loads(err)["error"] == "usage"
+    code, _, err = run(capsys, "route", "hello", "--json", "--db", db, "--encoder", "nope")
+    assert code == 2 and json.loads(err)["error"] == "invalid_input" and "unknown encoder" in err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    code, _, err = run(capsys, "list", "--json", "--db", str(notes))
+    assert code == 2 and json.loads(err)["error"] == "not_a_router_store"
+    code, out, _ = run(capsys, "delete", "billing", "--json", "--db", db)
+    assert code == 0 and json.loads(out) == {"deleted": "billing"}
+    # without --json: one line, no traceback
+    code, _, err = run(capsys, "delete", "ghost", "--db", db)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_route_exits_1_when_nothing_matched(tmp_path, capsys) -> None:
+    db = str(tmp_path / "r.db")
+    run(capsys, "add", "weather", "will it rain tomorrow", "weekend forecast", "--db", db)
+    assert run(capsys, "route", "what is the capital of France", "--db", db)[0] == 1
+    assert run(capsys, "route", "will it rain on sunday", "what is love", "--db", db)[0] == 0
+
+
+def test_import_upsert_goes_through_the_batch_path(tmp_path, capsys, monkeypatch) -> None:
+    from synaptoroute_agents import Route, SemanticRouter
+    from synaptoroute_agents.cli import commands
+    from synaptoroute_agents.routefile import write_routes
+
+    db = str(tmp_path / "i.db")
+    first = tmp_path / "first.yaml"
+    write_routes(first, [Route(f"r{i}", [f"topic {i} alpha", f"topic {i} beta"]) for i in range(5)])
+    calls: list[tuple[int, bool]] = []
+    add_many = SemanticRouter.add_many
+
+    def spy(self, routes, *, replace=False):  # type: ignore[no-untyped-def]
+        routes = list(routes)
+        calls.append((len(routes), replace))
+        return add_many(self, routes, replace=replace)
+
+    monkeypatch.setattr(SemanticRouter, "add_many", spy)
+    monkeypatch.setattr(SemanticRouter, "add", lambda *a, **k: pytest.fail("import must not add one by one"))
+    monkeypatch.setattr(commands, "IMPORT_CHUNK", 3)
+    code, out, _ = run(capsys, "import", str(first), "--json", "--db", db)
+    assert code == 0 and json.loads(out) == {"imported": str(first), "added": 5, "updated": 0}
+    assert calls == [(3, False), (2, False)]
+
+    second = tmp_path / "second.yaml"
+    write_routes(second, [Route("r1", ["a brand new utterance"]), Route("fresh", ["something else"])])
+    code, out, err = run(capsys, "import", str(second), "--json", "--db", db)
+    assert code == 2 and out == "" and json.loads(err)["error"] == "duplicate_route"
+    assert "'r1'" in json.loads(err)["detail"]
+    calls.clear()
+    code, out, _ = run(capsys, "import", str(second), "--upsert", "--db", db)
+    assert code == 0 and "1 added, 1 updated" in out and calls == [(2, True)]
+    with SemanticRouter(store=db) as router:
+        assert router.get("r1").utterances == ("a brand new utterance",)
+        assert "fresh" in router and len(router) == 6
+
+
+def test_route_with_the_int8_encoder(tmp_path, capsys) -> None:
+    db = str(tmp_path / "q.db")
+    argv = ("--db", db, "--encoder", "bundled-int8")
+    assert run(capsys, "add", "weather", "will it rain tomorrow", "weekend forecast", *argv)[0] == 0
+    code, out, _ = run(capsys, "route", "is it going to rain on sunday", "--json", *argv)
+    assert code == 0 and json.loads(out)["name"] == "weather"
+    from synaptoroute_agents import EncoderMismatchError, SemanticRouter
+
+    # the stored embeddings are the int8 model's: the default encoder sees another model
+    with SemanticRouter(store=db, encoder="bundled-int8", on_encoder_mismatch="error") as router:
+        assert router.route("weekend forecast").name == "weather"
+    with pytest.raises(EncoderMismatchError):
+        SemanticRouter(store=db, on_encoder_mismatch="error")
+
+
+def test_plots_without_matplotlib_fail_before_fitting(tmp_path, capsys, monkeypatch) -> None:
+    from synaptoroute_agents.cli import eval as cli_eval
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "hello there", "label": "greet"}\n')
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    monkeypatch.setattr(cli_eval, "run_eval", lambda *a, **k: pytest.fail("fitting started"))
+    monkeypatch.setattr(cli_eval, "read_labelled", lambda *a, **k: pytest.fail("data read first"))
+    argv = ["eval", "--train", str(data), "--test", str(data), "--plots", str(tmp_path / "plots")]
+    code, out, err = run(capsys, *argv)
+    assert code == 3 and out == "" and "matplotlib" in err and "synaptoroute-agents[plots]" in err
+    code, _, err = run(capsys, *argv, "--json")
+    assert code == 3 and json.loads(err)["error"] == "missing_dependency"
+
+
+def test_eval_reports_its_stages_on_stderr_but_not_with_json(tmp_path, capsys, monkeypatch) -> None:
+    from synaptoroute_agents.cli import eval as cli_eval
+
+    class Report:
+        def summary(self) -> str:
+            return "accuracy 1.0"
+
+    def fake_run_eval(*_a, on_stage=None, **_k):  # type: ignore[no-untyped-def]
+        if on_stage is not None:
+            on_stage("fitting on 1 examples")
+        return {"fit_seconds": 0.0, "embed_seconds": 0.0, "n_train": 1, "n_routes": 1, "report": Report()}
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "hello there", "label": "greet"}\n')
+    monkeypatch.setattr(cli_eval, "run_eval", fake_run_eval)
+    code, out, err = run(capsys, "eval", "--train", str(data), "--test", str(data))
+    assert code == 0 and "fitting on 1 examples" in err and "accuracy 1.0" in out
+    code, out, err = run(capsys, "eval", "--train", str(data), "--test", str(data), "--json")
+    assert code == 0 and err == "" and json.loads(out)["n_routes"] == 1
+
+
+def test_serve_rejects_an_unknown_encoder_before_starting(tmp_path, capsys) -> None:
+    # A typo in --encoder is a usage error at once, not a server that answers 503 forever.
+    code, out, err = run(capsys, "serve", "--db", str(tmp_path / "s.db"), "--encoder", "bundeld", "--json")
+    assert code == 2 and out == ""
+    assert json.loads(err)["error"] == "invalid_input" and "bundled-int8" in json.loads(err)["detail"]

@@ -27,7 +27,7 @@ from synaptoroute_agents.scoring import (
 try:
     from synaptoroute_agents.testing import HashEncoder
 except ImportError:  # before the test doubles moved out of the benchmarks
-    from synaptoroute_agents.bench.fake import HashEncoder
+    from synaptoroute_agents.testing import HashEncoder
 
 
 # ---------------------------------------------------------------- the whole new scoring method

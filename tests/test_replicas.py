@@ -1,7 +1,7 @@
 """Replicas on one PostgreSQL store and one Redis: in-process sync, real server processes, failures.
 
 Deadlines here are generous (the machine is shared); the measured propagation latency is a benchmark
-figure (python -m synaptoroute_agents.bench.service), not an assertion.
+figure (uv run --group bench python -m benchmarks.service), not an assertion.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pytest
 pytest.importorskip("redis")
 pytest.importorskip("fastapi")
 
+from benchmarks.service import ReplicaProcess, run_overload  # noqa: E402
 from synaptoroute_agents import RouteStore, SemanticRouter  # noqa: E402
-from synaptoroute_agents.bench.service import ReplicaProcess, run_overload  # noqa: E402
 from synaptoroute_agents.sync import ReplicaSync  # noqa: E402
 
 from . import services  # noqa: E402

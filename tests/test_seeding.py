@@ -283,7 +283,7 @@ async def test_tool_selector_async(encoder) -> None:
 
 
 def test_tool_selection_benchmark_data() -> None:
-    from synaptoroute_agents.bench.tool_selection import load, resolve
+    from benchmarks.tool_selection import load, resolve
 
     tools, pairs = load()
     assert len(tools) >= 100 and len(pairs) >= 300
@@ -294,7 +294,7 @@ def test_tool_selection_benchmark_data() -> None:
 
 
 def test_tool_selection_benchmark_runs(tmp_path, encoder) -> None:
-    from synaptoroute_agents.bench import tool_selection
+    from benchmarks import tool_selection
 
     out = tool_selection.run(["name"], encoder=encoder, limit=30)
     res = out["variants"]["name"]

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from synaptoroute_agents import EncoderMismatchError, Route, RouteStore, SemanticRouter
-from synaptoroute_agents.bench.fake import HashEncoder
 from synaptoroute_agents.router import boot as router_module
+from synaptoroute_agents.testing import HashEncoder
 
 from .conftest import CountingEncoder
 
@@ -250,7 +250,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from synaptoroute_agents import Route, SemanticRouter
-    from synaptoroute_agents.bench.fake import HashEncoder
+    from synaptoroute_agents.testing import HashEncoder
 
     r = SemanticRouter(encoder=HashEncoder(), store=sys.argv[1], snapshot="off")
     print("READY", flush=True)

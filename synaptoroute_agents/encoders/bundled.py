@@ -77,7 +77,7 @@ class BundledEncoder(SliceRunner):
     #: Small calls keep a layer's activations in the cores' caches. On 2 cores, batches of 64 and
     #: 256 intent queries (train splits of CLINC150 and Banking77) embedded 1.2-2.1 times as fast
     #: as in calls of 32 texts sorted by characters; 128 was at or within 5% of the best of 64,
-    #: 128, 256 and 512 (``python -m synaptoroute_agents.bench.encoder --data ../shared/data``).
+    #: 128, 256 and 512 (``uv run --group bench python -m benchmarks.encoder --data ../shared/data``).
     token_budget = 128
 
     def __init__(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from ..errors import InvalidInputError, InvalidTypeError
 from .base import Encoder
 
-__all__ = ["EncoderFactory", "encoder_names", "register_encoder", "resolve_encoder"]
+__all__ = ["EncoderFactory", "check_encoder_name", "encoder_names", "register_encoder", "resolve_encoder"]
 
 #: Builds an encoder from the part of its name after the first ``:`` (None when absent).
 EncoderFactory = Callable[[str | None], Encoder]
@@ -50,6 +50,21 @@ def encoder_names() -> list[str]:
         return sorted(_FACTORIES)
 
 
+def check_encoder_name(spec: str) -> str:
+    """``spec`` when its kind is registered, without building the encoder (which may load a model).
+
+    Raises :class:`InvalidInputError` for an unknown kind (the message lists the known ones).
+    """
+    if not isinstance(spec, str):
+        raise InvalidTypeError(f"an encoder name is a string, got {type(spec).__name__}")
+    kind = spec.strip().partition(":")[0]
+    with _LOCK:
+        known = kind in _FACTORIES
+    if not known:
+        raise InvalidInputError(f"unknown encoder {spec!r}; known: {', '.join(encoder_names())}")
+    return spec
+
+
 def resolve_encoder(spec: str | Encoder | None) -> Encoder:
     """An encoder from a name, an encoder, or None (the bundled model).
 
@@ -59,12 +74,9 @@ def resolve_encoder(spec: str | Encoder | None) -> Encoder:
     if spec is None:
         spec = "bundled"
     if isinstance(spec, str):
-        kind, sep, arg = spec.strip().partition(":")
+        kind, sep, arg = check_encoder_name(spec).strip().partition(":")
         with _LOCK:
-            factory = _FACTORIES.get(kind)
-        if factory is None:
-            known = ", ".join(encoder_names())
-            raise InvalidInputError(f"unknown encoder {spec!r}; known: {known}")
+            factory = _FACTORIES[kind]
         return factory(arg if sep else None)
     if isinstance(spec, Encoder):
         return spec

@@ -1,11 +1,11 @@
 """Scale benchmark: latency, throughput, cold boot, add-route latency and memory at 1k-50k routes.
 
-    python -m synaptoroute_agents.bench.scale                 # 1k, 10k and 50k routes x 5 utterances
-    python -m synaptoroute_agents.bench.scale --quick         # 1k only, fewer queries
-    python -m synaptoroute_agents.bench.scale --million       # engine only: 1,000,000 vectors, hnsw vs exact
-    python -m synaptoroute_agents.bench.scale --peers         # also synaptoroute 0.4.1 and semantic-router
+    uv run --group bench python -m benchmarks.scale                 # 1k, 10k and 50k routes x 5 utterances
+    uv run --group bench python -m benchmarks.scale --quick         # 1k only, fewer queries
+    uv run --group bench python -m benchmarks.scale --million       # engine only: 1,000,000 vectors, hnsw vs exact
+    uv run --group bench python -m benchmarks.scale --peers         # also synaptoroute 0.4.1 and semantic-router
 
-Workloads come from :mod:`synaptoroute_agents.bench.workload` (seeded). Utterance embeddings and
+Workloads come from :mod:`benchmarks.workload` (seeded). Utterance embeddings and
 built stores are cached under ``.bench-cache/`` so reruns skip the model's slow pass over
 hundreds of thousands of utterances. Every figure goes into a JSON manifest and a named section
 of docs/BENCHMARKS.md; each table names the command that produced it.
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .report import DEFAULT_DOC
 
 CACHE = Path(".bench-cache")
 TIERS = {"1k": 1000, "10k": 10_000, "50k": 50_000}
@@ -131,7 +133,7 @@ def utterance_vectors(
         known.update(zip(missing, noisy.astype(np.float32), strict=True))
         source = f"derived ({len(missing)} of {len(texts)} perturbed from real embeddings)"
     elif missing:
-        from ..encoders.base import embed_in_batches
+        from synaptoroute_agents.encoders.base import embed_in_batches
 
         print(f"  embedding {len(missing)} utterances with the bundled model (cached afterwards) ...")
         vecs = embed_in_batches(encoder, missing, batch_size=256, progress=True, progress_min=0)
@@ -143,8 +145,8 @@ def utterance_vectors(
 
 def build_store(path: Path, routes: dict[str, list[str]], vectors: np.ndarray, model_id: str) -> float:
     """Write the routes into a fresh SQLite store in bulk; returns seconds."""
-    from ..routes import Route
-    from ..store import RouteStore
+    from synaptoroute_agents.routes import Route
+    from synaptoroute_agents.store import RouteStore
 
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
@@ -169,8 +171,8 @@ def build_store(path: Path, routes: dict[str, list[str]], vectors: np.ndarray, m
 def _probe_boot(db: str, index: str, with_encoder: bool, hnsw_m: int = 32) -> dict[str, Any]:
     """Run in a fresh process: cold boot from the store (optionally with the model load)."""
     t0 = time.perf_counter()
-    from ..encoders.bundled import BundledEncoder
-    from ..router import SemanticRouter
+    from synaptoroute_agents.encoders.bundled import BundledEncoder
+    from synaptoroute_agents.router import SemanticRouter
 
     t_import = time.perf_counter() - t0
     enc_s = 0.0
@@ -181,8 +183,8 @@ def _probe_boot(db: str, index: str, with_encoder: bool, hnsw_m: int = 32) -> di
         enc.embed(["warm"])  # the model really loads lazily
         enc_s = time.perf_counter() - t1
     else:
-        from ..encoders.bundled import MODEL_ID
-        from .fake import HashEncoder
+        from synaptoroute_agents.encoders.bundled import MODEL_ID
+        from synaptoroute_agents.testing import HashEncoder
 
         enc = HashEncoder(model_id=MODEL_ID)  # same id: the stored vectors are used as they are
     rss0 = rss_mb()
@@ -210,8 +212,8 @@ def _probe_latency(db: str, n: int) -> dict[str, Any]:
     if os.environ.get("SR_BENCH_OMP") == "unset":
         os.environ.pop("OMP_WAIT_POLICY", None)
         import faiss  # noqa: F401  - load libgomp before the package can set PASSIVE
-    from ..encoders.bundled import BundledEncoder
-    from ..router import SemanticRouter
+    from synaptoroute_agents.encoders.bundled import BundledEncoder
+    from synaptoroute_agents.router import SemanticRouter
 
     w = json.loads(Path(os.environ["SR_BENCH_WORKLOAD"]).read_text())
     enc = BundledEncoder()
@@ -226,8 +228,12 @@ def _probe_latency(db: str, n: int) -> dict[str, Any]:
 
 
 def run_probe(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "synaptoroute_agents.bench.scale", *args]
+    from .report import REPO_ROOT
+
+    cmd = [sys.executable, "-m", "benchmarks.scale", *args]
     e = dict(os.environ)
+    # the probe imports this package by name whatever the current directory is
+    e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), e.get("PYTHONPATH")]))
     if env:
         e.update(env)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=3600)
@@ -307,7 +313,7 @@ def measure_router(
     # rows the INT8 screen sent to the float32 re-rank, per query (k = the router's neighbors)
     res["screen_candidates_per_query"] = (router.index.screen_info()["candidates"] - c0) / len(Q) / rounds
     # async THROUGHPUT micro-batcher: every query awaited concurrently
-    from ..batching import THROUGHPUT, MicroBatcher
+    from synaptoroute_agents.batching import THROUGHPUT, MicroBatcher
 
     batcher = MicroBatcher(router._route_clean, THROUGHPUT)
 
@@ -336,8 +342,8 @@ def fastembed_twin(threads: int = 2) -> Any:
     """The bundled model through fastembed, set up as the peers' adapter sets it up (``threads``
     onnxruntime threads, one ``embed`` call per batch with fastembed's batch size 256), under the
     bundled encoder's model id, so a router opens the same stored vectors with it."""
-    from ..encoders.bundled import MODEL_ID, bundled_model_path, tokenizer_dir
-    from ..encoders.fastembed import FastEmbedEncoder, register_custom_model
+    from synaptoroute_agents.encoders.bundled import MODEL_ID, bundled_model_path, tokenizer_dir
+    from synaptoroute_agents.encoders.fastembed import FastEmbedEncoder, register_custom_model
 
     name = "synaptoroute-agents/bench-bundled-through-fastembed"
     register_custom_model(name, model_file=str(bundled_model_path()), dim=384)
@@ -361,7 +367,7 @@ def measure_fastembed_twin(w: dict[str, Any], db: Path, n_single: int) -> dict[s
 
     Beside the peers it separates the two parts of a ratio: the encoder pipeline and the rest.
     """
-    from ..router import SemanticRouter
+    from synaptoroute_agents.router import SemanticRouter
 
     enc = fastembed_twin()
     queries: list[str] = w["queries"]
@@ -411,7 +417,7 @@ def measure_encoder(encoder: Any, queries: list[str], n_single: int) -> dict[str
 
 
 def measure_add(router: Any, encoder: Any, n: int, tag: str) -> dict[str, Any]:
-    from ..routes import Route
+    from synaptoroute_agents.routes import Route
 
     e2e, enc_ms = [], []
     for i in range(n):
@@ -455,7 +461,7 @@ def run_peer(py: Path, peer: str, wl_path: Path, emb: Path, out: Path, n_single:
 def million(n: int, n_queries: int, ef_search: int, m: int) -> dict[str, Any]:
     import faiss
 
-    from ..index import VectorIndex
+    from synaptoroute_agents.index import VectorIndex
 
     rng = np.random.default_rng(11)
     dim = 384
@@ -514,7 +520,7 @@ def _cycling(idx: Any, Q: np.ndarray) -> Any:
 
 def _million_flat(ids: np.ndarray, X: np.ndarray, Q: np.ndarray, exact: np.ndarray) -> dict[str, Any]:
     """Build time, batched and single-query search, and top-1 agreement of a flat VectorIndex."""
-    from ..index import VectorIndex
+    from synaptoroute_agents.index import VectorIndex
 
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -537,8 +543,8 @@ def _million_flat(ids: np.ndarray, X: np.ndarray, Q: np.ndarray, exact: np.ndarr
 # --------------------------------------------------------------------------- main
 def _drop_saved_index(db: Path, kind: str, opts: dict[str, Any]) -> None:
     """Forget a copy of the ``kind`` index that an earlier run kept in the store."""
-    from ..index import VectorIndex
-    from ..store import RouteStore, t_fitted
+    from synaptoroute_agents.index import VectorIndex
+    from synaptoroute_agents.store import RouteStore, t_fitted
 
     key = VectorIndex(384, kind=kind, **opts).cache_key()  # type: ignore[arg-type]
     store = RouteStore(str(db))
@@ -680,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--million", action="store_true", help="only the 1,000,000-vector engine benchmark")
     p.add_argument("--million-n", type=int, default=1_000_000)
     p.add_argument("--manifest", type=Path, default=Path("bench-results/scale.json"))
-    p.add_argument("--doc", default="docs/BENCHMARKS.md")
+    p.add_argument("--doc", default=str(DEFAULT_DOC))
     p.add_argument(
         "--hnsw-boot-only",
         metavar="TIER",
@@ -719,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     from .report import machine_info, update_section, write_manifest
 
     argv_s = " ".join(argv if argv is not None else sys.argv[1:])
-    cmd = f"python -m synaptoroute_agents.bench.scale {argv_s}".strip()
+    cmd = f"uv run --group bench python -m benchmarks.scale {argv_s}".strip()
     load = os.getloadavg()
     note = f"{os.cpu_count()} cores, load average {load[0]:.1f} at start"
 
@@ -753,8 +759,8 @@ def main(argv: list[str] | None = None) -> int:
             update_section("million", md, args.doc)
         return 0
 
-    from ..encoders.bundled import BundledEncoder
-    from ..router import SemanticRouter
+    from synaptoroute_agents.encoders.bundled import BundledEncoder
+    from synaptoroute_agents.router import SemanticRouter
 
     tiers = ["1k"] if args.quick else [t.strip() for t in args.tiers.split(",") if t.strip()]
     n_queries = 300 if args.quick else args.queries
@@ -873,9 +879,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _hnsw_boot_only(args: argparse.Namespace) -> int:
-    from ..encoders.bundled import MODEL_ID
-    from ..router import SemanticRouter
-    from .fake import HashEncoder
+    from synaptoroute_agents.encoders.bundled import MODEL_ID
+    from synaptoroute_agents.router import SemanticRouter
+    from synaptoroute_agents.testing import HashEncoder
+
     from .report import update_section, write_manifest
 
     n = TIERS[args.hnsw_boot_only]
@@ -908,7 +915,7 @@ def _hnsw_boot_only(args: argparse.Namespace) -> int:
         "flat_boot": flat,
     }
     print(json.dumps(fig, indent=1))
-    cmd = "python -m synaptoroute_agents.bench.scale " + " ".join(sys.argv[1:])
+    cmd = "uv run --group bench python -m benchmarks.scale " + " ".join(sys.argv[1:])
     write_manifest(args.manifest.with_name("hnsw-boot.json"), "hnsw-boot", fig, command=cmd)
     if args.doc:
         md = (
@@ -929,7 +936,7 @@ def _hnsw_boot_only(args: argparse.Namespace) -> int:
 
 def _dataset() -> str:
     return (
-        f"synaptoroute_agents.bench.workload seed {SEED}: routes (action, object, qualifier) with {PER_ROUTE} "
+        f"benchmarks.workload seed {SEED}: routes (action, object, qualifier) with {PER_ROUTE} "
         "utterances from distinct templates; 1,000 held-out paraphrase queries, 5% out of domain"
     )
 
@@ -1018,7 +1025,7 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
         "encoder's own batched throughput. The encoder pipelines differ: the peer's adapter runs the "
         "model through fastembed; this package runs it in its own onnxruntime session, a batch sorted "
         "by token count and cut into calls of at most 128 tokens (1.2-2.1x the throughput of calls "
-        "of 32 texts; `python -m synaptoroute_agents.bench.encoder`). Part of the ratio is that "
+        "of 32 texts; `uv run --group bench python -m benchmarks.encoder`). Part of the ratio is that "
         "pipeline, which the peer would get too if it were plugged into it. The row 'encoder through "
         "fastembed' measures that part: this router on the same store and queries with the encoder set "
         "up as in the peers' adapter (the whole batch in one fastembed call, fastembed's onnxruntime "

@@ -1,8 +1,17 @@
-"""A deterministic, nearly free encoder for stress runs and engine-only benchmarks.
+"""Test doubles users may use in their own tests.
 
-It is not a language model: a text's vector is a seeded random unit vector derived from its
-words (a bag of hashed words), so texts sharing words are close. It lets a stress run drive the
-router, index and store as fast as they go, without the model's forward pass dominating.
+:class:`HashEncoder` is a deterministic, nearly free encoder. It is not a language model: a text's
+vector is the normalised sum of seeded random vectors of its words (a bag of hashed words), so texts
+sharing words are close. Tests of code built on :class:`~synaptoroute_agents.SemanticRouter` can run
+with it in microseconds and without the bundled model; stress runs use it so that the model's forward
+pass does not dominate what they measure::
+
+    from synaptoroute_agents import Route, SemanticRouter
+    from synaptoroute_agents.testing import HashEncoder
+
+    with SemanticRouter(encoder=HashEncoder()) as router:
+        router.add(Route("billing", ["refund my payment"]))
+        assert router.route("refund my payment please").name == "billing"
 """
 
 from __future__ import annotations
@@ -29,14 +38,17 @@ class HashEncoder:
         self._model_id = model_id
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        #: how many times :meth:`embed` was called (tests assert on it)
         self.calls = 0
 
     @property
     def model_id(self) -> str:
+        """The id stored next to embeddings made by this encoder."""
         return self._model_id
 
     @property
     def dim(self) -> int:
+        """The vector dimension."""
         return self._dim
 
     def _word(self, word: str) -> np.ndarray:
@@ -50,6 +62,14 @@ class HashEncoder:
         return v
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` as L2-normalised float32 rows (an empty text is the zero vector).
+
+        Args:
+            texts: the texts to embed.
+
+        Returns:
+            An array of shape ``(len(texts), dim)``.
+        """
         self.calls += 1
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for j, text in enumerate(texts):

@@ -6,8 +6,8 @@ owns its route names and keeps a ledger of what it was acknowledged. At the end 
 hold exactly the acknowledged state (checked through a freshly opened router and the live one),
 the live index must agree with the store, and memory must be flat.
 
-    python -m synaptoroute_agents.bench.chaos --seconds 60 --db chaos.db
-    python -m synaptoroute_agents.bench.chaos --seconds 60 --db postgresql://user@host/db
+    uv run --group bench python -m benchmarks.chaos --seconds 60 --db chaos.db
+    uv run --group bench python -m benchmarks.chaos --seconds 60 --db postgresql://user@host/db
 """
 
 from __future__ import annotations
@@ -24,15 +24,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..encoders.base import Encoder
-from ..errors import (
+from synaptoroute_agents.encoders.base import Encoder
+from synaptoroute_agents.errors import (
     DuplicateRouteError,
     InvalidInputError,
     RouteNotFoundError,
     RouterOverloadedError,
 )
-from ..router import SemanticRouter
-from ..routes import Route, RouteMatch
+from synaptoroute_agents.router import SemanticRouter
+from synaptoroute_agents.routes import Route, RouteMatch
+
+from .report import DEFAULT_DOC
 
 __all__ = ["ChaosResult", "run_chaos", "rss_bytes", "main"]
 
@@ -411,14 +413,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reader-pause", type=float, default=0.001, help="seconds between a reader's queries")
     p.add_argument("--manifest", default="bench-results/chaos.json")
-    p.add_argument("--doc", default="docs/BENCHMARKS.md", help="'' to leave the docs alone")
+    p.add_argument("--doc", default=str(DEFAULT_DOC), help="'' to leave the docs alone")
     args = p.parse_args(argv)
-    from .fake import HashEncoder
+    from synaptoroute_agents.testing import HashEncoder
+
     from .report import update_section, write_manifest
 
     enc: Encoder
     if args.encoder == "bundled":
-        from ..encoders.bundled import BundledEncoder
+        from synaptoroute_agents.encoders.bundled import BundledEncoder
 
         enc = BundledEncoder()
     else:
@@ -443,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     print({k: v for k, v in d.items() if k not in ("unexpected", "problems")})
     backend = "PostgreSQL" if "://" in args.db and args.db.startswith("postgres") else "SQLite file"
     command = (
-        f"python -m synaptoroute_agents.bench.chaos --seconds {args.seconds:g} --db <{backend}> "
+        f"uv run --group bench python -m benchmarks.chaos --seconds {args.seconds:g} --db <{backend}> "
         f"--encoder {args.encoder} --writers {args.writers} --readers {args.readers}"
     )
     write_manifest(

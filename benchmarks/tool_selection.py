@@ -6,7 +6,7 @@ carry (dotted name, real ``__doc__``, parameters). The requests in
 the docstrings. For each request the router ranks every tool; we report top-1 and top-5 accuracy
 and the mean reciprocal rank for several seeding variants, so changes to the method are measured.
 
-Run: ``python -m synaptoroute_agents.bench.tool_selection``
+Run: ``uv run --group bench python -m benchmarks.tool_selection``
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..router import SemanticRouter
-from ..routes import Route
-from ..seeding import parse_docstring, seed_route, split_identifier
-from .report import machine_info, update_section, write_manifest
+from synaptoroute_agents.router import SemanticRouter
+from synaptoroute_agents.routes import Route
+from synaptoroute_agents.seeding import parse_docstring, seed_route, split_identifier
+
+from .report import DEFAULT_DOC, MANIFESTS, machine_info, update_section, write_manifest
 
 DATA = Path(__file__).parent / "data" / "tool_selection.jsonl"
 
@@ -128,7 +129,7 @@ def run(variants: list[str], encoder: Any = None, limit: int | None = None) -> d
     pairs = pairs[:limit] if limit is not None else pairs
     objs = {name: resolve(name) for name in tool_names}
     if encoder is None:
-        from ..encoders.bundled import BundledEncoder
+        from synaptoroute_agents.encoders.bundled import BundledEncoder
 
         encoder = BundledEncoder()
     results: dict[str, Any] = {}
@@ -167,7 +168,7 @@ def markdown(out: dict[str, Any]) -> str:
         "",
         f"{out['tools']} Python standard-library functions and classes, seeded only from their dotted name, "
         f"real `__doc__` and parameters (no LLM); {out['requests']} requests written as a user would phrase "
-        "them, independently of the docstrings (`synaptoroute_agents/bench/data/tool_selection.jsonl`). "
+        "them, independently of the docstrings (`benchmarks/data/tool_selection.jsonl`). "
         "Bundled model, exact index, every tool ranked. Route latency is one query at a time on "
         f"{out['machine']}.",
         "",
@@ -179,7 +180,7 @@ def markdown(out: dict[str, Any]) -> str:
             f"| {VARIANTS[variant][0]} | {res['utterances']} | {res['top1']:.1%} | {res['top5']:.1%} | "
             f"{res['mrr@5']:.3f} | {res['route_ms_median']:.1f} ms |"
         )
-    lines += ["", "Command: `python -m synaptoroute_agents.bench.tool_selection`"]
+    lines += ["", "Command: `uv run --group bench python -m benchmarks.tool_selection`"]
     return "\n".join(lines)
 
 
@@ -188,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS)
     )
-    parser.add_argument("--manifest", default="docs/benchmarks/tool_selection.json")
-    parser.add_argument("--doc", default="docs/BENCHMARKS.md")
+    parser.add_argument("--manifest", default=str(MANIFESTS / "tool_selection.json"))
+    parser.add_argument("--doc", default=str(DEFAULT_DOC))
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/BENCHMARKS.md")
     parser.add_argument(
         "--show-misses", type=int, default=0, help="print this many misses of the last variant"

@@ -11,7 +11,7 @@ nearest-utterance accuracy on Banking77 (``DIR/banking77/{train,test}.jsonl``) w
 The texts default to the user-phrased requests of ``bench/data/tool_selection.jsonl``; pass
 ``--texts FILE`` (one text a line) to measure others.
 
-Run: ``python -m synaptoroute_agents.bench.quantized [--rounds 5] [--threads 2] [--data ../shared/data]``
+Run: ``uv run --group bench python -m benchmarks.quantized [--rounds 5] [--threads 2] [--data ../shared/data]``
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from ..encoders.bundled import BundledEncoder
-from ..encoders.quantized import cpu_has_vnni, quantized_model
-from .report import machine_info, update_section, write_manifest
+from synaptoroute_agents.encoders.bundled import BundledEncoder
+from synaptoroute_agents.encoders.quantized import cpu_has_vnni, quantized_model
+
+from .report import DEFAULT_DOC, MANIFESTS, machine_info, update_section, write_manifest
 
 DATA = Path(__file__).parent / "data" / "tool_selection.jsonl"
 #: batch size -> number of texts embedded per round
@@ -60,8 +61,8 @@ def accuracy(encoders: dict[str, BundledEncoder], data: Path | None) -> dict[str
         res = tool_selection.run(["seeded"], encoder=enc)["variants"]["seeded"]
         out.setdefault("tool_selection_top1", {})[name] = round(100 * res["top1"], 2)
     if data is not None:
-        from ..evaluation import read_labelled
-        from .accuracy import run_eval
+        from synaptoroute_agents.cli.eval import run_eval
+        from synaptoroute_agents.evaluation import read_labelled
 
         def clean(split: str) -> tuple[list[str], list[str]]:
             texts, labels = read_labelled(data / "banking77" / f"{split}.jsonl")
@@ -151,7 +152,7 @@ def markdown(out: dict[str, Any]) -> str:
     m = out["machine"]
     return f"""## INT8 fast path (`BundledEncoder(quantized=True)`)
 
-Command: `python -m synaptoroute_agents.bench.quantized --rounds {out["rounds"]} --threads {out["threads"]}{out["data_arg"]}`
+Command: `uv run --group bench python -m benchmarks.quantized --rounds {out["rounds"]} --threads {out["threads"]}{out["data_arg"]}`
 ({m["cpu"]}, {m["cores"]} cores, VNNI: {out["cpu_has_vnni"]}; onnxruntime {m["packages"]["onnxruntime"]};
 {out["rounds"]} rounds, order alternating; ratio = median of per-round ratios).
 
@@ -180,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", type=Path, help="folder with banking77/ (adds its accuracy)")
-    parser.add_argument("--manifest", default="docs/benchmarks/quantized.json")
-    parser.add_argument("--doc", default="docs/BENCHMARKS.md")
+    parser.add_argument("--manifest", default=str(MANIFESTS / "quantized.json"))
+    parser.add_argument("--doc", default=str(DEFAULT_DOC))
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/BENCHMARKS.md")
     args = parser.parse_args(argv)
     if args.texts:

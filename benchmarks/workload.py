@@ -384,7 +384,7 @@ def build_workload(
     rng.shuffle(order)
     return {
         "meta": {
-            "generator": "synaptoroute_agents.bench.workload",
+            "generator": "benchmarks.workload",
             "seed": seed,
             "n_routes": n_routes,
             "utterances_per_route": per_route,

@@ -1,7 +1,7 @@
 """Service benchmark: HTTP routing throughput and latency with one and three replicas, the time a
 mutation takes to reach the other replicas, and an overload run.
 
-    python -m synaptoroute_agents.bench.service [--db POSTGRES_URL --redis REDIS_URL] [--requests N]
+    uv run --group bench python -m benchmarks.service [--db POSTGRES_URL --redis REDIS_URL] [--requests N]
 
 Every server is a real ``synaptoroute serve`` process on 127.0.0.1. Without ``--db``/``--redis`` the
 script starts a throwaway PostgreSQL and Redis when run from a source checkout (``tests/services.py``),
@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from .report import update_section, write_manifest
+from .report import DEFAULT_DOC, update_section, write_manifest
 
 __all__ = ["ReplicaProcess", "free_port", "run_load", "run_overload", "measure_propagation", "main"]
 
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overload-requests", type=int, default=20_000)
     parser.add_argument("--overload-connections", type=int, default=4000)
     parser.add_argument("--max-inflight", type=int, default=64)
-    parser.add_argument("--doc", default="docs/BENCHMARKS.md")
+    parser.add_argument("--doc", default=str(DEFAULT_DOC))
     parser.add_argument("--manifest", default="bench-results/service.json")
     args = parser.parse_args(argv)
 
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _markdown(f: dict[str, Any], argv: list[str] | None) -> str:
-    cmd = "python -m synaptoroute_agents.bench.service" + (" " + " ".join(argv) if argv else "")
+    cmd = "uv run --group bench python -m benchmarks.service" + (" " + " ".join(argv) if argv else "")
     lines = [
         "## Service (HTTP on loopback)",
         "",

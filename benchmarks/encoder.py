@@ -13,7 +13,7 @@ The texts are the train splits of CLINC150 and Banking77 under ``--data`` (``DIR
 train.jsonl``, ``DIR/banking77/train.jsonl``), or the user-phrased requests of
 ``bench/data/tool_selection.jsonl`` without ``--data``.
 
-Run: ``python -m synaptoroute_agents.bench.encoder [--data ../shared/data] [--rounds 5]``
+Run: ``uv run --group bench python -m benchmarks.encoder [--data ../shared/data] [--rounds 5]``
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ..encoders.bundled import BundledEncoder
+from synaptoroute_agents.encoders.bundled import BundledEncoder
+
 from .quantized import default_texts
 from .report import write_manifest
 
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         budgets.append(BundledEncoder.token_budget)
     fig = run(args.data, budgets, args.rounds, args.threads)
     write_manifest(
-        args.out / "encoder.json", "encoder", fig, command="python -m synaptoroute_agents.bench.encoder"
+        args.out / "encoder.json", "encoder", fig, command="uv run --group bench python -m benchmarks.encoder"
     )
     for set_name, res in fig["sets"].items():
         print(f"{set_name}: texts/s (ratio to the default budget {fig['default_budget']})")

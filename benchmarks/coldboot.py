@@ -1,6 +1,6 @@
 """Cold boot from a SQLite store: routes x 5 utterances, no re-embedding, encoder load excluded.
 
-    python -m synaptoroute_agents.bench.coldboot [--routes 50000] [--db .bench-cache/coldboot.db]
+    uv run --group bench python -m benchmarks.coldboot [--routes 50000] [--db .bench-cache/coldboot.db]
 
 Vectors come from the cheap hash encoder (the boot path does not depend on what made them). The
 store is built once and reused. Each run writes a fresh boot snapshot (timed), then times boots
@@ -18,11 +18,12 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from ..router import SemanticRouter
-from ..routes import Route
-from ..store import RouteStore, store_url
-from .fake import HashEncoder
-from .report import update_section, write_manifest
+from synaptoroute_agents.router import SemanticRouter
+from synaptoroute_agents.routes import Route
+from synaptoroute_agents.store import RouteStore, store_url
+from synaptoroute_agents.testing import HashEncoder
+
+from .report import DEFAULT_DOC, MANIFESTS, update_section, write_manifest
 
 
 def _boots(db: str, enc: HashEncoder, n: int, mode: str) -> tuple[list[float], int, list[dict]]:
@@ -45,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--changes", type=int, default=1000, help="changes after the snapshot for the catch-up boot"
     )
-    ap.add_argument("--out", default="docs/benchmarks/coldboot.json")
-    ap.add_argument("--doc", default="docs/BENCHMARKS.md")
+    ap.add_argument("--out", default=str(MANIFESTS / "coldboot.json"))
+    ap.add_argument("--doc", default=str(DEFAULT_DOC))
     args = ap.parse_args(argv)
     enc = HashEncoder()
     db = args.db or f".bench-cache/coldboot-{args.routes}.db"
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store.close()
 
     # 4. the encoder's own load, apart
-    from ..encoders.bundled import BundledEncoder
+    from synaptoroute_agents.encoders.bundled import BundledEncoder
 
     t0 = time.perf_counter()
     BundledEncoder()
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "coldboot",
         f"""## Cold boot from the store (encoder load excluded)
 
-Command: `python -m synaptoroute_agents.bench.coldboot --routes {args.routes}{" --db <url>" if url else ""}`
+Command: `uv run --group bench python -m benchmarks.coldboot --routes {args.routes}{" --db <url>" if url else ""}`
 ({sa.make_url(store_url(db)).get_backend_name() if url else "SQLite file"}, exact index, 2 cores; 1-min load
 average {load_before:.1f} before the run, {load_after:.1f} after).
 

@@ -1,6 +1,6 @@
 """Accuracy on public intent data: fit on train (+val), evaluate on test, like `synaptoroute eval`.
 
-    python -m synaptoroute_agents.bench.accuracy --data ../shared/data [--quick]
+    uv run --group bench python -m benchmarks.accuracy --data ../shared/data [--quick]
 
 Reruns every accuracy figure (CLINC150 with out-of-scope queries, Banking77, the 10-shot setting
 over three seeds, and the unfitted nearest-utterance baseline), writes a JSON manifest and rewrites
@@ -12,20 +12,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..encoders.base import Encoder, head_features_of
-from ..evaluation import read_labelled, sample_shots
-from ..router import SemanticRouter
-from ..routes import Route
-from .report import update_section, write_manifest
+from synaptoroute_agents.cli.eval import run_eval
+from synaptoroute_agents.encoders.base import Encoder, head_features_of
+from synaptoroute_agents.evaluation import read_labelled
 
-__all__ = ["run_eval", "CachedEncoder"]
+from .report import DEFAULT_DOC, MANIFESTS, update_section, write_manifest
+
+__all__ = ["CachedEncoder", "main"]
 
 
 class CachedEncoder:
@@ -66,116 +65,17 @@ class CachedEncoder:
         return np.stack([cache[t] for t in texts]) if texts else np.empty((0, self.dim), np.float32)
 
 
-def route_names_for(labels: Sequence[str]) -> dict[str, str]:
-    """A valid, unique route name for every label (labels may hold spaces, '?', any text)."""
-    import hashlib
-    import re
-
-    out: dict[str, str] = {}
-    used: set[str] = set()
-    for lab in sorted(set(labels)):
-        name = re.sub(r"[^\w.:\-]+", "_", lab).strip("_.:-")[:100] or "label"
-        if not re.match(r"\w", name):
-            name = "l_" + name
-        if name in used:
-            name = f"{name[:90]}_{hashlib.sha1(lab.encode()).hexdigest()[:8]}"
-        used.add(name)
-        out[lab] = name
-    return out
-
-
-def run_eval(
-    train: tuple[list[str], list[str]],
-    test: tuple[list[str], list[str]],
-    *,
-    val: tuple[list[str], list[str]] | None = None,
-    oos_label: str | None = None,
-    shots: int = 0,
-    seed: int = 0,
-    fit: bool = True,
-    encoder: Encoder | None = None,
-    plots: str | None = None,
-    refusal_budget: float = 0.01,
-) -> dict[str, Any]:
-    """Build a fresh router with one route per training label, fit it, evaluate it on ``test``."""
-    train_texts, train_labels = train
-    names = route_names_for([*train_labels, *test[1], *(val[1] if val else [])])
-    if oos_label is not None:
-        names[oos_label] = oos_label
-
-    def rename(labels: Sequence[str]) -> list[str]:
-        return [names[lab] for lab in labels]
-
-    train_labels = rename(train_labels)
-    test = (test[0], rename(test[1]))
-    if val is not None:
-        val = (val[0], rename(val[1]))
-    if shots:
-        train_texts, train_labels = sample_shots(train_texts, train_labels, shots, seed)
-        if val is not None:
-            val = sample_shots(val[0], val[1], shots, seed + 1)
-    t0 = time.perf_counter()
-    with SemanticRouter(encoder=encoder) as router:
-        if fit:
-            summary = router.fit(
-                train_texts,
-                train_labels,
-                out_of_scope_label=oos_label,
-                validation=val,
-                create_routes=True,
-                seed=seed,
-                refusal_budget=refusal_budget,
-            )
-            fit_seconds, embed_seconds, settings = (
-                summary.fit_seconds,
-                summary.embed_seconds,
-                summary.settings,
-            )
-        else:
-            by_label: dict[str, list[str]] = {}
-            for t, lab in zip(train_texts, train_labels, strict=True):
-                if lab != oos_label:
-                    by_label.setdefault(lab, []).append(t)
-            router.add_many([Route(lab, texts) for lab, texts in sorted(by_label.items())])
-            fit_seconds, embed_seconds, settings = 0.0, time.perf_counter() - t0, {}
-        t1 = time.perf_counter()
-        report = router.evaluate(test[0], test[1], out_of_scope_label=oos_label)
-        eval_seconds = time.perf_counter() - t1
-        n_routes = len(router)
-    if plots:
-        report.save_plots(plots)
-    return {
-        "accuracy": report.accuracy,
-        "in_scope_accuracy": report.in_scope_accuracy,
-        "oos_recall": report.oos_recall,
-        "oos_precision": report.oos_precision,
-        "macro_f1": report.macro_f1,
-        "fit_seconds": fit_seconds,
-        "embed_seconds": embed_seconds,
-        "eval_seconds": eval_seconds,
-        "n_train": len(train_texts),
-        "n_val": 0 if val is None else len(val[0]),
-        "n_test": report.n,
-        "n_routes": n_routes,
-        "shots": shots,
-        "seed": seed,
-        "fitted": fit,
-        "settings": settings,
-        "report": report,
-    }
-
-
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..encoders.bundled import BundledEncoder
+    from synaptoroute_agents.encoders.bundled import BundledEncoder
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data", help="folder with clinc150/ and banking77/")
-    ap.add_argument("--out", default="docs/benchmarks/accuracy.json")
-    ap.add_argument("--doc", default="docs/BENCHMARKS.md")
+    ap.add_argument("--out", default=str(MANIFESTS / "accuracy.json"))
+    ap.add_argument("--doc", default=str(DEFAULT_DOC))
     ap.add_argument("--quick", action="store_true", help="skip the few-shot seeds 1 and 2")
     args = ap.parse_args(argv)
     data = Path(args.data)
@@ -263,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cc, bc = runs["clinc150/cosine"], runs["banking77/cosine"]
     md = f"""## Accuracy
 
-Command: `python -m synaptoroute_agents.bench.accuracy --data ../shared/data` (each row is also
+Command: `uv run --group bench python -m benchmarks.accuracy --data ../shared/data` (each row is also
 `synaptoroute eval --train ... [--val ...] --test ... [--oos-label oos] [--shots 10 --seed S] --json`).
 Bundled encoder (all-MiniLM-L6-v2 INT8), fit on train (+ val for CLINC150) only; test is never used to choose anything.
 Manifest: `{args.out}`.

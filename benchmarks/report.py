@@ -11,9 +11,14 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine_info", "write_manifest", "update_section", "DEFAULT_DOC"]
+__all__ = ["machine_info", "write_manifest", "update_section", "DEFAULT_DOC", "MANIFESTS", "REPO_ROOT"]
 
-DEFAULT_DOC = Path("docs/BENCHMARKS.md")
+#: The repository's root (this package lives at ``<root>/benchmarks``): the docs are written there
+#: whatever the current directory is.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DOC = REPO_ROOT / "docs" / "BENCHMARKS.md"
+#: Where the JSON manifests behind the figures in docs/BENCHMARKS.md are kept.
+MANIFESTS = REPO_ROOT / "docs" / "benchmarks"
 _PACKAGES = ("synaptoroute-agents", "numpy", "faiss-cpu", "fastembed", "onnxruntime", "sqlalchemy")
 
 
@@ -72,6 +77,7 @@ def update_section(name: str, markdown: str, doc: str | os.PathLike[str] = DEFAU
         p.read_text()
         if p.exists()
         else "# Benchmarks\n\nEvery figure here is written by a script; each section names its command.\n"
+        "Run them from the repository root: `uv run --group bench python -m benchmarks.<name>`.\n"
     )
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     block = f"{begin}\n{markdown.strip()}\n{end}"

@@ -4,7 +4,7 @@
 
 Runs INSIDE the peers' venv (never a project dependency)::
 
-    .bench-cache/peers-venv/bin/python synaptoroute_agents/bench/peers.py \\
+    .bench-cache/peers-venv/bin/python benchmarks/peers.py \\
         --peer synaptoroute|semantic-router|exact \\
         --workload W.json --encoder bundled|fake|fakebow --out R.json
 
@@ -48,7 +48,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-log = logging.getLogger("synaptoroute_agents.bench.peers")
+log = logging.getLogger("benchmarks.peers")
 
 DIM = 384
 MODEL_ID = "synaptoroute/all-MiniLM-L6-v2-int8"
@@ -761,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
         "--tokenizer-dir",
-        default=str(Path(__file__).resolve().parents[1] / "assets"),
+        default=str(Path(__file__).resolve().parents[1] / "synaptoroute_agents" / "assets"),
         help="tokenizer files of the bundled model (the package's assets)",
     )
     p.add_argument(
