@@ -1,11 +1,15 @@
 """Just enough of the ONNX protobuf wire format to write small graphs and to expose tensors.
 
 ONNX models are protobuf messages with a stable schema, so a few varint and length-delimited
-helpers replace the ``onnx`` package at run time (it is large and not needed for inference).
+helpers replace the ``onnx`` package at run time (it is large and not needed for inference; the
+measurement behind that choice is ``benchmarks/hand_written.py``). The lower half writes the
+parts of a graph (nodes, attributes, initializers, external data, the model around them) that
+the screen and the float32 scan are made of.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -13,6 +17,12 @@ import numpy as np
 __all__ = [
     "FLOAT",
     "INT8",
+    "ExternalData",
+    "attr_int",
+    "attr_ints",
+    "model",
+    "node",
+    "tensor",
     "INT64",
     "UINT8",
     "Message",
@@ -157,3 +167,87 @@ def with_graph_outputs(model: bytes, outputs: list[tuple[str, int, list[int | st
     if not found:
         raise ValueError("the model has no graph")
     return bytes(out)
+
+
+# --------------------------------------------------------------------------- graph parts
+class ExternalData:
+    """Large initializers written to one file beside the model (ONNX external data).
+
+    The model's protobuf then holds only the graph, and onnxruntime reads the rows from the file
+    while it builds the session. Given the rows inside the protobuf instead, it parses all of them
+    while holding the GIL: at 250k rows that stalled every other thread of the process (queries
+    among them) for about a quarter of a second.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.location = os.path.basename(path)
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by __exit__
+
+    def __enter__(self) -> ExternalData:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def add(self, data: np.ndarray) -> bytes:
+        """Write ``data`` (page-aligned) and return the TensorProto fields that point at it:
+        external_data=13 (StringStringEntryProto key=1, value=2), data_location=14 (EXTERNAL)."""
+        offset = -(-self._file.tell() // 4096) * 4096
+        self._file.seek(offset)
+        self._file.write(np.ascontiguousarray(data).reshape(-1).view(np.uint8).data)
+        entries = (("location", self.location), ("offset", str(offset)), ("length", str(data.nbytes)))
+        return b"".join(ld(13, ld(1, k) + ld(2, v)) for k, v in entries) + vi(14, 1)
+
+
+def tensor(
+    name: str,
+    dtype: int,
+    dims: list[int],
+    raw: bytes | np.ndarray,
+    external: ExternalData | None = None,
+) -> Message:
+    """An initializer (graph field 5): TensorProto dims=1, data_type=2, name=8, raw_data=9.
+
+    ``raw`` is the little-endian data, as bytes or as a contiguous array (copied only once, when
+    the model is assembled); with ``external``, an array is written to that file instead."""
+    head = b"".join(vi(1, d) for d in dims) + vi(2, dtype) + ld(8, name)
+    if external is not None and isinstance(raw, np.ndarray):
+        return Message(5, [head + external.add(raw)])
+    return Message(5, [head, Message(9, [raw])])
+
+
+def attr_int(name: str, value: int) -> bytes:
+    """AttributeProto: name=1, i=3, type=20 (INT=2)."""
+    return ld(1, name) + vi(3, value) + vi(20, 2)
+
+
+def attr_ints(name: str, values: list[int]) -> bytes:
+    """AttributeProto: name=1, ints=8, type=20 (INTS=7)."""
+    return ld(1, name) + b"".join(vi(8, v) for v in values) + vi(20, 7)
+
+
+def node(op: str, inputs: list[str], outputs: list[str], *attrs: bytes, domain: str = "") -> bytes:
+    """NodeProto: input=1, output=2, op_type=4, attribute=5, domain=7."""
+    body = b"".join(ld(1, i) for i in inputs) + b"".join(ld(2, o) for o in outputs) + ld(4, op)
+    body += b"".join(ld(5, a) for a in attrs)
+    if domain:
+        body += ld(7, domain)
+    return body
+
+
+def model(
+    name: str,
+    nodes: list[bytes],
+    inputs: list[bytes],
+    outputs: list[bytes],
+    inits: list[Message] | None = None,
+) -> bytes:
+    """ModelProto (ir_version=1, producer_name=2, graph=7, opset_import=8) around GraphProto
+    (node=1, name=2, initializer=5, input=11, output=12); ``inputs`` and ``outputs`` are
+    ValueInfoProtos. Initializers are copied once, without holding the GIL (see
+    :func:`assemble`): the screen of a new base is built in a background thread while the
+    router keeps answering."""
+    graph: list[Any] = [b"".join(ld(1, n) for n in nodes) + ld(2, name), *(inits or [])]
+    graph.append(b"".join(ld(11, i) for i in inputs) + b"".join(ld(12, o) for o in outputs))
+    opsets = ld(8, ld(1, "") + vi(2, 13)) + ld(8, ld(1, "com.microsoft") + vi(2, 1))
+    return assemble([vi(1, 7) + ld(2, "synaptoroute-agents"), Message(7, graph), opsets])

@@ -22,11 +22,12 @@ float score, and only rows whose upper end reaches it are re-scored in float32. 
 exact float top-k.
 
 Smaller bases (and the index's delta buffer) are scanned exactly in float32 by
-:class:`FloatScan`, also in onnxruntime, whose threads (unlike NumPy's BLAS threads) do not spin
-for the CPU after a call.
+:class:`~synaptoroute_agents.index.exact.FloatScan`.
 
-The ONNX graphs are written here as protobuf bytes (the model format is a stable protobuf schema),
-so the ``onnx`` package is not needed at run time.
+The ONNX graph is written as protobuf bytes (:mod:`.onnxproto`), so the ``onnx`` package is not
+needed at run time. Why a hand-built graph rather than Faiss's ``IndexScalarQuantizer`` (8 bit)
+with ``IndexRefineFlat``: that pair is approximate (its re-rank sees only ``k_factor * k``
+candidates), this screen is exact; ``benchmarks/hand_written.py`` measures both.
 """
 
 from __future__ import annotations
@@ -35,106 +36,35 @@ import logging
 import os
 import struct
 import tempfile
-import threading
 import time
 from typing import Any
 
 import numpy as np
 
-from .onnxproto import FLOAT, INT8, INT64, UINT8, Message, assemble, ld, value_info, vi
+from .exact import float_top_k, session_options
+from .onnxproto import (
+    FLOAT,
+    INT8,
+    INT64,
+    UINT8,
+    ExternalData,
+    attr_int,
+    attr_ints,
+    model,
+    node,
+    tensor,
+    value_info,
+)
 
-__all__ = ["FloatScan", "Int8Screen", "build_screen"]
+__all__ = ["Int8Screen", "build_screen", "screen_model"]
 
 log = logging.getLogger(__name__)
 
 _U = 2.0**-24  # unit round-off of float32
 
 
-class _ExternalData:
-    """Large initializers written to one file beside the model (ONNX external data).
-
-    The model's protobuf then holds only the graph, and onnxruntime reads the rows from the file
-    while it builds the session. Given the rows inside the protobuf instead, it parses all of them
-    while holding the GIL: at 250k rows that stalled every other thread of the process (queries
-    among them) for about a quarter of a second.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.location = os.path.basename(path)
-        self._file = open(path, "wb")  # noqa: SIM115 - closed by __exit__
-
-    def __enter__(self) -> _ExternalData:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
-
-    def add(self, data: np.ndarray) -> bytes:
-        """Write ``data`` (page-aligned) and return the TensorProto fields that point at it:
-        external_data=13 (StringStringEntryProto key=1, value=2), data_location=14 (EXTERNAL)."""
-        offset = -(-self._file.tell() // 4096) * 4096
-        self._file.seek(offset)
-        self._file.write(np.ascontiguousarray(data).reshape(-1).view(np.uint8).data)
-        entries = (("location", self.location), ("offset", str(offset)), ("length", str(data.nbytes)))
-        return b"".join(ld(13, ld(1, k) + ld(2, v)) for k, v in entries) + vi(14, 1)
-
-
-def _tensor(
-    name: str,
-    dtype: int,
-    dims: list[int],
-    raw: bytes | np.ndarray,
-    external: _ExternalData | None = None,
-) -> Message:
-    """An initializer (graph field 5): TensorProto dims=1, data_type=2, name=8, raw_data=9.
-
-    ``raw`` is the little-endian data, as bytes or as a contiguous array (copied only once, when
-    the model is assembled); with ``external``, an array is written to that file instead."""
-    head = b"".join(vi(1, d) for d in dims) + vi(2, dtype) + ld(8, name)
-    if external is not None and isinstance(raw, np.ndarray):
-        return Message(5, [head + external.add(raw)])
-    return Message(5, [head, Message(9, [raw])])
-
-
-def _attr_int(name: str, value: int) -> bytes:
-    """AttributeProto: name=1, i=3, type=20 (INT=2)."""
-    return ld(1, name) + vi(3, value) + vi(20, 2)
-
-
-def _attr_ints(name: str, values: list[int]) -> bytes:
-    """AttributeProto: name=1, ints=8, type=20 (INTS=7)."""
-    return ld(1, name) + b"".join(vi(8, v) for v in values) + vi(20, 7)
-
-
-def _node(op: str, inputs: list[str], outputs: list[str], *attrs: bytes, domain: str = "") -> bytes:
-    """NodeProto: input=1, output=2, op_type=4, attribute=5, domain=7."""
-    body = b"".join(ld(1, i) for i in inputs) + b"".join(ld(2, o) for o in outputs) + ld(4, op)
-    body += b"".join(ld(5, a) for a in attrs)
-    if domain:
-        body += ld(7, domain)
-    return body
-
-
-def _model(
-    name: str,
-    nodes: list[bytes],
-    inputs: list[bytes],
-    outputs: list[bytes],
-    inits: list[Message] | None = None,
-) -> bytes:
-    """ModelProto (ir_version=1, producer_name=2, graph=7, opset_import=8) around GraphProto
-    (node=1, name=2, initializer=5, input=11, output=12); ``inputs`` and ``outputs`` are
-    ValueInfoProtos. Initializers are copied once, without holding the GIL (see
-    :func:`~synaptoroute_agents.onnxproto.assemble`): the screen of a new base is built in a
-    background thread while the router keeps answering."""
-    graph: list[Any] = [b"".join(ld(1, n) for n in nodes) + ld(2, name), *(inits or [])]
-    graph.append(b"".join(ld(11, i) for i in inputs) + b"".join(ld(12, o) for o in outputs))
-    opsets = ld(8, ld(1, "") + vi(2, 13)) + ld(8, ld(1, "com.microsoft") + vi(2, 1))
-    return assemble([vi(1, 7) + ld(2, "synaptoroute-agents"), Message(7, graph), opsets])
-
-
 def screen_model(
-    chunks: list[tuple[np.ndarray, np.ndarray]], group: int, external: _ExternalData | None = None
+    chunks: list[tuple[np.ndarray, np.ndarray]], group: int, external: ExternalData | None = None
 ) -> bytes:
     """The ONNX model (bytes) of the screen (its rows and scales in ``external`` when given).
 
@@ -153,41 +83,41 @@ def screen_model(
     """
     dim = int(chunks[0][0].shape[0])
     inits = [
-        _tensor("azp", UINT8, [], bytes([128])),
-        _tensor("one", FLOAT, [], struct.pack("<f", 1.0)),
+        tensor("azp", UINT8, [], bytes([128])),
+        tensor("one", FLOAT, [], struct.pack("<f", 1.0)),
     ]
     nodes: list[bytes] = []
     outputs: list[bytes] = [value_info("T", FLOAT, ["b", 1])]
     maxima: list[str] = []
     for j, (xt, scale) in enumerate(chunks):
         c = int(xt.shape[1])
-        inits.append(_tensor(f"B{j}", INT8, [dim, c], np.ascontiguousarray(xt, dtype=np.int8), external))
-        inits.append(_tensor(f"S{j}", FLOAT, [c], np.ascontiguousarray(scale, dtype="<f4"), external))
-        inits.append(_tensor(f"shape{j}", INT64, [3], struct.pack("<3q", 0, c // group, group)))
+        inits.append(tensor(f"B{j}", INT8, [dim, c], np.ascontiguousarray(xt, dtype=np.int8), external))
+        inits.append(tensor(f"S{j}", FLOAT, [c], np.ascontiguousarray(scale, dtype="<f4"), external))
+        inits.append(tensor(f"shape{j}", INT64, [3], struct.pack("<3q", 0, c // group, group)))
         nodes += [
-            _node(
+            node(
                 "MatMulIntegerToFloat",
                 ["A", f"B{j}", "one", f"S{j}", "azp"],
                 [f"Y{j}"],
                 domain="com.microsoft",
             ),
-            _node("Reshape", [f"Y{j}", f"shape{j}"], [f"R{j}"]),
-            _node("ReduceMax", [f"R{j}"], [f"M{j}"], _attr_ints("axes", [2]), _attr_int("keepdims", 0)),
+            node("Reshape", [f"Y{j}", f"shape{j}"], [f"R{j}"]),
+            node("ReduceMax", [f"R{j}"], [f"M{j}"], attr_ints("axes", [2]), attr_int("keepdims", 0)),
         ]
         maxima.append(f"M{j}")
     nodes += [
-        _node("Concat", maxima, ["M"], _attr_int("axis", 1)),
-        _node("Add", ["M", "D"], ["MD"]),
-        _node("TopK", ["MD", "k"], ["V", "VI"], _attr_int("axis", 1)),
-        _node("ReduceMin", ["V"], ["T"], _attr_ints("axes", [1]), _attr_int("keepdims", 1)),
-        _node("Sub", ["T", "W"], ["cut"]),
+        node("Concat", maxima, ["M"], attr_int("axis", 1)),
+        node("Add", ["M", "D"], ["MD"]),
+        node("TopK", ["MD", "k"], ["V", "VI"], attr_int("axis", 1)),
+        node("ReduceMin", ["V"], ["T"], attr_ints("axes", [1]), attr_int("keepdims", 1)),
+        node("Sub", ["T", "W"], ["cut"]),
     ]
     for j in range(len(chunks)):
         nodes += [
-            _node("GreaterOrEqual", [f"M{j}", "cut"], [f"G{j}"]),
-            _node("NonZero", [f"G{j}"], [f"N{j}"]),
-            _node("Transpose", [f"N{j}"], [f"P{j}"], _attr_ints("perm", [1, 0])),
-            _node("GatherND", [f"R{j}", f"P{j}"], [f"E{j}"]),
+            node("GreaterOrEqual", [f"M{j}", "cut"], [f"G{j}"]),
+            node("NonZero", [f"G{j}"], [f"N{j}"]),
+            node("Transpose", [f"N{j}"], [f"P{j}"], attr_ints("perm", [1, 0])),
+            node("GatherND", [f"R{j}", f"P{j}"], [f"E{j}"]),
         ]
         outputs += [
             value_info(f"N{j}", INT64, [2, f"m{j}"]),
@@ -199,34 +129,22 @@ def screen_model(
         value_info("W", FLOAT, ["b", 1]),
         value_info("D", FLOAT, ["g"]),
     ]
-    return _model("int8_screen", nodes, inputs, outputs, inits)
-
-
-def _session_options() -> Any:
-    """Options of every session here: up to 4 threads that do not spin for the CPU after a run."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
-    so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    return so
+    return model("int8_screen", nodes, inputs, outputs, inits)
 
 
 def _screen_session(parts: list[tuple[np.ndarray, np.ndarray]], group: int) -> Any:
     """The onnxruntime session of :func:`screen_model`: its rows go through a temporary file
-    (see :class:`_ExternalData`), or inside the model where no temporary folder can be written."""
+    (see :class:`ExternalData`), or inside the model where no temporary folder can be written."""
     import onnxruntime as ort
 
-    so = _session_options()
+    so = session_options()
     try:
         with tempfile.TemporaryDirectory(prefix="synaptoroute-screen-", ignore_cleanup_errors=True) as d:
-            with _ExternalData(os.path.join(d, "rows.bin")) as external:
-                model = screen_model(parts, group, external)
+            with ExternalData(os.path.join(d, "rows.bin")) as external:
+                graph = screen_model(parts, group, external)
             path = os.path.join(d, "screen.onnx")
             with open(path, "wb") as f:
-                f.write(model)
+                f.write(graph)
             return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     except OSError as exc:
         log.info("the INT8 screen is built in memory (no temporary file: %s)", exc)
@@ -357,7 +275,7 @@ class Int8Screen:
         """
         groups, live = self._groups_of(dead)
         if live < k:  # too few whole groups to fix a cut: a float scan is as cheap
-            return _float_top_k(q, self.vecs, dead, k)
+            return float_top_k(q, self.vecs, dead, k)
         if len(q) <= self.max_batch:
             return self._search(q, k, dead, groups)
         # the session holds (queries x rows) scores while it runs: bound that memory
@@ -427,128 +345,6 @@ class Int8Screen:
             out_s[i, : len(top)] = scores[top]
             out_r[i, : len(top)] = rows[top]
         return out_s, out_r
-
-
-# --------------------------------------------------------------------------- exact float32 scan
-def float_scan_model() -> bytes:
-    """The ONNX model (bytes) of an exact float32 top-k scan.
-
-    Inputs: ``Q`` ``(b, d)`` queries, ``B`` ``(n, d)`` rows, ``M`` ``(n,)`` added to every score
-    (0, or -inf for a row that must never win), ``K`` ``(1,)`` int64 with ``K <= n``. Outputs
-    ``V`` ``(b, K)`` the best scores, best first, and ``I`` ``(b, K)`` their rows (ties: the lower
-    row first).
-    """
-    nodes = [
-        _node("Gemm", ["Q", "B"], ["S"], _attr_int("transB", 1)),
-        _node("Add", ["S", "M"], ["SM"]),
-        _node("TopK", ["SM", "K"], ["V", "I"], _attr_int("axis", 1)),
-    ]
-    inputs = [
-        value_info("Q", FLOAT, ["b", "d"]),
-        value_info("B", FLOAT, ["n", "d"]),
-        value_info("M", FLOAT, ["n"]),
-        value_info("K", INT64, [1]),
-    ]
-    outputs = [value_info("V", FLOAT, ["b", "k"]), value_info("I", INT64, ["b", "k"])]
-    return _model("float_scan", nodes, inputs, outputs)
-
-
-def matmul_model() -> bytes:
-    """The ONNX model (bytes) of ``Y = A @ B``: ``A`` ``(m, d)``, ``B`` ``(d, n)``, float32."""
-    inputs = [value_info("A", FLOAT, ["m", "d"]), value_info("B", FLOAT, ["d", "n"])]
-    return _model(
-        "matmul", [_node("MatMul", ["A", "B"], ["Y"])], inputs, [value_info("Y", FLOAT, ["m", "n"])]
-    )
-
-
-class FloatScan:
-    """Exact float32 top-k over any rows (and plain float32 products), in shared onnxruntime sessions.
-
-    A NumPy matrix product runs in the BLAS thread pool, whose idle threads keep spinning for the
-    CPU after the call; on a small machine they slow whatever runs next (the encoder's next
-    batch) far more than the scan itself costs. This session's threads do not spin. The rows are
-    passed per call (read in place, not copied), so one session serves every index.
-    """
-
-    _shared: FloatScan | None = None
-    _failed = False
-    _lock = threading.Lock()
-
-    def __init__(self) -> None:
-        import onnxruntime as ort
-
-        so = _session_options()
-        self._session = ort.InferenceSession(float_scan_model(), so, providers=["CPUExecutionProvider"])
-        self._matmul = ort.InferenceSession(matmul_model(), so, providers=["CPUExecutionProvider"])
-
-    @classmethod
-    def shared(cls) -> FloatScan | None:
-        """The process's scan, or None where onnxruntime cannot run it (NumPy serves then)."""
-        if cls._shared is None and not cls._failed:
-            with cls._lock:
-                if cls._shared is None and not cls._failed:
-                    try:
-                        cls._shared = cls()
-                    except Exception as exc:  # no onnxruntime, or one without these operators
-                        cls._failed = True
-                        log.warning("the float32 scan session is unavailable (%s); using NumPy", exc)
-        return cls._shared
-
-    def top_k(
-        self, q: np.ndarray, vecs: np.ndarray, mask: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores, rows)`` ``(b, min(k, n))``, best first, of ``q @ vecs.T + mask``."""
-        feed = {
-            "Q": np.ascontiguousarray(q, dtype=np.float32),
-            "B": np.ascontiguousarray(vecs, dtype=np.float32),
-            "M": mask,
-            "K": np.array([min(k, len(vecs))], dtype=np.int64),
-        }
-        v, i = self._session.run(None, feed)
-        return v, i
-
-    def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``a @ b`` in float32 (``a`` ``(m, d)``, ``b`` ``(d, n)``)."""
-        feed = {
-            "A": np.ascontiguousarray(a, dtype=np.float32),
-            "B": np.ascontiguousarray(b, dtype=np.float32),
-        }
-        out: np.ndarray = self._matmul.run(None, feed)[0]
-        return out
-
-
-def _float_top_k(
-    q: np.ndarray, vecs: np.ndarray, dead: np.ndarray | None, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    scores = q @ vecs.T
-    if dead is not None:
-        scores[:, dead] = -np.inf
-    b, n = scores.shape
-    kk = min(k, n)
-    top = (
-        np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.broadcast_to(np.arange(n), (b, n))
-    )
-    qidx = np.repeat(np.arange(b), top.shape[1])
-    return _top_k_by_query(b, k, qidx, top.reshape(-1), np.take_along_axis(scores, top, 1).reshape(-1))
-
-
-def _top_k_by_query(
-    b: int, k: int, qidx: np.ndarray, rows: np.ndarray, scores: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    out_s = np.full((b, k), -np.inf, dtype=np.float32)
-    out_r = np.full((b, k), -1, dtype=np.int64)
-    ok = np.isfinite(scores)
-    qidx, rows, scores = qidx[ok], rows[ok], scores[ok]
-    if not len(qidx):
-        return out_s, out_r
-    order = np.lexsort((rows, -scores, qidx))
-    qidx, rows, scores = qidx[order], rows[order], scores[order]
-    starts = np.searchsorted(qidx, qidx, side="left")
-    rank = np.arange(len(qidx)) - starts
-    sel = rank < k
-    out_s[qidx[sel], rank[sel]] = scores[sel]
-    out_r[qidx[sel], rank[sel]] = rows[sel]
-    return out_s, out_r
 
 
 def build_screen(vecs: np.ndarray, *, calibrate: bool = True, **options: Any) -> Int8Screen | None:
