@@ -139,7 +139,8 @@ def with_graph_outputs(model: bytes, outputs: list[tuple[str, int, list[int | st
     extra = b"".join(
         ld(12, value_info(name, dtype, dims)) for name, dtype, dims in outputs
     )  # GraphProto.output
-    out = bytearray()
+    view = memoryview(model)
+    pieces: list[bytes | memoryview] = []  # slices of the model, joined (copied) once at the end
     pos = 0
     found = False
     while pos < len(model):
@@ -158,15 +159,15 @@ def with_graph_outputs(model: bytes, outputs: list[tuple[str, int, list[int | st
             if pos > len(model):
                 raise ValueError("truncated protobuf field")
             if field == 7:  # ModelProto.graph: append to the embedded message
-                out += ld(7, model[body_at:pos] + extra)
+                pieces += [_key(7, 2) + _varint(length + len(extra)), view[body_at:pos], extra]
                 found = True
                 continue
         else:
             raise ValueError(f"unsupported protobuf wire type {wire}")
-        out += model[start:pos]
+        pieces.append(view[start:pos])
     if not found:
         raise ValueError("the model has no graph")
-    return bytes(out)
+    return b"".join(pieces)
 
 
 # --------------------------------------------------------------------------- graph parts
