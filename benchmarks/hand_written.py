@@ -149,6 +149,36 @@ def _screen_parts(x: np.ndarray, chunk: int = 65536, group: int = 32) -> list[tu
 
 def _screen_model_onnx(parts: list[tuple[np.ndarray, np.ndarray]], group: int) -> bytes:
     """The same graph as :func:`screen_model`, written with the ``onnx`` package's helpers."""
+    data: bytes = _screen_proto_onnx(parts, group).SerializeToString()
+    return data
+
+
+def _screen_files_onnx(parts: list[tuple[np.ndarray, np.ndarray]], group: int, folder: str) -> None:
+    """The screen's model file with its rows in a file beside it (ONNX external data), as the
+    index writes it, with the ``onnx`` package."""
+    import onnx
+
+    onnx.save_model(
+        _screen_proto_onnx(parts, group),
+        os.path.join(folder, "screen.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="rows.bin",
+        size_threshold=1024,
+    )
+
+
+def _screen_files_ours(parts: list[tuple[np.ndarray, np.ndarray]], group: int, folder: str) -> None:
+    """The same two files with :mod:`synaptoroute_agents.index.onnxproto` (the index's own path)."""
+    from synaptoroute_agents.index.onnxproto import ExternalData
+
+    with ExternalData(os.path.join(folder, "rows.bin")) as external:
+        graph = screen_model(parts, group, external)
+    with open(os.path.join(folder, "screen.onnx"), "wb") as f:
+        f.write(graph)
+
+
+def _screen_proto_onnx(parts: list[tuple[np.ndarray, np.ndarray]], group: int) -> Any:
     from onnx import TensorProto, helper, numpy_helper
 
     inits = [
@@ -202,9 +232,7 @@ def _screen_model_onnx(parts: list[tuple[np.ndarray, np.ndarray]], group: int) -
     ]
     graph = helper.make_graph(nodes, "int8_screen", inputs, outputs, inits)
     opsets = [helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="synaptoroute-agents", ir_version=7)
-    data: bytes = model.SerializeToString()
-    return data
+    return helper.make_model(graph, opset_imports=opsets, producer_name="synaptoroute-agents", ir_version=7)
 
 
 def _longest_stall_ms(fn: Callable[[], Any]) -> tuple[float, float]:
@@ -229,6 +257,17 @@ def _longest_stall_ms(fn: Callable[[], Any]) -> tuple[float, float]:
     stop.set()
     t.join()
     return took, max(gaps) * 1e3 if gaps else 0.0
+
+
+def _external_files(parts: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Time and longest stall of writing the model + rows files (the index's real path)."""
+    out: dict[str, float] = {}
+    for name, write in (("ours", _screen_files_ours), ("onnx", _screen_files_onnx)):
+        with tempfile.TemporaryDirectory(prefix="sr-hand-written-") as d:
+            took, stall = _longest_stall_ms(lambda w=write, f=d: w(parts, 32, f))
+        out[f"files_ms_{name}"] = round(took, 1)
+        out[f"files_stall_ms_{name}"] = round(stall, 1)
+    return out
 
 
 def bench_onnx(sizes: list[int]) -> dict[str, Any]:
@@ -262,6 +301,7 @@ def bench_onnx(sizes: list[int]) -> dict[str, Any]:
                 "stall_ms_ours": round(stall_ours, 1),
                 "stall_ms_onnx": round(stall_theirs, 1),
                 "single_run_ms": [round(t_ours, 1), round(t_theirs, 1)],
+                **_external_files(parts),
             }
         )
         del parts
