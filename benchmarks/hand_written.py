@@ -507,10 +507,25 @@ def _snapshot_size(n: int, rng: np.random.Generator, boot_max: int) -> dict[str,
         "pack_ms_npz": round(_median_ms(pack_npz, 3), 1),
         "unpack_ms_ours": round(_median_ms(unpack_ours, 3), 1),
         "unpack_ms_npz": round(_median_ms(unpack_npz, 3), 1),
+        "unpack_peak_mb_ours": _peak_mb(unpack_ours),
+        "unpack_peak_mb_npz": _peak_mb(unpack_npz),
     }
     if n <= boot_max:
         entry.update(_boot(routes, x))
     return entry
+
+
+def _peak_mb(fn: Callable[[], Any]) -> float:
+    """Peak memory that Python and NumPy allocate while ``fn`` runs, in MB (Faiss's own storage,
+    allocated in C++, is not counted: both codecs fill the same one)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return round(tracemalloc.get_traced_memory()[1] / 1e6, 1)
+    finally:
+        tracemalloc.stop()
 
 
 def _boot(routes: dict[str, Route], x: np.ndarray) -> dict[str, float]:
