@@ -8,6 +8,11 @@ float32 ``vectors`` last, so a reader can stream them straight into the index's 
 (no second copy). Each chunk carries a cheap checksum (:func:`sum64`) and the small sections a
 CRC-32: a damaged or missing snapshot is skipped (logged) and the boot reads the rows.
 A snapshot is a cache, never the truth.
+
+Why not NumPy's ``.npz``: its zip container must be whole in memory before an array comes out
+(no streaming of chunks into the index's storage), NumPy's text arrays are fixed-width UTF-32,
+and the vectors are copied once more into the index. ``benchmarks/hand_written.py`` measures
+both (bytes, unpack time, peak memory).
 """
 
 from __future__ import annotations
