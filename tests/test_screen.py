@@ -11,15 +11,9 @@ import numpy as np
 import pytest
 
 from synaptoroute_agents import Route, SemanticRouter, VectorIndex
-from synaptoroute_agents import screen as screen_mod
-from synaptoroute_agents.screen import (
-    FloatScan,
-    Int8Screen,
-    build_screen,
-    float_scan_model,
-    matmul_model,
-    screen_model,
-)
+from synaptoroute_agents.index import screen as screen_mod
+from synaptoroute_agents.index.exact import FloatScan, float_scan_model, matmul_model
+from synaptoroute_agents.index.screen import Int8Screen, build_screen, screen_model
 
 DATA = Path(__file__).parent / "fixtures" / "clinc10"
 
@@ -376,7 +370,7 @@ def test_router_decisions_are_identical_with_the_screen(encoder) -> None:  # typ
 
 # ---------------------------------------------------------------------------- float32 scan
 def test_float_scan_equals_exact_search_with_dead_rows_and_small_bases(real) -> None:  # type: ignore[no-untyped-def]
-    from synaptoroute_agents.index import _exact_top_k
+    from synaptoroute_agents.index.exact import exact_top_k as _exact_top_k
 
     x, q = real
     scan = FloatScan.shared()
@@ -447,7 +441,7 @@ def test_fitted_head_logits_match_numpy(encoder) -> None:  # type: ignore[no-unt
 def test_assembled_messages_equal_concatenated_fields() -> None:
     """The screen's model is assembled from parts (its rows copied once); the bytes are those of
     plain nested fields."""
-    from synaptoroute_agents.onnxproto import Message, assemble, ld, vi
+    from synaptoroute_agents.index.onnxproto import Message, assemble, ld, vi
 
     rows = np.arange(-100, 100, dtype=np.int8).reshape(4, 50)
     scales = np.linspace(0, 1, 300, dtype=np.float32)  # long enough for a two-byte length

@@ -5,100 +5,45 @@ product, and a set of *tombstones* (removed ids). A query reads one snapshot (ba
 tombstones) without taking any lock. Adding vectors writes past the end of the delta buffer (no
 copy of the base); removing adds tombstones. When the delta or the tombstones grow large, a new
 base is built beside the live one and swapped in.
+
+The Faiss side (building, saving, reading bases) is in :mod:`.faiss_base`, the snapshot in
+:mod:`.snapshot`, the INT8 screen of a flat base in :mod:`.screen` and the exact float32 scan in
+:mod:`.exact`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must precede faiss's OpenMP start-up
+import faiss
+import numpy as np
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .errors import InvalidInputError  # noqa: E402
-from .screen import FloatScan, Int8Screen, build_screen  # noqa: E402
+from ..errors import InvalidInputError
+from .exact import exact_top_k
+from .faiss_base import (
+    EMPTY_IDS,
+    FaissSettings,
+    IndexKind,
+    SavedBase,
+    base_contents,
+    build_base,
+    flat_view,
+    graph_base,
+    new_flat_storage,
+    read_saved_base,
+    search_params,
+    serialize_base,
+)
+from .screen import build_screen
+from .snapshot import IndexSnapshot
+from .stages import Screen
 
 __all__ = ["VectorIndex", "IndexKind", "SavedBase"]
 
 log = logging.getLogger(__name__)
-
-IndexKind = Literal["flat", "hnsw", "ivf"]
-_EMPTY_IDS = np.empty(0, dtype=np.int64)
-#: The start of a saved HNSW base that holds its ids and graph but not its vectors.
-_GRAPH_MAGIC = b"SRHNSWG1"
-
-
-@dataclass(eq=False)
-class _Snapshot:
-    base: Any  # faiss.IndexIDMap2 or None
-    base_inner: Any  # keeps the wrapped index alive
-    base_count: int
-    delta_vecs: np.ndarray
-    delta_ids: np.ndarray
-    delta_n: int
-    tomb: frozenset[int]
-    live: int
-    _tomb_array: np.ndarray | None = field(default=None, repr=False)
-    _selector: Any = field(default=None, repr=False)
-    _delta_mask: np.ndarray | None = field(default=None, repr=False)
-    _base_vecs: np.ndarray | None = field(default=None, repr=False)
-    _base_ids: np.ndarray | None = field(default=None, repr=False)
-    _base_mask: np.ndarray | None = field(default=None, repr=False)
-
-    def tomb_array(self) -> np.ndarray:
-        if self._tomb_array is None:
-            self._tomb_array = np.fromiter(self.tomb, dtype=np.int64, count=len(self.tomb))
-        return self._tomb_array
-
-    def selector(self) -> Any:
-        if self._selector is None and self.tomb:
-            arr = self.tomb_array()
-            batch = faiss.IDSelectorBatch(len(arr), faiss.swig_ptr(arr))
-            sel = faiss.IDSelectorNot(batch)
-            self._selector = (sel, batch, arr)  # the C++ objects reference each other: keep all
-        return None if self._selector is None else self._selector[0]
-
-    def base_vectors(self) -> np.ndarray:
-        """The base's rows (a view of Faiss's storage; flat bases only)."""
-        if self._base_vecs is None:
-            self._base_vecs = _flat_view(self.base_inner)
-        return self._base_vecs
-
-    def base_id_array(self) -> np.ndarray:
-        if self._base_ids is None:
-            self._base_ids = faiss.vector_to_array(self.base.id_map).astype(np.int64, copy=False)
-        return self._base_ids
-
-    def base_dead(self) -> np.ndarray | None:
-        """Boolean mask over the base rows of removed ids (None when none is removed)."""
-        if not self.tomb:
-            return None
-        if self._base_mask is None:
-            self._base_mask = np.isin(self.base_id_array(), self.tomb_array())
-        return self._base_mask
-
-    def delta_dead(self) -> np.ndarray | None:
-        """Boolean mask over delta[:delta_n] of removed rows (None when none is removed)."""
-        if not self.tomb or self.delta_n == 0:
-            return None
-        if self._delta_mask is None:
-            self._delta_mask = np.isin(self.delta_ids[: self.delta_n], self.tomb_array())
-        return self._delta_mask
-
-
-@dataclass(frozen=True, eq=False)
-class SavedBase:
-    """A base read back from :meth:`VectorIndex.serialize`'s bytes, not yet loaded."""
-
-    ids: np.ndarray  # the base's ids, in its row order
-    inner: Any  # the Faiss index (an HNSW graph still without rows when ``base`` is None)
-    base: Any  # the IndexIDMap2 around it, or None for a graph saved without its rows
 
 
 class VectorIndex:
@@ -114,7 +59,7 @@ class VectorIndex:
         hnsw_m, ef_construction, ef_search: HNSW settings.
         nlist, nprobe: IVF settings (nlist None: about 4 * sqrt(n)).
         screen: for a flat base, screen it with an INT8 matrix product in onnxruntime and re-score
-            the survivors in float32 (:mod:`synaptoroute_agents.screen`); results are identical to a
+            the survivors in float32 (:mod:`synaptoroute_agents.index.screen`); results are identical to a
             float32 scan. None (the default) screens bases of ``screen_min`` rows and more when the
             screen runs and is faster than float32 on this CPU (checked once per base); False never;
             True screens every non-empty flat base when it runs. The screen is built beside the live
@@ -158,7 +103,7 @@ class VectorIndex:
         self.screen_min = max(1, int(screen_min))
         # (base it screens, its inner index, the screen or None while building / when not worth it):
         # the screen reads the inner index's rows without a copy, so this keeps them alive
-        self._screen: tuple[Any, Any, Int8Screen | None] = (None, None, None)
+        self._screen: tuple[Any, Any, Screen | None] = (None, None, None)
         self._screen_builder: threading.Thread | None = None
         self._lock = threading.Lock()
         self._live_ids: set[int] = set()
@@ -170,18 +115,8 @@ class VectorIndex:
         self._reserved: tuple[Any, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ building
-    def _empty_snapshot(self) -> _Snapshot:
-        cap = 1024
-        return _Snapshot(
-            base=None,
-            base_inner=None,
-            base_count=0,
-            delta_vecs=np.empty((cap, self.dim), dtype=np.float32),
-            delta_ids=np.empty(cap, dtype=np.int64),
-            delta_n=0,
-            tomb=frozenset(),
-            live=0,
-        )
+    def _empty_snapshot(self) -> IndexSnapshot:
+        return IndexSnapshot.empty(self.dim)
 
     def reserve(self, n: int, dim: int) -> np.ndarray:
         """A writable ``(n, dim)`` float32 array inside a new Faiss flat storage.
@@ -195,11 +130,8 @@ class VectorIndex:
         if n <= 0:
             self._reserved = None
             return np.empty((0, self.dim), dtype=np.float32)
-        storage = faiss.IndexFlatIP(self.dim)
-        storage.codes.resize(n * self.dim * 4)  # rows stay uncounted (ntotal 0) until adopted
-        view = np.asarray(_RowsOf(storage, n, self.dim))  # the array keeps the storage alive
-        self._reserved = (storage, view)
-        return view
+        self._reserved = new_flat_storage(n, self.dim)
+        return self._reserved[1]
 
     def _take_reserved(self, vecs: np.ndarray) -> Any:
         """The storage :meth:`reserve` made for ``vecs`` (now counted), or None; forgets it."""
@@ -212,45 +144,17 @@ class VectorIndex:
         storage.ntotal = len(view)
         return storage
 
+    def _settings(self) -> FaissSettings:
+        return FaissSettings(
+            self.kind, self.dim, self.hnsw_m, self.ef_construction, self.ef_search, self.nlist, self.nprobe
+        )
+
     def _build_base(self, ids: np.ndarray, vecs: np.ndarray, storage: Any = None) -> tuple[Any, Any]:
         """A new base over ``vecs``; ``storage``: a flat Faiss index already holding ``vecs``."""
-        n = len(ids)
-        if n == 0:
-            return None, None
-        kind = self.kind
-        inner: Any
-        if kind == "flat" and storage is not None:
-            return _with_ids(storage, ids), storage
-        if kind == "ivf" and n < 10_000:
-            kind = "flat"  # too few vectors to train useful lists
-        if kind == "flat":
-            inner = faiss.IndexFlatIP(self.dim)
-        elif kind == "hnsw":
-            inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            inner.hnsw.efConstruction = self.ef_construction
-            inner.hnsw.efSearch = self.ef_search
-        else:
-            nlist = self.nlist or max(16, min(int(4 * np.sqrt(n)), n // 39))
-            quantizer = faiss.IndexFlatIP(self.dim)
-            inner = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            rng = np.random.default_rng(0)
-            sample = vecs if n <= nlist * 64 else vecs[rng.choice(n, nlist * 64, replace=False)]
-            inner.train(sample)
-            inner.nprobe = self.nprobe
-            inner.make_direct_map()
-        base = faiss.IndexIDMap2(inner)
-        base.add_with_ids(vecs, ids)
-        return base, inner
+        return build_base(self._settings(), ids, vecs, storage)
 
-    def _base_contents(self, snap: _Snapshot) -> tuple[np.ndarray, np.ndarray]:
-        if snap.base is None or snap.base_count == 0:
-            return _EMPTY_IDS, np.empty((0, self.dim), dtype=np.float32)
-        ids = faiss.vector_to_array(snap.base.id_map).astype(np.int64, copy=False)
-        if isinstance(snap.base_inner, faiss.IndexIVF):
-            vecs = snap.base_inner.reconstruct_n(0, snap.base_count)
-        else:
-            vecs = _flat_view(snap.base_inner)
-        return ids, vecs
+    def _base_contents(self, snap: IndexSnapshot) -> tuple[np.ndarray, np.ndarray]:
+        return base_contents(snap.base, snap.base_inner, snap.base_count, self.dim)
 
     def _check(
         self, ids: Iterable[int] | np.ndarray, vecs: np.ndarray | None = None
@@ -301,53 +205,21 @@ class VectorIndex:
         """The built base index as bytes (None when empty). Call :meth:`compact` first to fold
         the delta and tombstones in.
 
-        An HNSW base is saved as its ids and its graph only (:data:`_GRAPH_MAGIC`): the vectors
-        are the ones the caller already holds (the store's snapshot), so :meth:`load_serialized`
-        takes them from its ``vectors`` argument instead of reading them a second time.
+        An HNSW base is saved as its ids and its graph only: the vectors are the ones the caller
+        already holds (the store's snapshot), so :meth:`load_serialized` takes them from its
+        ``vectors`` argument instead of reading them a second time.
         """
         snap = self._snap
         if snap.base is None:
             return None
-        if isinstance(snap.base_inner, faiss.IndexHNSW):
-            writer = faiss.VectorIOWriter()
-            faiss.write_index(snap.base_inner, writer, faiss.IO_FLAG_SKIP_STORAGE)
-            ids = snap.base_id_array().astype("<i8", copy=False)
-            head = _GRAPH_MAGIC + np.array([len(ids)], dtype="<i8").tobytes()
-            return head + ids.tobytes() + faiss.vector_to_array(writer.data).tobytes()
-        return bytes(faiss.serialize_index(snap.base))
+        ids = snap.base_id_array() if isinstance(snap.base_inner, faiss.IndexHNSW) else EMPTY_IDS
+        return serialize_base(snap.base, snap.base_inner, ids)
 
     def read_serialized(self, blob: bytes) -> SavedBase | None:
         """Parse a base saved by :meth:`serialize`: the part of :meth:`load_serialized` that needs
         no vectors, so it can run while they are still being read. None (logged) when the blob is
         damaged or does not fit this index (another kind or dimension)."""
-        if blob.startswith(_GRAPH_MAGIC):
-            graph = self._read_graph(blob) if self.kind == "hnsw" else None
-            if graph is None:
-                log.warning(
-                    "a stored HNSW graph could not be read or does not fit this index; building a new one"
-                )
-            return graph
-        if not blob.startswith(b"IxM2"):  # faiss's tag of an IndexIDMap2; anything else is not ours
-            log.warning("a stored index is not a Faiss IndexIDMap2; building a new one")
-            return None
-        base: Any
-        try:
-            # the object deserialize_index returns owns the C++ index: keep THAT one referenced
-            base = faiss.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
-            inner = faiss.downcast_index(base.index)
-        except Exception:
-            log.warning("a stored index could not be read; building a new one")
-            return None
-        want = (
-            faiss.IndexHNSW
-            if self.kind == "hnsw"
-            else faiss.IndexIVF
-            if self.kind == "ivf"
-            else faiss.IndexFlat
-        )
-        if not isinstance(base, faiss.IndexIDMap2) or not isinstance(inner, want) or base.d != self.dim:
-            return None
-        return SavedBase(faiss.vector_to_array(base.id_map).astype(np.int64), inner, base)
+        return read_saved_base(blob, self.kind, self.dim)
 
     def load_serialized(self, blob: bytes | SavedBase, ids: np.ndarray, vectors: np.ndarray) -> bool:
         """Boot from a serialized base (or one :meth:`read_serialized` parsed) instead of building
@@ -373,7 +245,9 @@ class VectorIndex:
         dv[:n_new] = vecs[fresh]
         di[:n_new] = id_arr[fresh]
         self._reserved = None  # a reservation the base did not adopt (rows in another order)
-        snap = _Snapshot(base, inner, int(base.ntotal), dv, di, n_new, frozenset(gone.tolist()), len(id_arr))
+        snap = IndexSnapshot(
+            base, inner, int(base.ntotal), dv, di, n_new, frozenset(gone.tolist()), len(id_arr)
+        )
         with self._lock:
             self._generation += 1
             self._live_ids = set(id_arr.tolist())
@@ -382,58 +256,22 @@ class VectorIndex:
             self._maybe_compact()
         return True
 
-    def _read_graph(self, blob: bytes) -> SavedBase | None:
-        """The ids and the graph (without rows) of an HNSW base saved by :meth:`serialize`."""
-        head = len(_GRAPH_MAGIC) + 8
-        try:
-            n = int(np.frombuffer(blob, dtype="<i8", count=1, offset=len(_GRAPH_MAGIC))[0])
-            if n < 0 or head + 8 * n > len(blob):
-                return None
-            base_ids = np.frombuffer(blob, dtype="<i8", count=n, offset=head).astype(np.int64)
-            reader = faiss.VectorIOReader()
-            faiss.copy_array_to_vector(np.frombuffer(blob, dtype=np.uint8, offset=head + 8 * n), reader.data)
-            inner = faiss.read_index(reader, faiss.IO_FLAG_SKIP_STORAGE)  # already its own class
-        except Exception:
-            return None
-        if not isinstance(inner, faiss.IndexHNSW) or inner.d != self.dim or inner.ntotal != n:
-            return None
-        if inner.metric_type != faiss.METRIC_INNER_PRODUCT:
-            return None
-        return SavedBase(base_ids, inner, None)
-
     def _graph_base(self, saved: SavedBase, ids: np.ndarray, vecs: np.ndarray) -> Any:
-        """The HNSW base of a saved graph, its rows looked up in ``ids``/``vecs`` by id.
-
-        A row removed since the save is not there: it gets a zero vector (it is a tombstone from
-        then on, never returned, and the next compaction drops it).
-        """
-        base_ids, inner, n = saved.ids, saved.inner, len(saved.ids)
-        storage: Any = None
-        if n == len(ids) and np.array_equal(base_ids, ids):
-            rows = vecs  # the usual case: the snapshot holds the same rows in the same order
-            storage = self._take_reserved(vecs)  # and maybe read them into Faiss storage already
-        else:
-            order = np.argsort(ids, kind="stable")
-            at = np.minimum(np.searchsorted(ids, base_ids, sorter=order), max(0, len(ids) - 1))
-            pos = order[at] if len(ids) else np.zeros(n, dtype=np.int64)
-            found = ids[pos] == base_ids if len(ids) else np.zeros(n, dtype=bool)
-            rows = np.zeros((n, self.dim), dtype=np.float32)
-            rows[found] = vecs[pos[found]]
-        if storage is None:
-            storage = faiss.IndexFlatIP(self.dim)
-            storage.add(rows)
-        inner.storage = storage  # not owned by the C++ index (read without storage, own_fields off):
-        inner.referenced_objects = [storage]  # its owner stays referenced
-        return _with_ids(inner, base_ids)
+        """The HNSW base of a saved graph, its rows looked up in ``ids``/``vecs`` by id (see
+        :func:`~synaptoroute_agents.index.faiss_base.graph_base`); rows :meth:`reserve` made are
+        adopted when they are the graph's own, in its order."""
+        same = len(saved.ids) == len(ids) and np.array_equal(saved.ids, ids)
+        storage = self._take_reserved(vecs) if same else None
+        return graph_base(saved, ids, vecs, self.dim, storage)
 
     # ------------------------------------------------------------------ mutation
     def add(self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors; they are visible to the next search. Costs O(len(ids)), not O(size)."""
-        self.apply(_EMPTY_IDS, ids, vectors)
+        self.apply(EMPTY_IDS, ids, vectors)
 
     def remove(self, ids: Iterable[int] | np.ndarray) -> int:
         """Remove vectors by id; unknown ids are ignored. Returns how many were removed."""
-        return self.apply(ids, _EMPTY_IDS, np.empty((0, self.dim), dtype=np.float32))
+        return self.apply(ids, EMPTY_IDS, np.empty((0, self.dim), dtype=np.float32))
 
     def apply(
         self, remove: Iterable[int] | np.ndarray, ids: Iterable[int] | np.ndarray, vectors: np.ndarray
@@ -472,7 +310,7 @@ class VectorIndex:
             tomb = snap.tomb.union(gone) if gone else snap.tomb
             self._live_ids.difference_update(gone)
             self._live_ids.update(new_ids)
-            self._snap = _Snapshot(
+            self._snap = IndexSnapshot(
                 snap.base,
                 snap.base_inner,
                 snap.base_count,
@@ -505,7 +343,7 @@ class VectorIndex:
         b_ids, _ = (
             (faiss.vector_to_array(snap.base.id_map).astype(np.int64), None)
             if snap.base is not None and snap.base_count
-            else (_EMPTY_IDS, None)
+            else (EMPTY_IDS, None)
         )
         ids = np.concatenate([b_ids, snap.delta_ids[: snap.delta_n]])
         if snap.tomb:
@@ -553,7 +391,7 @@ class VectorIndex:
         base, inner = self._build_base(np.ascontiguousarray(ids), np.ascontiguousarray(vecs))
         # the new base comes with its screen: no search after the swap scans it in float32
         screened = self._wants_screen(inner, len(ids))
-        screen = self._new_screen(_flat_view(inner)) if screened else None
+        screen = self._new_screen(flat_view(inner)) if screened else None
         with self._lock:
             if self._generation != gen0:
                 return  # a bulk load replaced everything meanwhile
@@ -564,7 +402,7 @@ class VectorIndex:
             ni = np.empty(cap, dtype=np.int64)
             nv[:rest_n] = s1.delta_vecs[s0.delta_n : s1.delta_n]
             ni[:rest_n] = s1.delta_ids[s0.delta_n : s1.delta_n]
-            self._snap = _Snapshot(base, inner, len(ids), nv, ni, rest_n, s1.tomb - s0.tomb, s1.live)
+            self._snap = IndexSnapshot(base, inner, len(ids), nv, ni, rest_n, s1.tomb - s0.tomb, s1.live)
             if screened:
                 self._screen = (base, inner, screen)
 
@@ -609,7 +447,7 @@ class VectorIndex:
             else:
                 # Exact base: one matrix product and top-k over Faiss's own rows (no copy) in
                 # onnxruntime beat Faiss's flat search on few cores, single queries and batches alike.
-                s, i = _exact_top_k(q, snap.base_vectors(), snap.base_id_array(), snap.base_dead(), k)
+                s, i = exact_top_k(q, snap.base_vectors(), snap.base_id_array(), snap.base_dead(), k)
             parts_s.append(s)
             parts_i.append(i)
         elif snap.base is not None and snap.base_count:
@@ -622,7 +460,7 @@ class VectorIndex:
             parts_s.append(s)
             parts_i.append(i)
         if snap.delta_n:
-            s, i = _exact_top_k(
+            s, i = exact_top_k(
                 q, snap.delta_vecs[: snap.delta_n], snap.delta_ids[: snap.delta_n], snap.delta_dead(), k
             )
             parts_s.append(s)
@@ -643,7 +481,7 @@ class VectorIndex:
             i = np.pad(i, ((0, 0), (0, pad)), constant_values=-1)
         return s, i
 
-    def _screen_of(self, snap: _Snapshot) -> Int8Screen | None:
+    def _screen_of(self, snap: IndexSnapshot) -> Screen | None:
         """The INT8 screen of the snapshot's base, or None (not wanted, not worth it, not built yet:
         the first call for a new base starts building it)."""
         base, _, screen = self._screen
@@ -673,11 +511,11 @@ class VectorIndex:
             return False
         return self.screen is True or count >= self.screen_min
 
-    def _new_screen(self, vecs: np.ndarray) -> Int8Screen | None:
+    def _new_screen(self, vecs: np.ndarray) -> Screen | None:
         """The screen of these base rows (None where it cannot run or, unless forced, is slower)."""
         return build_screen(vecs, calibrate=self.screen is None)
 
-    def _build_screen(self, snap: _Snapshot) -> None:
+    def _build_screen(self, snap: IndexSnapshot) -> None:
         screen = self._new_screen(snap.base_vectors())
         with self._lock:
             if self._screen[0] is snap.base:
@@ -694,85 +532,5 @@ class VectorIndex:
             "candidates": screen.candidates if current and screen is not None else 0,
         }
 
-    def _params(self, snap: _Snapshot) -> Any:
-        sel = snap.selector()
-        if isinstance(snap.base_inner, faiss.IndexHNSW):
-            p = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
-            p.efSearch = self.ef_search
-        elif isinstance(snap.base_inner, faiss.IndexIVF):
-            p = faiss.SearchParametersIVF()
-            p.nprobe = self.nprobe
-        elif sel is None:
-            return None
-        else:
-            p = faiss.SearchParameters()
-        if sel is not None:
-            p.sel = sel  # `snap` keeps the selector alive while the search runs
-        return p
-
-
-def _exact_top_k(
-    q: np.ndarray, vecs: np.ndarray, ids: np.ndarray, dead: np.ndarray | None, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` inner products of ``q`` against ``vecs``; dead rows never win.
-
-    The scan runs in onnxruntime (:class:`~synaptoroute_agents.screen.FloatScan`, whose threads do
-    not spin after the call) or, where that cannot run, as a NumPy matrix product.
-    """
-    n = len(ids)
-    scan = FloatScan.shared() if n else None
-    if scan is not None:
-        mask = (
-            np.zeros(n, dtype=np.float32) if dead is None else np.where(dead, -np.inf, 0).astype(np.float32)
-        )
-        try:
-            s, rows = scan.top_k(q, vecs, mask, k)
-        except Exception as exc:  # onnxruntime failing on this input: the NumPy scan answers
-            log.warning("the float32 scan failed (%s); using NumPy", exc)
-        else:
-            return s, ids[rows]
-    scores = q @ vecs.T
-    if dead is not None:
-        scores[:, dead] = -np.inf
-    kk = min(k, n)
-    if kk < n:
-        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    else:
-        top = np.broadcast_to(np.arange(n), (len(q), n))
-    return np.take_along_axis(scores, top, axis=1), ids[top]
-
-
-def _with_ids(inner: Any, ids: np.ndarray) -> Any:
-    """An IndexIDMap2 over ``inner``, which already holds its rows, with ``ids`` as their ids."""
-    n = inner.ntotal
-    inner.ntotal = 0  # IndexIDMap2 wraps only an empty index: count the rows after
-    base = faiss.IndexIDMap2(inner)
-    inner.ntotal = n
-    base.referenced_objects = [inner]  # type: ignore[attr-defined]  # the owner of inner stays referenced
-    faiss.copy_array_to_vector(ids, base.id_map)
-    base.ntotal = n
-    base.construct_rev_map()
-    return base
-
-
-class _RowsOf:
-    """The rows of a Faiss flat storage as an array interface: an array made from it keeps the
-    storage (which owns the memory) alive for as long as the array or a view of it lives."""
-
-    def __init__(self, storage: Any, n: int, dim: int) -> None:
-        self.storage = storage
-        address = faiss.rev_swig_ptr(storage.get_xb(), 1).ctypes.data
-        self.__array_interface__ = {
-            "shape": (n, dim),
-            "typestr": "<f4",
-            "data": (address, False),
-            "version": 3,
-        }
-
-
-def _flat_view(inner: Any) -> np.ndarray:
-    """The float32 rows stored by a flat (or HNSW-flat) Faiss index, without copying."""
-    storage = inner.storage if isinstance(inner, faiss.IndexHNSW) else inner
-    storage = faiss.downcast_index(storage)
-    n, d = storage.ntotal, storage.d
-    return faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)  # type: ignore[attr-defined]
+    def _params(self, snap: IndexSnapshot) -> Any:
+        return search_params(snap.base_inner, snap.selector(), self.ef_search, self.nprobe)

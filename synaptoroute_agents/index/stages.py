@@ -1,0 +1,34 @@
+"""The contract of a *screen*: a structure built over a flat base's fixed rows that answers
+exact top-k by row faster than a float32 scan of every row.
+
+:class:`~synaptoroute_agents.index.VectorIndex` builds one per flat base, beside the live base
+(in the background), swaps it in with the base, and scans in float32 until it is ready. The
+INT8 screen (:mod:`.screen`) is the one in use. A new first stage (binary or PCA-reduced codes,
+a graph, route centroids) is a new module here with a class that satisfies :class:`Screen` and
+re-scores its candidates exactly, plus a builder the index calls in
+:meth:`VectorIndex._new_screen <synaptoroute_agents.index.VectorIndex._new_screen>`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["Screen"]
+
+
+class Screen(Protocol):
+    """What the index needs from a screen of ``n`` fixed rows."""
+
+    #: rows screened
+    n: int
+    #: seconds the build took (for stats)
+    build_seconds: float
+    #: rows re-scored exactly since the build (for benchmarks)
+    candidates: int
+
+    def search(self, q: np.ndarray, k: int, dead: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` ``(scores, rows)`` ``(b, k)`` for each query, best first, ties by the
+        lower row; missing slots ``-inf`` and ``-1``. ``dead`` masks rows that must not appear."""
+        ...
