@@ -26,6 +26,7 @@ Run::
 from __future__ import annotations
 
 import os
+from functools import partial
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before faiss / onnxruntime start threads
 
@@ -264,7 +265,7 @@ def _external_files(parts: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, flo
     out: dict[str, float] = {}
     for name, write in (("ours", _screen_files_ours), ("onnx", _screen_files_onnx)):
         with tempfile.TemporaryDirectory(prefix="sr-hand-written-") as d:
-            took, stall = _longest_stall_ms(lambda w=write, f=d: w(parts, 32, f))
+            took, stall = _longest_stall_ms(partial(write, parts, 32, d))
         out[f"files_ms_{name}"] = round(took, 1)
         out[f"files_stall_ms_{name}"] = round(stall, 1)
     return out
@@ -289,15 +290,15 @@ def bench_onnx(sizes: list[int]) -> dict[str, Any]:
         ours = screen_model(parts, 32)
         theirs = _screen_model_onnx(parts, 32)
         onnx.checker.check_model(onnx.load_from_string(ours))
-        t_ours, stall_ours = _longest_stall_ms(lambda p=parts: screen_model(p, 32))
-        t_theirs, stall_theirs = _longest_stall_ms(lambda p=parts: _screen_model_onnx(p, 32))
+        t_ours, stall_ours = _longest_stall_ms(partial(screen_model, parts, 32))
+        t_theirs, stall_theirs = _longest_stall_ms(partial(_screen_model_onnx, parts, 32))
         out["screen_model"].append(
             {
                 "rows": n,
                 "bytes_ours": len(ours),
                 "bytes_onnx": len(theirs),
-                "ms_ours": round(_median_ms(lambda p=parts: screen_model(p, 32), 3), 1),
-                "ms_onnx": round(_median_ms(lambda p=parts: _screen_model_onnx(p, 32), 3), 1),
+                "ms_ours": round(_median_ms(partial(screen_model, parts, 32), 3), 1),
+                "ms_onnx": round(_median_ms(partial(_screen_model_onnx, parts, 32), 3), 1),
                 "stall_ms_ours": round(stall_ours, 1),
                 "stall_ms_onnx": round(stall_theirs, 1),
                 "single_run_ms": [round(t_ours, 1), round(t_theirs, 1)],

@@ -71,16 +71,15 @@ def clean_text(text: Any, *, what: str = "query") -> str:
             raise error(f"{what} bytes are not valid UTF-8 (at byte {exc.start})") from None
     if not isinstance(text, str):
         raise InvalidTypeError(f"{what} must be a str, not {type(text).__name__}")
-    if len(text) > 4 * MAX_TEXT_CHARS:
-        text = text[: 4 * MAX_TEXT_CHARS]
+    out: str = text[: 4 * MAX_TEXT_CHARS]
     # Lone surrogates (e.g. from surrogateescape decoding) cannot be encoded: replace them.
-    text = text.encode("utf-8", "replace").decode("utf-8")
-    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
-    text = unicodedata.normalize("NFC", text)
-    text = _SPACE_RE.sub(" ", text).strip()
-    if not text:
+    out = out.encode("utf-8", "replace").decode("utf-8")
+    out = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in out)
+    out = unicodedata.normalize("NFC", out)
+    out = _SPACE_RE.sub(" ", out).strip()
+    if not out:
         raise error(f"{what} is empty")
-    return text[:MAX_TEXT_CHARS]
+    return out[:MAX_TEXT_CHARS]
 
 
 def validate_positive_int(value: Any, what: str, *, maximum: int | None = None) -> int:
@@ -104,7 +103,7 @@ def validate_route_name(name: Any) -> str:
             f"invalid route name {name!r}: use 1-128 letters, digits, '_', '.', '-' or ':', "
             "not starting with a punctuation mark"
         )
-    return name
+    return str(name)
 
 
 def validate_threshold(value: Any, *, what: str = "threshold") -> float | None:
@@ -113,10 +112,10 @@ def validate_threshold(value: Any, *, what: str = "threshold") -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidThresholdError(f"{what} must be a number, not {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or not -1.0 <= value <= 1.0:
-        raise InvalidThresholdError(f"{what} must be a finite number in [-1, 1], got {value!r}")
-    return value
+    number = float(value)
+    if not math.isfinite(number) or not -1.0 <= number <= 1.0:
+        raise InvalidThresholdError(f"{what} must be a finite number in [-1, 1], got {number!r}")
+    return number
 
 
 def _clean_utterances(utterances: Any) -> tuple[str, ...]:

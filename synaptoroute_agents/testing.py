@@ -77,4 +77,5 @@ class HashEncoder:
                 out[j] += self._word(w)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return out / norms
+        out /= norms
+        return out

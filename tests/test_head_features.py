@@ -21,7 +21,7 @@ from synaptoroute_agents.encoders.bundled import (
 )
 from synaptoroute_agents.evaluation import read_labelled
 from synaptoroute_agents.fitting import fit_policy, load_policy
-from synaptoroute_agents.onnxproto import FLOAT, with_graph_outputs
+from synaptoroute_agents.index.onnxproto import FLOAT, with_graph_outputs
 
 DATA = Path(__file__).parent / "fixtures" / "clinc10"
 

@@ -1,4 +1,4 @@
-"""Lexical features of the fitted head (synaptoroute_agents.lexicon) and how fit chooses them."""
+"""Lexical features of the fitted head (synaptoroute_agents.fitting.lexicon) and how fit chooses them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from synaptoroute_agents import SemanticRouter
 from synaptoroute_agents.fitting import FittedPolicy, fit_policy
-from synaptoroute_agents.lexicon import Lexicon
+from synaptoroute_agents.fitting.lexicon import Lexicon
 
 TEXTS = [
     "where is my new card",

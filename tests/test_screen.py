@@ -291,7 +291,7 @@ def test_falls_back_to_float_search_when_onnxruntime_refuses_the_graph(
     assert build_screen(x) is None
     idx = VectorIndex(x.shape[1], screen=True, background=False)
     idx.load(np.arange(len(x)), x)
-    with caplog.at_level(logging.WARNING, logger="synaptoroute_agents.screen"):
+    with caplog.at_level(logging.WARNING, logger="synaptoroute_agents.index.screen"):
         got = idx.search(q, 8)
     assert "unavailable" in caplog.text
     assert not idx.screen_info()["enabled"]

@@ -175,7 +175,7 @@ class BundledEncoder(SliceRunner):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        from ..onnxproto import FLOAT, with_graph_outputs
+        from ..index.onnxproto import FLOAT, with_graph_outputs
 
         if not self._model_file.is_file():
             raise ModelIntegrityError(f"embedding model file not found at {self._model_file}")

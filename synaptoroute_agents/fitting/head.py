@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import NotFittedError
+from ..index.exact import FloatScan
 from ..routes import Reason
 from ..scoring.base import Decision, Neighbors, QueryBatch
-from ..screen import FloatScan
 from .lexicon import Lexicon
 from .numerics import design_logits, softmax
 
