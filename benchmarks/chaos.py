@@ -145,7 +145,7 @@ class _Writer:
                 kind = rng.randrange(5)
                 if kind == 0:
                     self._expect_fail(
-                        lambda: r.add({"name": "bad name!", "utterances": ["x"]}),  # type: ignore[arg-type]
+                        lambda: r.add(Route.from_dict({"name": "bad name!", "utterances": ["x"]})),
                         (InvalidInputError,),
                         "bad name",
                     )

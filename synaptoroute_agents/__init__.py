@@ -41,6 +41,7 @@ from .errors import (
     RouterOverloadedError,
     SchemaVersionError,
     StoreError,
+    StoreNotFoundError,
     SynaptoRouteError,
 )
 from .index import VectorIndex
@@ -140,6 +141,7 @@ __all__ = [
     "DuplicateRouteError",
     "StoreError",
     "NotARouterStoreError",
+    "StoreNotFoundError",
     "SchemaVersionError",
     "EncoderMismatchError",
     "EncoderError",

@@ -19,6 +19,7 @@ __all__ = [
     "DuplicateRouteError",
     "StoreError",
     "NotARouterStoreError",
+    "StoreNotFoundError",
     "SchemaVersionError",
     "EncoderMismatchError",
     "EncoderError",
@@ -82,6 +83,11 @@ class StoreError(SynaptoRouteError):
 
 class NotARouterStoreError(StoreError):
     """The given file or database is not a synaptoroute-agents store."""
+
+
+class StoreNotFoundError(NotARouterStoreError):
+    """A store opened with ``create=False`` does not exist (a missing SQLite file, a database
+    without the store's tables); nothing was created."""
 
 
 class SchemaVersionError(StoreError):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +59,48 @@ def read_routes(path: str | os.PathLike[str]) -> list[Route]:
 
 
 def write_routes(path: str | os.PathLike[str], routes: list[Route]) -> None:
-    """Write routes as YAML or JSON (by the file's suffix), atomically."""
+    """Write routes as YAML or JSON (by the file's suffix), atomically.
+
+    The text goes to a temporary file of its own in the same folder, is flushed to disk, and
+    only then renamed over ``path``: a crash or a full disk leaves the old file whole (and no
+    temporary file behind). A missing folder is a :class:`RouteFileError`.
+    """
     p = Path(path)
+    folder = p.parent
+    if not folder.is_dir():
+        raise RouteFileError(f"cannot write {p}: the folder {folder} does not exist")
+    if p.is_dir():
+        raise RouteFileError(f"cannot write {p}: it is a folder")
     data = {"version": FORMAT_VERSION, "routes": [r.to_dict() for r in routes]}
     if p.suffix.lower() == ".json":
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     else:
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
+    mode = p.stat().st_mode & 0o777 if p.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every system can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -17,16 +17,19 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .errors import InvalidInputError
+
 if TYPE_CHECKING:
     from .router import SemanticRouter
 
-__all__ = ["ReplicaSync", "DEFAULT_CHANNEL"]
+__all__ = ["ReplicaSync", "DEFAULT_CHANNEL", "check_poll_interval"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,21 @@ _PUBLISH_QUEUE = 10_000
 _MAX_BACKOFF = 5.0
 
 
+def check_poll_interval(value: object) -> float:
+    """``value`` as seconds between store polls: a finite number >= 0 (None or 0: no polling).
+
+    Raises :class:`InvalidInputError` for anything else: a negative interval used to turn
+    catch-up off without a word.
+    """
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidInputError(
+            f"poll_interval must be a finite number of seconds >= 0 (0 or None: no polling), got {value!r}"
+        )
+    return float(value)
+
+
 class ReplicaSync:
     """Keep one router in step with the other replicas of its store.
 
@@ -43,7 +61,8 @@ class ReplicaSync:
         router: the replica's router; its store is shared with the other replicas.
         redis_url: ``redis://host:port/db`` for change notifications; None polls only.
         channel: the pub/sub channel every replica of this store uses.
-        poll_interval: seconds between checks of the store's change version (0 or None: no polling).
+        poll_interval: seconds between checks of the store's change version (0 or None: no polling;
+            a negative, infinite or non-numeric value is an :class:`InvalidInputError`).
 
     Call :meth:`start` once; :meth:`stop` ends the background threads. Neither blocks routing: the
     work runs in daemon threads and applies changes through the router's own write path.
@@ -60,7 +79,7 @@ class ReplicaSync:
         self.router = router
         self.redis_url = redis_url
         self.channel = channel
-        self.poll_interval = float(poll_interval or 0.0)
+        self.poll_interval = check_poll_interval(poll_interval)
         self.origin = router.store.origin
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -67,6 +67,7 @@ def test_lifecycle_through_the_cli(tmp_path, capsys) -> None:
 
 def test_errors_are_messages_not_tracebacks(tmp_path, capsys) -> None:
     db = str(tmp_path / "e.db")
+    assert run(capsys, "init", "--db", db)[0] == 0
     code, _, err = run(capsys, "delete", "ghost", "--db", db)
     assert code == 2 and "no route named 'ghost'" in err
     code, _, err = run(capsys, "route", "   ", "--db", db)
@@ -220,3 +221,166 @@ def test_serve_rejects_an_unknown_encoder_before_starting(tmp_path, capsys) -> N
     code, out, err = run(capsys, "serve", "--db", str(tmp_path / "s.db"), "--encoder", "bundeld", "--json")
     assert code == 2 and out == ""
     assert json.loads(err)["error"] == "invalid_input" and "bundled-int8" in json.loads(err)["detail"]
+
+
+# --------------------------------------------------------------------- faults and bad input (issue 21)
+
+
+def _one_line_error(code: int, out: str, err: str, expected: int = 2) -> None:
+    assert code == expected and out == "", (code, out, err)
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],
+        ["route", "hello there"],
+        ["export", "{tmp}/out.yaml"],
+        ["teach", "billing", "refund please"],
+        ["delete", "billing"],
+    ],
+)
+def test_read_commands_never_create_a_store(tmp_path, capsys, argv: list[str]) -> None:
+    # A mistyped --db is an error, never a new empty store at that path.
+    db = tmp_path / "mistyped.db"
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, out, err = run(capsys, *argv, "--db", str(db))
+    _one_line_error(code, out, err)
+    assert "no store at" in err and str(db) in err and "synaptoroute init" in err
+    assert not db.exists() and sorted(p.name for p in tmp_path.iterdir()) == []
+    code, out, err = run(capsys, *argv, "--db", str(db), "--json")
+    assert code == 2 and json.loads(err)["error"] == "store_not_found" and not db.exists()
+
+
+def test_commands_that_write_create_the_store(tmp_path, capsys) -> None:
+    for argv in (["init"], ["add", "billing", "refund my payment"]):
+        db = tmp_path / f"{argv[0]}.db"
+        assert run(capsys, *argv, "--db", str(db))[0] == 0 and db.exists()
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("routes:\n  - name: weather\n    utterances: [will it rain]\n")
+    assert run(capsys, "import", str(routes), "--db", str(tmp_path / "import.db"))[0] == 0
+    assert (tmp_path / "import.db").exists()
+
+
+def test_read_commands_refuse_an_empty_file_and_a_folder(tmp_path, capsys) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    code, out, err = run(capsys, "list", "--db", str(empty))
+    _one_line_error(code, out, err)
+    assert empty.stat().st_size == 0  # no tables were written into it
+    code, out, err = run(capsys, "list", "--db", str(tmp_path))
+    _one_line_error(code, out, err)
+
+
+def test_export_from_a_mistyped_db_keeps_the_route_file(tmp_path, capsys) -> None:
+    db = str(tmp_path / "real.db")
+    run(capsys, "add", "billing", "refund my payment", "--db", db)
+    target = tmp_path / "routes.yaml"
+    assert run(capsys, "export", str(target), "--db", db)[0] == 0
+    before = target.read_bytes()
+    assert b"billing" in before
+    code, out, err = run(capsys, "export", str(target), "--db", str(tmp_path / "reall.db"))
+    _one_line_error(code, out, err)
+    assert target.read_bytes() == before and not (tmp_path / "reall.db").exists()
+
+
+def test_export_refuses_to_replace_routes_with_nothing_unless_forced(tmp_path, capsys) -> None:
+    empty_db = str(tmp_path / "empty.db")
+    assert run(capsys, "init", "--db", empty_db)[0] == 0
+    target = tmp_path / "routes.json"
+    target.write_text('{"routes": [{"name": "billing", "utterances": ["refund"]}]}\n')
+    before = target.read_bytes()
+    code, out, err = run(capsys, "export", str(target), "--db", empty_db)
+    _one_line_error(code, out, err)
+    assert "--force" in err and "0 routes" in err and target.read_bytes() == before
+    code, out, err = run(capsys, "export", str(target), "--db", empty_db, "--json")
+    assert code == 2 and json.loads(err)["error"] == "export_refused" and target.read_bytes() == before
+    code, out, _ = run(capsys, "export", str(target), "--db", empty_db, "--force")
+    assert code == 0 and "exported 0 routes" in out
+    assert json.loads(target.read_text())["routes"] == []
+    # an empty export into a new (or an empty) file needs no --force
+    fresh = tmp_path / "fresh.yaml"
+    assert run(capsys, "export", str(fresh), "--db", empty_db)[0] == 0 and fresh.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "fresh.yaml", "routes.json"]
+
+
+def test_export_writes_a_temporary_file_and_renames_it(tmp_path, capsys, monkeypatch) -> None:
+    # A failure half-way through writing leaves the old file whole and no temporary file behind.
+    import os
+
+    db = str(tmp_path / "x.db")
+    run(capsys, "add", "billing", "refund my payment", "--db", db)
+    target = tmp_path / "routes.yaml"
+    target.write_text("routes: []\n")
+    renames: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def spy(src, dst):  # type: ignore[no-untyped-def]
+        renames.append((str(src), str(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    assert run(capsys, "export", str(target), "--db", db)[0] == 0
+    assert len(renames) == 1 and renames[0][1] == str(target)
+    assert os.path.dirname(renames[0][0]) == str(tmp_path) and renames[0][0] != str(target)
+    assert "billing" in target.read_text()
+
+    def broken_replace(src, dst):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    before = target.read_bytes()
+    code, out, err = run(capsys, "export", str(target), "--db", db)
+    _one_line_error(code, out, err)
+    assert "No space left" in err and target.read_bytes() == before
+    left = {p.name for p in tmp_path.iterdir()} - {"x.db", "x.db-wal", "x.db-shm"}
+    assert left == {"routes.yaml"}  # the temporary file was removed
+
+
+def test_export_into_a_missing_folder_is_one_line(tmp_path, capsys) -> None:
+    db = str(tmp_path / "x.db")
+    run(capsys, "add", "billing", "refund my payment", "--db", db)
+    target = tmp_path / "no" / "such" / "routes.yaml"
+    code, out, err = run(capsys, "export", str(target), "--db", db)
+    _one_line_error(code, out, err)
+    assert f"folder {tmp_path / 'no' / 'such'} does not exist" in err and ".tmp" not in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "wording"),
+    [
+        ("--port", "99999", "--port must be"),
+        ("--port", "-1", "--port must be"),
+        ("--poll-interval", "-1", "--poll-interval must be"),
+        ("--poll-interval", "nan", "--poll-interval must be"),
+        ("--max-inflight", "0", "--max-inflight must be"),
+        ("--max-body-bytes", "-5", "--max-body-bytes must be"),
+    ],
+)
+def test_bad_serve_options_are_one_line_usage_errors(
+    tmp_path, capsys, monkeypatch, flag, value, wording
+) -> None:
+    import synaptoroute_agents.server as server
+
+    monkeypatch.setattr(server, "serve", lambda **_k: pytest.fail("the server started"))
+    db = tmp_path / "s.db"
+    code, out, err = run(capsys, "serve", "--db", str(db), f"{flag}={value}")
+    _one_line_error(code, out, err)
+    assert wording in err and not db.exists()
+    code, out, err = run(capsys, "serve", "--db", str(db), f"{flag}={value}", "--json")
+    assert code == 2 and json.loads(err)["error"] == "usage"
+
+
+def test_route_top_k_is_bounded(tmp_path, capsys) -> None:
+    from synaptoroute_agents.router import MAX_TOP_K
+
+    db = str(tmp_path / "k.db")
+    run(capsys, "add", "billing", "refund my payment", "--db", db)
+    run(capsys, "add", "weather", "will it rain tomorrow", "--db", db)
+    for bad in ("0", "-3", str(MAX_TOP_K + 1), "1000000000"):
+        code, out, err = run(capsys, "route", "refund", "--top-k", bad, "--db", db)
+        _one_line_error(code, out, err)
+        assert "--top-k must be" in err and str(MAX_TOP_K) in err
+    code, out, _ = run(capsys, "route", "refund my payment", "--top-k", str(MAX_TOP_K), "--json", "--db", db)
+    assert code == 0 and len(json.loads(out)["candidates"]) == 2

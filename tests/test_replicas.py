@@ -20,7 +20,7 @@ pytest.importorskip("redis")
 pytest.importorskip("fastapi")
 
 from benchmarks.service import ReplicaProcess, run_overload  # noqa: E402
-from synaptoroute_agents import RouteStore, SemanticRouter  # noqa: E402
+from synaptoroute_agents import Route, RouteStore, SemanticRouter  # noqa: E402
 from synaptoroute_agents.sync import ReplicaSync  # noqa: E402
 
 from . import services  # noqa: E402
@@ -44,6 +44,10 @@ def route(name: str, *utterances: str) -> dict:
     return {"name": name, "utterances": list(utterances) or [f"an example for {name}"]}
 
 
+def route_obj(name: str, *utterances: str) -> Route:
+    return Route.from_dict(route(name, *utterances))  # the router takes Route objects only
+
+
 # ---------------------------------------------------------------------- in process
 def test_sync_propagates_once_and_ignores_own_messages(encoder, postgres_url, redis_server) -> None:
     channel = f"test:{uuid.uuid4().hex[:8]}"
@@ -55,7 +59,7 @@ def test_sync_propagates_once_and_ignores_own_messages(encoder, postgres_url, re
         for s in syncs:
             s.start()
         eventually(lambda: all(s.redis_connected for s in syncs), what="subscriptions")
-        a.add(route("vpn", "the vpn does not connect"))
+        a.add(route_obj("vpn", "the vpn does not connect"))
         eventually(lambda: "vpn" in b and "vpn" in c, what="add on b and c")
         b.add_utterances("vpn", ["wireguard tunnel is down"])
         eventually(
@@ -88,13 +92,13 @@ def test_redis_down_mutations_continue_and_replicas_converge(encoder, postgres_u
     s_poll = ReplicaSync(poll_only, None, poll_interval=0.3).start()
     try:
         eventually(lambda: s_writer.redis_connected and s_redis.redis_connected, what="subscriptions")
-        writer.add(route("before"))
+        writer.add(route_obj("before"))
         eventually(lambda: "before" in redis_only and "before" in poll_only, what="first change")
 
         redis.stop()
         eventually(lambda: not s_redis.redis_connected, what="subscriber notices Redis is gone")
         for i in range(3):  # mutations go on and are acknowledged while Redis is down
-            writer.add(route(f"during-{i}"))
+            writer.add(route_obj(f"during-{i}"))
         assert writer.route("an example for during-2").name == "during-2"
         eventually(lambda: all(f"during-{i}" in poll_only for i in range(3)), what="poll catches up")
         eventually(lambda: s_writer.counters["publish_errors"] >= 1, what="publish failure recorded")
@@ -126,8 +130,8 @@ def test_apply_pending_reads_from_the_store_without_redis(encoder, postgres_url)
     try:
         sync = ReplicaSync(b, None, poll_interval=0)
         assert sync.apply_pending() == 0
-        a.add(route("one"))
-        a.add(route("two"))
+        a.add(route_obj("one"))
+        a.add(route_obj("two"))
         a.delete("one")
         assert sync.apply_pending() == 3 and [r.name for r in b.routes()] == ["two"]
         assert sync.apply_pending() == 0 and b.version == a.store.current_version()

@@ -184,7 +184,9 @@ def test_body_size_limits(router) -> None:
 
 
 async def test_overload_answers_429_at_once(router) -> None:
-    router.add({"name": "vpn", "utterances": ["vpn is down"]})
+    from synaptoroute_agents import Route
+
+    router.add(Route("vpn", ["vpn is down"]))  # a dict is an InvalidTypeError (issue 21)
     app = create_app(router, max_inflight=2, poll_interval=0)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:

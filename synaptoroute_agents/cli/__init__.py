@@ -18,7 +18,7 @@ from ..errors import SynaptoRouteError
 from .commands import COMMANDS, DEMO_QUERIES
 from .eval import route_names_for, run_eval
 from .output import ExitCode, UsageError, format_table, report_error
-from .parser import BENCHMARKS_HELP, DEFAULT_DB, build_parser
+from .parser import BENCHMARKS_HELP, DEFAULT_DB, build_parser, check_options
 
 __all__ = [
     "COMMANDS",
@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args_list[:1] == ["bench"]:
             raise UsageError(BENCHMARKS_HELP)
         args = build_parser().parse_args(args_list)
+        check_options(args)
         return int(COMMANDS[args.command](args))
     except (SynaptoRouteError, UsageError, ImportError, OSError) as exc:
         return report_error(exc, as_json)

@@ -6,14 +6,18 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
+from pathlib import Path
 
+from ..errors import StoreNotFoundError
 from ..router import SemanticRouter
 from ..routes import Route
+from ..store import RouteStore
 from .eval import cmd_eval
-from .output import MATCH_HEADERS, ExitCode, emit, format_table, match_rows
-from .parser import DEFAULT_DB
+from .output import MATCH_HEADERS, ExitCode, ExportRefusedError, emit, format_table, match_rows
+from .parser import CREATING_COMMANDS, DEFAULT_DB
 
 __all__ = ["COMMANDS", "DEMO_QUERIES", "IMPORT_CHUNK", "Handler"]
 
@@ -43,8 +47,25 @@ def _db(args: argparse.Namespace) -> str:
     return str(args.db or os.environ.get("SYNAPTOROUTE_DB") or DEFAULT_DB)
 
 
-def _open(args: argparse.Namespace) -> SemanticRouter:
-    return SemanticRouter(encoder=args.encoder, store=_db(args))
+def _open_store(args: argparse.Namespace) -> RouteStore:
+    """The store at ``--db``; only :data:`CREATING_COMMANDS` may create it when it is missing."""
+    db = _db(args)
+    try:
+        return RouteStore(db, create=args.command in CREATING_COMMANDS)
+    except StoreNotFoundError as exc:
+        hint = f"; create one with 'synaptoroute init --db {db}', or check the path"
+        raise StoreNotFoundError(f"{exc}{hint}") from None
+
+
+@contextmanager
+def _open(args: argparse.Namespace) -> Iterator[SemanticRouter]:
+    """A router on the store at ``--db`` (opened first: a wrong path fails before the model loads)."""
+    store = _open_store(args)
+    try:
+        with SemanticRouter(encoder=args.encoder, store=store) as router:
+            yield router
+    finally:
+        store.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -65,9 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from ..store import RouteStore
-
-    store = RouteStore(_db(args))
+    store = _open_store(args)
     try:
         routes, utterances = store.counts()
     finally:
@@ -168,11 +187,25 @@ def _add_in_chunks(router: SemanticRouter, routes: Sequence[Route], *, upsert: b
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """Read every route, then write them to a temporary file beside ``file`` and rename it.
+
+    Nothing is written when the store cannot be read, and a non-empty ``file`` is not replaced
+    by an export of no routes without ``--force`` (an empty export is most often a wrong ``--db``).
+    """
+    from ..errors import RouteFileError
     from ..routefile import write_routes
 
+    target = Path(args.file)
+    if not target.parent.is_dir():  # before the store and the model are opened
+        raise RouteFileError(f"cannot write {target}: the folder {target.parent} does not exist")
     with _open(args) as router:
         routes = router.routes()
-    write_routes(args.file, routes)
+    if not routes and not args.force and target.is_file() and target.stat().st_size > 0:
+        raise ExportRefusedError(
+            f"{_db(args)} holds 0 routes; not replacing {target} ({target.stat().st_size} bytes) with "
+            "an empty export (use --force to write it anyway)"
+        )
+    write_routes(target, routes)
     emit(
         args.json,
         {"exported": args.file, "routes": len(routes)},

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import (
     EncoderError,
+    InvalidInputError,
     NotARouterStoreError,
     RouterClosedError,
     RouterOverloadedError,
@@ -21,6 +22,7 @@ from ..routes import RouteMatch
 
 __all__ = [
     "ExitCode",
+    "ExportRefusedError",
     "EXIT_CODES_HELP",
     "UsageError",
     "emit",
@@ -39,8 +41,10 @@ class ExitCode(IntEnum):
     OK = 0
     #: ``route``: none of the queries matched a route (every one abstained), as grep's 1.
     NO_MATCH = 1
-    #: a usage or input error: bad arguments, an unreadable or invalid file (a ``--db`` that is not
-    #: a store included), an unknown or duplicate route, an unknown encoder name.
+    #: a usage or input error: bad arguments or an option out of its bounds, an unreadable or
+    #: invalid file, a ``--db`` that is not a store or (for a command that only reads) does not
+    #: exist, an export that would replace a route file with nothing, an unknown or duplicate
+    #: route, an unknown encoder name.
     INPUT = 2
     #: the environment failed: the store or the encoder cannot be used, or an optional
     #: dependency is not installed.
@@ -51,8 +55,10 @@ class ExitCode(IntEnum):
 EXIT_CODES_HELP = """exit codes:
   0    success
   1    route: no query matched a route (all abstained)
-  2    usage or input error (bad arguments or file, a --db that is not a store, unknown or
-       duplicate route, unknown encoder name)
+  2    usage or input error (bad arguments or an option out of bounds, a bad file or a missing
+       folder, a --db that is not a store, or that does not exist for a command other than
+       init/add/import/serve, an export of 0 routes over a non-empty file without --force,
+       unknown or duplicate route, unknown encoder name)
   3    the store or the encoder failed, or an optional dependency is missing
   130  interrupted
 With --json, an error is one JSON object on stderr: {"error": "<code>", "detail": "<message>"}."""
@@ -62,6 +68,10 @@ MATCH_HEADERS = ("query", "route", "score", "margin", "decision")
 
 class UsageError(Exception):
     """The command line itself is wrong (raised by the parser instead of exiting)."""
+
+
+class ExportRefusedError(InvalidInputError):
+    """``export`` would replace a non-empty file with an export of no routes (``--force`` allows it)."""
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

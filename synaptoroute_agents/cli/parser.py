@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from typing import NoReturn, TypeAlias
 
 from .. import __version__
+from ..router import MAX_TOP_K
 from .output import EXIT_CODES_HELP, UsageError
 
-__all__ = ["DEFAULT_DB", "ENCODER_ENV", "build_parser"]
+__all__ = ["CREATING_COMMANDS", "DEFAULT_DB", "ENCODER_ENV", "OPTION_BOUNDS", "build_parser", "check_options"]
 
 DEFAULT_DB = "synaptoroute.db"
 ENCODER_ENV = "SYNAPTOROUTE_ENCODER"
@@ -18,6 +20,41 @@ BENCHMARKS_HELP = (
     "the benchmarks are not part of the installed package; from a source checkout run them with "
     "'uv run --group bench python -m benchmarks.scale --quick' (see docs/BENCHMARKS.md)"
 )
+
+
+#: The commands that may create a store at ``--db`` when there is none (they write routes into
+#: it). Every other command opens an existing store only: a mistyped path is an error (exit 2),
+#: never a new empty store. ``serve`` creates one too (a new service starts empty and is given
+#: routes over HTTP).
+CREATING_COMMANDS = frozenset({"init", "add", "import", "serve"})
+
+#: Numeric options and the values they accept: option dest -> (flag, smallest, largest, integer).
+#: Checked after parsing, for every command that has the option (see :func:`check_options`).
+OPTION_BOUNDS: dict[str, tuple[str, float, float, bool]] = {
+    "top_k": ("--top-k", 1, MAX_TOP_K, True),
+    "port": ("--port", 1, 65535, True),
+    "poll_interval": ("--poll-interval", 0.0, math.inf, False),
+    "max_inflight": ("--max-inflight", 1, math.inf, True),
+    "max_body_bytes": ("--max-body-bytes", 1, math.inf, True),
+    "shots": ("--shots", 0, math.inf, True),
+}
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Raise :class:`UsageError` (exit 2, one line) for a numeric option out of its bounds.
+
+    argparse checks the type (``--port abc``); this checks the range, so ``--port 99999`` or
+    ``--poll-interval -1`` is a usage error before anything starts, not a traceback later (or a
+    silently disabled feature).
+    """
+    for dest, (flag, low, high, integer) in OPTION_BOUNDS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if not math.isfinite(value) or not low <= value <= high:
+            kind = "an integer" if integer else "a number"
+            span = f">= {low:g}" if math.isinf(high) else f"from {low:g} to {high:g}"
+            raise UsageError(f"{flag} must be {kind} {span}, got {value!r}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("utterances", nargs="+")
     p = sub.add_parser("route", parents=router, help="route one or more queries (exit 1 if none matched)")
     p.add_argument("queries", nargs="+")
-    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--top-k", type=int, default=1, help=f"routes each query may select, 1 to {MAX_TOP_K}")
     sub.add_parser("list", parents=router, help="list routes")
     p = sub.add_parser("delete", parents=router, help="delete a route")
     p.add_argument("name")
@@ -86,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = sub.add_parser("export", parents=router, help="export routes to a YAML or JSON file")
     p.add_argument("file")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a non-empty file even when the store holds no routes (refused without it)",
+    )
     _add_eval(sub, [out, enc])
     _add_serve(sub, router)
     sub.add_parser("bench", help=BENCHMARKS_HELP, add_help=False)

@@ -12,8 +12,10 @@ from ..fitting.data import FitSummary
 from ..fitting.data import name_examples as _name_examples
 from .boot import POLICY_KEY, REFRESH_PAGE, SNAPSHOT_MAX_BEHIND, SNAPSHOT_MIN_VECTORS
 from .core import Listener, SemanticRouter
+from .decide import MAX_TOP_K
 
 __all__ = [
+    "MAX_TOP_K",
     "POLICY_KEY",
     "REFRESH_PAGE",
     "SNAPSHOT_MAX_BEHIND",

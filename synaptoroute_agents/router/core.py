@@ -182,11 +182,12 @@ class SemanticRouter:
 
     @staticmethod
     def _as_route(route: Any) -> Route:
+        """``route`` when it is a :class:`Route`; anything else (a dict included) is an
+        :class:`InvalidTypeError`: ``Route.from_dict(d)`` turns a mapping into a route."""
         if isinstance(route, Route):
             return route
-        if isinstance(route, Mapping):
-            return Route.from_dict(route)
-        raise InvalidTypeError(f"expected a Route, not {type(route).__name__}")
+        hint = "; use Route.from_dict() for a mapping" if isinstance(route, Mapping) else ""
+        raise InvalidTypeError(f"expected a Route, not {type(route).__name__}{hint}")
 
     def _apply(
         self, name: str, removed: Iterable[int], added: Sequence[int], texts: Sequence[str], vecs: np.ndarray
@@ -484,7 +485,11 @@ class SemanticRouter:
 
     # ------------------------------------------------------------------ routing
     def route(self, query: str, top_k: int = 1) -> RouteMatch:
-        """Route one query. Raises :class:`InvalidQueryError` for empty or unusable input."""
+        """Route one query. Raises :class:`InvalidQueryError` for empty or unusable input.
+
+        ``top_k`` (how many routes may be selected) is an int from 1 to :data:`MAX_TOP_K`
+        (1000); anything else is an :class:`InvalidInputError`.
+        """
         return self.route_batch([query], top_k=top_k)[0]
 
     def __call__(self, query: str, top_k: int = 1) -> RouteMatch:
@@ -494,6 +499,7 @@ class SemanticRouter:
     def route_batch(self, queries: Sequence[str], top_k: int = 1) -> list[RouteMatch]:
         """Route many queries with one encoder call."""
         self._check_open()
+        check_top_k(top_k)  # before the encoder runs
         if isinstance(queries, str | bytes) or not isinstance(queries, Sequence):
             raise InvalidTypeError("queries must be a list of strings")
         texts = [clean_text(q) for q in queries]

@@ -13,16 +13,23 @@ from ..routes import Evidence, Reason, RouteCandidate, RouteMatch
 from ..scoring import QueryBatch, ScoringPolicy
 from .tables import IdTables
 
-__all__ = ["check_features", "check_top_k", "decide", "empty_match"]
+__all__ = ["MAX_TOP_K", "check_features", "check_top_k", "decide", "empty_match"]
 
 _EVIDENCE = 3  # nearest utterances kept as a decision's evidence
 _CANDIDATES = 5  # candidates a RouteMatch lists at least
 
+#: The largest ``top_k`` a query may ask for. A decision searches ``4 * top_k`` nearest
+#: utterances per query, so an unbounded ``top_k`` is an unbounded allocation (``top_k=10**9``
+#: asked Faiss for 29.8 GiB); a match never holds more routes than the router has anyway.
+MAX_TOP_K = 1000
+
 
 def check_top_k(top_k: Any) -> None:
-    """Raise :class:`InvalidInputError` unless ``top_k`` is a positive int."""
+    """Raise :class:`InvalidInputError` unless ``top_k`` is an int in ``[1, MAX_TOP_K]``."""
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise InvalidInputError("top_k must be a positive integer")
+        raise InvalidInputError(f"top_k must be a positive integer (at most {MAX_TOP_K}), got {top_k!r}")
+    if top_k > MAX_TOP_K:
+        raise InvalidInputError(f"top_k must be at most {MAX_TOP_K}, got {top_k}")
 
 
 def empty_match() -> RouteMatch:

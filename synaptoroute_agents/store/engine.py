@@ -20,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, RootTransaction
 from sqlalchemy.pool import StaticPool
 
-from ..errors import InvalidInputError, NotARouterStoreError, StoreError
+from ..errors import InvalidInputError, NotARouterStoreError, StoreError, StoreNotFoundError
 
 __all__ = ["Database", "store_url", "PG_LOCK_KEY", "PG_SNAPSHOT_LOCK_KEY"]
 
@@ -54,6 +54,18 @@ def _check_sqlite_file(url: str) -> None:
                 raise NotARouterStoreError(f"{path} is not a router store (not a SQLite database)")
 
 
+def _check_sqlite_exists(url: str) -> None:
+    """For a store that must exist: refuse a missing path, a folder or an empty file, before
+    SQLite would create (or write a header into) it."""
+    path = Path(sa.make_url(url).database or "")
+    if not path.exists():
+        raise StoreNotFoundError(f"no store at {path} (nothing was created)")
+    if not path.is_file():
+        raise NotARouterStoreError(f"{path} is not a router store (not a file)")
+    if path.stat().st_size == 0:
+        raise StoreNotFoundError(f"no store at {path}: the file is empty (nothing was written)")
+
+
 def _sqlite_events(engine: Engine, memory: bool) -> None:
     """SQLite pragmas, and transactions that begin the way the store's locking needs."""
 
@@ -77,13 +89,18 @@ def _sqlite_events(engine: Engine, memory: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def make_engine(url: str, dialect: str, memory: bool, safe_url: str) -> Engine:
-    """The SQLAlchemy engine of a store at ``url`` with the settings its ``dialect`` needs."""
+def make_engine(url: str, dialect: str, memory: bool, safe_url: str, *, create: bool = True) -> Engine:
+    """The SQLAlchemy engine of a store at ``url`` with the settings its ``dialect`` needs.
+
+    With ``create=False`` a SQLite file must exist already (:class:`StoreNotFoundError`).
+    """
     kwargs: dict[str, Any] = {}
     if dialect == "sqlite":
         if memory:
             kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
         else:
+            if not create:
+                _check_sqlite_exists(url)
             _check_sqlite_file(url)
             kwargs.update(connect_args={"check_same_thread": False, "timeout": 60})
     elif dialect == "postgresql":
@@ -173,14 +190,17 @@ class Database:
     Args:
         url: None (in memory), a file path (SQLite) or any SQLAlchemy URL
             (``postgresql://user@host/db`` uses psycopg 3).
+        create: False opens only a store that exists: a missing SQLite file is a
+            :class:`StoreNotFoundError` and nothing is created (what read-only tools want).
     """
 
-    def __init__(self, url: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, url: str | os.PathLike[str] | None = None, *, create: bool = True) -> None:
         self.url = store_url(url)
         self.dialect = sa.make_url(self.url).get_backend_name()
         self._memory = self.url.endswith(":memory:")
         self._lock = threading.RLock() if self._memory else None
-        self.engine = make_engine(self.url, self.dialect, self._memory, self._safe_url())
+        self.create = bool(create)
+        self.engine = make_engine(self.url, self.dialect, self._memory, self._safe_url(), create=self.create)
 
     @property
     def in_memory(self) -> bool:

@@ -50,10 +50,17 @@ class RouteStore(Database):
         url: None (in memory), a file path (SQLite) or any SQLAlchemy URL
             (``postgresql://user@host/db`` uses psycopg 3).
         origin: an id written into the change log with each mutation (replica id).
+        create: True (default) creates the store's tables (and a SQLite file) when they are
+            missing; False opens only an existing store and raises :class:`StoreNotFoundError`
+            otherwise, creating nothing. The ``synaptoroute`` commands that only read (``list``,
+            ``route``, ``export``, ...) open with False, so a mistyped path is an error, not a
+            new empty store.
     """
 
-    def __init__(self, url: str | os.PathLike[str] | None = None, *, origin: str | None = None) -> None:
-        super().__init__(url)
+    def __init__(
+        self, url: str | os.PathLike[str] | None = None, *, origin: str | None = None, create: bool = True
+    ) -> None:
+        super().__init__(url, create=create)
         self.origin = origin or os.urandom(6).hex()
         #: False when the snapshot tables are missing and could not be added (boots read the rows).
         self.snapshots_enabled = True

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import DatabaseError, IntegrityError
 
-from ..errors import NotARouterStoreError, SchemaVersionError, StoreError
+from ..errors import NotARouterStoreError, SchemaVersionError, StoreError, StoreNotFoundError
 from .engine import Database
 
 __all__ = [
@@ -132,8 +132,10 @@ def open_schema(db: Database) -> tuple[int, bool]:
     """Check (or create) the store's tables in ``db``.
 
     Returns (schema version, whether the snapshot tables are there). Raises
-    :class:`NotARouterStoreError` for a database of something else and
-    :class:`SchemaVersionError` for a store written by a newer version.
+    :class:`NotARouterStoreError` for a database of something else,
+    :class:`SchemaVersionError` for a store written by a newer version, and
+    :class:`StoreNotFoundError` for a database without a store when ``db.create`` is False (no
+    table is created then).
     """
     try:
         with db.engine.connect() as conn:
@@ -151,6 +153,8 @@ def open_schema(db: Database) -> tuple[int, bool]:
         raise NotARouterStoreError(
             f"{db._safe_url()} is a database of something else (tables: {', '.join(sorted(tables)[:5])})"
         )
+    if not db.create:
+        raise StoreNotFoundError(f"{db._safe_url()} holds no router store (nothing was created)")
     try:
         with db._tx() as conn:
             metadata.create_all(conn)
