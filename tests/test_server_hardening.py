@@ -214,13 +214,20 @@ def test_non_loopback_without_key_is_refused(tmp_path, monkeypatch) -> None:
     assert is_loopback("localhost") and is_loopback("127.0.0.2") and is_loopback("::1")
 
 
-def test_cli_refuses_anonymous_public_serve_and_empty_key(tmp_path, capsys) -> None:
+def test_cli_refuses_anonymous_public_serve_and_empty_key(tmp_path, capsys, monkeypatch) -> None:
+    import uvicorn
+
+    ran: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.append(kw))  # never really listen
     db = str(tmp_path / "r.db")
     assert main(["serve", "--db", db, "--host", "0.0.0.0"]) == 2
     err = capsys.readouterr().err
     assert "--allow-anonymous-writes" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert main(["serve", "--db", db, "--api-key", ""]) == 2
     assert "empty" in capsys.readouterr().err
+    assert not ran
+    assert main(["serve", "--db", db, "--host", "0.0.0.0", "--allow-anonymous-writes"]) == 0
+    assert [kw["host"] for kw in ran] == ["0.0.0.0"]
 
 
 def test_docker_files_ship_no_key() -> None:

@@ -7,6 +7,7 @@ heavy batch in flight. The functions are benchmarks/faults.py's, which reports t
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,5 +98,27 @@ def test_sigterm_with_heavy_batch_in_flight_exits_within_the_bound(tmp_path: Pat
         res = sigterm_with_heavy_batch(rep, HEAVY, graceful)
         # The bound is the contract; a little slack for the interpreter's own exit under load.
         assert res["exit_seconds"] <= graceful + 2.0, (res, time.monotonic() - t0, rep.log_tail())
+    finally:
+        rep.stop()
+
+
+def test_slow_headers_and_slow_bodies_time_out(tmp_path: Path) -> None:
+    rep = _start(tmp_path / "slow.db", "--header-timeout", "1", "--body-timeout", "1")
+    try:
+        host, port = "127.0.0.1", rep.port
+        headers_only = socket.create_connection((host, port), timeout=10)
+        headers_only.sendall(b"POST /route HTTP/1.1\r\nHost: x\r\nContent-Le")  # never finishes
+        body_only = socket.create_connection((host, port), timeout=10)
+        body_only.sendall(b"POST /route HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        t0 = time.monotonic()
+        assert headers_only.recv(4096) == b""  # closed by the server, no answer
+        assert time.monotonic() - t0 < 8
+        answer = b""
+        while chunk := body_only.recv(4096):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b'"error": "timeout"' in answer and b"connection: close" in answer.lower()
+        headers_only.close()
+        body_only.close()
     finally:
         rep.stop()

@@ -210,6 +210,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allow_anonymous_writes=args.allow_anonymous_writes,
         max_query_chars=args.max_query_chars,
         graceful_timeout=args.graceful_timeout,
+        body_timeout=args.body_timeout,
+        header_timeout=args.header_timeout,
     )
     return ExitCode.OK
 

@@ -137,6 +137,18 @@ def _add_serve(sub: _Sub, parents: list[_Parser]) -> None:
         default=15.0,
         help="seconds from SIGTERM to exit; requests in flight get all but 2 of them (default 15)",
     )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to send a whole body before 408 (default 10)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to send a request's headers before the connection is closed (default 10)",
+    )
     p.add_argument("--max-inflight", type=int, default=256, help="requests served at once before 429")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413")
     p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between store version checks")
