@@ -431,6 +431,8 @@ async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, _T])
         if not task.done():
             task.cancel()
         watch.cancel()
+        if watch.done() and not watch.cancelled():
+            watch.exception()  # retrieved: a failing receive counts as the client gone
     if task.cancelled() or not task.done():
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
