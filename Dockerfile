@@ -42,4 +42,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
     CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
 
+# No key is baked into the image. Give one at run time as a Docker secret
+# (SYNAPTOROUTE_API_KEY_FILE=/run/secrets/<name>, see compose.yaml) or an env file
+# (docker run --env-file app.env, with SYNAPTOROUTE_API_KEY=...). Without a key the server refuses
+# to listen on 0.0.0.0 (add --allow-anonymous-writes to the command to accept anonymous writes).
 CMD ["synaptoroute", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -10,6 +10,12 @@ The collector is a plain thread and each result is handed back to the loop that 
 ``loop.call_soon_threadsafe``, so one batcher serves any number of event loops (a FastAPI server,
 tests that each run their own loop, a notebook).
 
+A caller's own large batch (:meth:`MicroBatcher.submit_many`) is cut into slices of bounded
+work (:data:`SLICE_CHARS` characters, at most ``max(max_batch_size, 64)`` queries) that run one
+after another on a separate bulk lane: single queries never queue behind a large batch, several
+large batches take turns slice by slice, and cancelling the caller stops its batch after the
+slice that is running.
+
 Two named presets: :data:`LATENCY` (no queue: each query runs on its own, one at a time per
 worker) and :data:`THROUGHPUT` (micro-batches). :class:`BatchingConfig` keeps the raw settings.
 """
@@ -37,6 +43,11 @@ log = logging.getLogger(__name__)
 
 #: Upper bounds of the batch-size histogram buckets (a final ``+Inf`` bucket is implied).
 HISTOGRAM_BOUNDS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+#: Characters of query text per slice of a caller's large batch. Model work grows with the text (up
+#: to the encoder's token limit per query); a slice this size is a fraction of a second of model
+#: time on a small CPU, so a cancelled batch stops within that.
+SLICE_CHARS = 1024
 
 #: Routes a list of cleaned queries with one encoder call (the router's ``route_batch``).
 BatchFn = Callable[[list[str], int], list[Any]]
@@ -118,6 +129,22 @@ def _deliver(item: _Item, value: Any = None, exc: BaseException | None = None) -
         item.loop.call_soon_threadsafe(_settle, item.future, value, exc)
 
 
+def slices(texts: Sequence[str], most: int, chars: int) -> list[Sequence[str]]:
+    """``texts`` cut in order into slices of at most ``most`` texts and about ``chars`` characters
+    (a slice closes once it reaches ``chars``; a longer text is a slice of its own)."""
+    out: list[Sequence[str]] = []
+    start = 0
+    held = 0
+    for i, text in enumerate(texts):
+        if i > start and (i - start >= most or held + len(text) > chars):
+            out.append(texts[start:i])
+            start, held = i, 0
+        held += len(text)
+    if start < len(texts):
+        out.append(texts[start:])
+    return out
+
+
 class MicroBatcher:
     """Collects concurrent queries into batches and runs them in a thread pool.
 
@@ -134,6 +161,8 @@ class MicroBatcher:
         self._closed = False
         self._busy = 0  # batches running in workers
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="synaptoroute-batch")
+        # Large caller batches run here, slice by slice, so they never hold up the pool above.
+        self._bulk = ThreadPoolExecutor(1, thread_name_prefix="synaptoroute-bulk")
         self._collector: threading.Thread | None = None
         self.batches_total = 0
         self.batched_queries_total = 0
@@ -173,23 +202,25 @@ class MicroBatcher:
         return await fut
 
     async def submit_many(self, texts: Sequence[str], top_k: int) -> list[Any]:
-        """Route a caller's own batch: large ones run as their own batches, small ones join others."""
+        """Route a caller's own batch: small ones join others, large ones run slice by slice.
+
+        A large batch runs on the bulk lane, one slice at a time (each slice queued behind the
+        slices of other large batches), so it takes turns with them and never delays single
+        queries. Cancelling the caller stops the batch after the running slice.
+        """
         size = self.config.max_batch_size
-        if len(texts) < size and self._collector is not None:
+        if self._collector is not None and len(texts) < size and sum(map(len, texts)) <= SLICE_CHARS:
             return list(await asyncio.gather(*(self.submit(t, top_k) for t in texts)))
         loop = asyncio.get_running_loop()
-        futs: list[asyncio.Future[Any]] = []
-        with self._cond:
-            if self._closed:
-                raise RouterClosedError("the router is closed")
-            step = max(size, 64)
-            for start in range(0, len(texts), step):
-                chunk = texts[start : start + step]
-                items = [_Item(t, top_k, loop.create_future(), loop) for t in chunk]
-                futs.extend(i.future for i in items)
-                self._busy += 1
-                self._pool.submit(self._run, items)
-        return list(await asyncio.gather(*futs))
+        out: list[Any] = []
+        for chunk in slices(texts, max(size, 64), SLICE_CHARS):
+            items = [_Item(t, top_k, loop.create_future(), loop) for t in chunk]
+            with self._cond:
+                if self._closed:
+                    raise RouterClosedError("the router is closed")
+                self._bulk.submit(self._run, items, False)
+            out.extend(await asyncio.gather(*(i.future for i in items)))
+        return out
 
     # ------------------------------------------------------------------ collecting
     def _collect(self) -> None:
@@ -225,7 +256,7 @@ class MicroBatcher:
                     _deliver(item, exc=RouterClosedError("the router is closed"))
                 return
 
-    def _run(self, batch: list[_Item]) -> None:
+    def _run(self, batch: list[_Item], pooled: bool = True) -> None:
         self._record(len(batch))  # counted before any caller can see its result
         try:
             live = [i for i in batch if not i.future.done()]
@@ -242,9 +273,10 @@ class MicroBatcher:
                 for item, result in zip(items, results, strict=True):
                     _deliver(item, result)
         finally:
-            with self._cond:
-                self._busy -= 1
-                self._cond.notify_all()
+            if pooled:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
 
     def _record(self, n: int) -> None:
         with self._cond:
@@ -301,6 +333,7 @@ class MicroBatcher:
         if self._collector is not None and self._collector is not threading.current_thread():
             self._collector.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=False)
+        self._bulk.shutdown(wait=True, cancel_futures=False)
 
     @property
     def closed(self) -> bool:

@@ -232,7 +232,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         redis_url=args.redis or os.environ.get("SYNAPTOROUTE_REDIS") or None,
         host=args.host,
         port=args.port,
-        api_key=args.api_key or os.environ.get("SYNAPTOROUTE_API_KEY") or None,
+        api_key=args.api_key,  # None: the environment's; an empty one is refused
         protect_routing=args.protect_routing,
         max_body_bytes=args.max_body_bytes,
         max_inflight=args.max_inflight,
@@ -240,6 +240,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         channel=args.channel,
         log_level=args.log_level,
         encoder=args.encoder,
+        allow_anonymous_writes=args.allow_anonymous_writes,
+        max_query_chars=args.max_query_chars,
+        graceful_timeout=args.graceful_timeout,
+        body_timeout=args.body_timeout,
+        header_timeout=args.header_timeout,
     )
     return ExitCode.OK
 

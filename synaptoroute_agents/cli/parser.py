@@ -157,8 +157,40 @@ def _add_serve(sub: _Sub, parents: list[_Parser]) -> None:
     p.add_argument("--redis", help="Redis URL for replica change notifications ($SYNAPTOROUTE_REDIS)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--api-key", help="require this key for mutations ($SYNAPTOROUTE_API_KEY)")
+    p.add_argument(
+        "--api-key",
+        help="require this key for mutations ($SYNAPTOROUTE_API_KEY, or a file in $SYNAPTOROUTE_API_KEY_FILE)",
+    )
     p.add_argument("--protect-routing", action="store_true", help="require the key for routing too")
+    p.add_argument(
+        "--allow-anonymous-writes",
+        action="store_true",
+        help="serve on a non-loopback --host without a key (anyone who can reach it may change routes)",
+    )
+    p.add_argument(
+        "--max-query-chars",
+        type=int,
+        default=16_384,
+        help="most characters of query text in one POST /route (the work budget; 422 beyond)",
+    )
+    p.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=15.0,
+        help="seconds from SIGTERM to exit; requests in flight get all but 2 of them (default 15)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to send a whole body before 408 (default 10)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to send a request's headers before the connection is closed (default 10)",
+    )
     p.add_argument("--max-inflight", type=int, default=256, help="requests served at once before 429")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413")
     p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between store version checks")

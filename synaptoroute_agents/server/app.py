@@ -13,14 +13,15 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..encoders import Encoder
 from ..errors import (
@@ -54,12 +55,15 @@ from .models import (
     TeachResult,
 )
 from .state import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_QUERIES,
+    DEFAULT_MAX_QUERY_CHARS,
     RETRY_AFTER_SECONDS,
     NotReady,
     ServerState,
+    resolve_api_key,
 )
 
 __all__ = ["create_app"]
@@ -74,7 +78,7 @@ _DESCRIPTION = """\
 A local, zero-token semantic router for LLM agents: route queries, manage routes.
 
 Every error is JSON `{"error": code, "detail": message}`. Requests over the in-flight bound get 429
-with `Retry-After` at once; bodies over the size limit get 413.
+with `Retry-After`; bodies over the size limit get 413, bodies that do not arrive in time 408.
 """
 _KEY_DESCRIPTION = """
 Mutations (and, with `--protect-routing`, routing and reads) need the API key: `Authorization:
@@ -99,12 +103,14 @@ def _err(description: str, code: str, detail: str) -> dict[str, Any]:
 _NOT_FOUND: Responses = {404: _err("No route has this name.", "not_found", "no route named 'vpn'")}
 _INVALID: Responses = {
     422: _err(
-        "Malformed JSON, wrong types, unknown fields or invalid values.",
+        "Malformed JSON (also invalid UTF-8 or nesting too deep), wrong types, unknown fields, "
+        "invalid values, or more query text than the work budget.",
         "invalid_request",
         "query: Input should be a valid string",
     )
 }
 _BUSY: Responses = {
+    408: _err("The body did not arrive in time.", "timeout", "the body did not arrive within 10 s"),
     413: _err("The body is over the size limit.", "too_large", "request body over 1048576 bytes"),
     429: _err(
         "Too many requests in flight: retry after `Retry-After` seconds.",
@@ -142,6 +148,8 @@ def create_app(
     channel: str = DEFAULT_CHANNEL,
     router_options: Mapping[str, Any] | None = None,
     encoder: str | Encoder | None = None,
+    max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> FastAPI:
     """Build the HTTP app.
 
@@ -152,13 +160,18 @@ def create_app(
         db: store path or SQLAlchemy URL for the router the app opens (``$SYNAPTOROUTE_DB`` or
             ``synaptoroute.db`` when None).
         redis_url: Redis for change notifications between replicas; None polls the store only.
-        api_key: when set (or ``$SYNAPTOROUTE_API_KEY``), mutations need ``Authorization: Bearer
-            <key>`` or ``X-API-Key: <key>``.
+        api_key: when set (or ``$SYNAPTOROUTE_API_KEY``, or the first line of the file named by
+            ``$SYNAPTOROUTE_API_KEY_FILE``, e.g. a Docker secret), mutations need
+            ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. An empty key is an error.
         protect_routing: also require the key for ``POST /route`` and reading routes.
         max_body_bytes: bodies larger than this get 413.
         max_inflight: requests served at once per class (routing, other API calls); more get 429
             with ``Retry-After`` at once instead of queuing.
         max_queries: most queries in one ``POST /route``.
+        max_query_chars: the work budget of one ``POST /route``: most characters over all its
+            queries (422 beyond).
+        body_timeout: seconds a client has to send the whole body (408 beyond); no in-flight slot
+            is held meanwhile.
         poll_interval: seconds between checks of the store version (0 or None turns polling off).
         channel: the Redis pub/sub channel shared by the replicas.
         router_options: keyword arguments for the :class:`SemanticRouter` the app opens.
@@ -166,8 +179,8 @@ def create_app(
             such as ``"bundled-int8"`` (None: the bundled model). Only without ``router``.
 
     Raises:
-        InvalidInputError: a limit is not positive, or ``encoder`` is given with ``router`` (or
-            twice, also in ``router_options``).
+        InvalidInputError: a limit is not positive, the API key is empty, or ``encoder`` is given
+            with ``router`` (or twice, also in ``router_options``).
         InvalidTypeError: ``encoder`` is neither a name nor an :class:`Encoder`.
     """
     state = _make_state(
@@ -180,6 +193,8 @@ def create_app(
         max_body_bytes=max_body_bytes,
         max_inflight=max_inflight,
         max_queries=max_queries,
+        max_query_chars=max_query_chars,
+        body_timeout=body_timeout,
         poll_interval=poll_interval,
         channel=channel,
         router_options=router_options or {},
@@ -230,13 +245,19 @@ def _make_state(
     max_body_bytes: int,
     max_inflight: int,
     max_queries: int,
+    max_query_chars: int,
+    body_timeout: float,
     poll_interval: float | None,
     channel: str,
     router_options: Mapping[str, Any],
 ) -> ServerState:
     """Check the settings, fill in the environment's defaults and build the app's state."""
-    if max_inflight < 1 or max_body_bytes < 1 or max_queries < 1:
-        raise InvalidInputError("max_inflight, max_body_bytes and max_queries must be positive")
+    if min(max_inflight, max_body_bytes, max_queries, max_query_chars) < 1:
+        raise InvalidInputError(
+            "max_inflight, max_body_bytes, max_queries and max_query_chars must be positive"
+        )
+    if not body_timeout > 0:
+        raise InvalidInputError(f"body_timeout must be a positive number of seconds, got {body_timeout!r}")
     if encoder is not None and not isinstance(encoder, str | Encoder):
         raise InvalidTypeError(
             "encoder must be a name such as 'bundled-int8' or implement the Encoder protocol"
@@ -245,8 +266,7 @@ def _make_state(
         raise InvalidInputError("give encoder only when the app opens its own router (router=None)")
     if {"encoder", "store"} & set(router_options):
         raise InvalidInputError("router_options cannot hold 'encoder' or 'store': use encoder= and db=")
-    if api_key is None:
-        api_key = os.environ.get("SYNAPTOROUTE_API_KEY") or None
+    api_key = resolve_api_key(api_key)
     if router is None and db is None:
         db = os.environ.get("SYNAPTOROUTE_DB") or "synaptoroute.db"
     return ServerState(
@@ -259,6 +279,8 @@ def _make_state(
         max_body_bytes=int(max_body_bytes),
         max_inflight=int(max_inflight),
         max_queries=int(max_queries),
+        max_query_chars=int(max_query_chars),
+        body_timeout=float(body_timeout),
         poll_interval=poll_interval,
         channel=channel,
         router_options=router_options,
@@ -281,10 +303,31 @@ def _add_error_handlers(app: FastAPI, state: ServerState) -> None:
             parts.append(f"{loc}: {msg}" if loc else msg)
         return _error(422, "invalid_request", "; ".join(parts) or "invalid request")
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 400:
+            # FastAPI answers 400 when it cannot decode the body at all (invalid UTF-8, JSON nested
+            # deeper than the parser allows): malformed JSON, which the API documents as 422.
+            detail = "the body is not valid JSON (not UTF-8, or nested too deeply)"
+            return _error(422, "invalid_request", detail, headers)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error", exc_info=exc)
+        return _error(500, "internal_error", "the server failed to answer this request")
+
     @app.exception_handler(AuthError)
     async def _auth(_request: Request, exc: AuthError) -> JSONResponse:
         headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
         return _error(exc.status, exc.code, exc.detail, headers)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(_request: Request, _exc: ClientGone) -> JSONResponse:
+        # Nobody reads this answer; 499 (as nginx counts it) keeps the metrics honest.
+        return _error(499, "client_closed", "the client went away; its work was cancelled")
 
     @app.exception_handler(NotReady)
     async def _not_ready(_request: Request, exc: NotReady) -> JSONResponse:
@@ -293,6 +336,9 @@ def _add_error_handlers(app: FastAPI, state: ServerState) -> None:
     @app.exception_handler(SynaptoRouteError)
     async def _engine(_request: Request, exc: SynaptoRouteError) -> JSONResponse:
         return _engine_error(state, exc)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 429: "overloaded"}
 
 
 def _engine_error(state: ServerState, exc: SynaptoRouteError) -> JSONResponse:
@@ -335,23 +381,68 @@ def _add_routing(app: FastAPI, state: ServerState, auth: Auth) -> None:
         tags=["routing"],
     )
     async def route(
+        request: Request,
         body: Annotated[RouteRequest, Body(openapi_examples=ROUTE_REQUEST_EXAMPLES)],
     ) -> JSONResponse:
         """Choose the route of a query, or abstain (`name` null, `reason` says why).
 
         The decision explains itself: the score and margin, the ranked candidates, and the example
         utterances that decided it. `queries` routes up to the server's limit (256 by default) in
-        one batch; `top_k` lets several routes be selected.
+        one batch; `top_k` lets several routes be selected. The query text of one request is
+        bounded (16,384 characters over all queries by default); a large batch runs in slices
+        that take turns with other clients' queries, and stops when its client goes away.
         """
         router = state.ready_router()
+        texts = body.queries if body.queries is not None else [body.query or ""]
+        if len(texts) > state.max_queries:
+            raise InvalidInputError(f"at most {state.max_queries} queries per request")
+        chars = sum(len(t) for t in texts)
+        if chars > state.max_query_chars:
+            raise InvalidInputError(
+                f"the queries hold {chars} characters; at most {state.max_query_chars} per request"
+            )
         if body.queries is not None:
-            if len(body.queries) > state.max_queries:
-                raise InvalidInputError(f"at most {state.max_queries} queries per request")
-            matches = await router.aroute_batch(body.queries, top_k=body.top_k)
+            matches = await _unless_client_leaves(
+                request, router.aroute_batch(body.queries, top_k=body.top_k)
+            )
             return JSONResponse([m.to_dict() for m in matches])
-        assert body.query is not None
-        match = await router.aroute(body.query, top_k=body.top_k)
+        match = await _unless_client_leaves(request, router.aroute(texts[0], top_k=body.top_k))
         return JSONResponse(match.to_dict())
+
+
+_T = TypeVar("_T")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready (its work was cancelled)."""
+
+
+async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``work``; cancel it (and raise :class:`ClientGone`) when the client disconnects first.
+
+    The guard has read the body already, so the next ASGI message is the disconnect: waiting for
+    it costs nothing while the client stays.
+    """
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+        watch.cancel()
+        if watch.done() and not watch.cancelled():
+            watch.exception()  # retrieved: a failing receive counts as the client gone
+    if task.cancelled() or not task.done():
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise ClientGone()
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 # ---------------------------------------------------------------------- routes

@@ -20,7 +20,7 @@ class Metrics:
         self._lock = threading.Lock()
         self.latency: dict[tuple[str, str], list[float]] = {}  # bucket counts + [sum, count]
         self.requests: dict[tuple[str, str, int], int] = {}
-        self.rejected: dict[str, int] = {"overloaded": 0, "too_large": 0}
+        self.rejected: dict[str, int] = {"overloaded": 0, "too_large": 0, "timeout": 0}
 
     def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
@@ -38,7 +38,7 @@ class Metrics:
             self.requests[rkey] = self.requests.get(rkey, 0) + 1
 
     def reject(self, why: str) -> None:
-        """Count one request refused before any work (``overloaded`` or ``too_large``)."""
+        """Count one request refused before any work (``overloaded``, ``too_large`` or ``timeout``)."""
         with self._lock:
             self.rejected[why] = self.rejected.get(why, 0) + 1
 
@@ -74,7 +74,12 @@ class Metrics:
         for (method, endpoint, status), n in sorted(requests.items()):
             out.append(f'{name}{{method="{method}",endpoint="{_esc(endpoint)}",status="{status}"}} {n}')
         name = "synaptoroute_http_rejected_total"
-        _head(out, name, "counter", "Requests refused before any work: overloaded (429) or too large (413).")
+        _head(
+            out,
+            name,
+            "counter",
+            "Requests refused before any work: overloaded (429), too large (413), body timeout (408).",
+        )
         for why, n in sorted(rejected.items()):
             out.append(f'{name}{{reason="{why}"}} {n}')
         name = "synaptoroute_inflight_requests"

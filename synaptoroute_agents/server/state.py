@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..encoders import Encoder
+from ..errors import InvalidInputError
 from ..router import SemanticRouter
 from ..sync import ReplicaSync
 from .metrics import Metrics
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_QUERY_CHARS",
     "DEFAULT_MAX_INFLIGHT",
     "DEFAULT_MAX_QUERIES",
     "RETRY_AFTER_SECONDS",
     "NotReady",
     "ServerState",
+    "resolve_api_key",
 ]
 
 log = logging.getLogger("synaptoroute_agents.server")
@@ -26,8 +33,39 @@ log = logging.getLogger("synaptoroute_agents.server")
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_INFLIGHT = 256
 DEFAULT_MAX_QUERIES = 256
+#: Most characters in one routing request, summed over its queries: the request's work budget.
+#: Model work grows with the text (up to the encoder's token limit per query); 256 queries of 64
+#: characters fit, and the largest request costs a few seconds of one worker at most.
+DEFAULT_MAX_QUERY_CHARS = 16_384
+#: Seconds a client has to send a whole request body (408 past it).
+DEFAULT_BODY_TIMEOUT = 10.0
+#: Seconds a new connection has to send a request's headers before it is closed (``serve``).
+DEFAULT_HEADER_TIMEOUT = 10.0
 #: The ``Retry-After`` (seconds) of every 429 and 503 answer.
 RETRY_AFTER_SECONDS = 1
+
+
+def resolve_api_key(api_key: str | None) -> str | None:
+    """The key to require: ``api_key``, else ``$SYNAPTOROUTE_API_KEY``, else the first line of the
+    file named by ``$SYNAPTOROUTE_API_KEY_FILE`` (a Docker secret), else None (no key).
+
+    Raises:
+        InvalidInputError: the key given or found is empty (an empty key would silently mean none),
+            or the key file cannot be read.
+    """
+    source = "the API key"
+    if api_key is None and "SYNAPTOROUTE_API_KEY" in os.environ:
+        api_key, source = os.environ["SYNAPTOROUTE_API_KEY"], "$SYNAPTOROUTE_API_KEY"
+    if api_key is None and os.environ.get("SYNAPTOROUTE_API_KEY_FILE"):
+        path = Path(os.environ["SYNAPTOROUTE_API_KEY_FILE"])
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"cannot read the API key file {str(path)!r}: {exc}") from exc
+        api_key, source = (lines[0] if lines else ""), f"the API key file {str(path)!r}"
+    if api_key is not None and not api_key.strip():
+        raise InvalidInputError(f"{source} is empty: give a non-empty key, or none at all")
+    return api_key
 
 
 class NotReady(Exception):
@@ -47,6 +85,8 @@ class ServerState:
         max_body_bytes: the largest body accepted.
         max_inflight: requests served at once per class.
         max_queries: most queries in one routing request.
+        max_query_chars: most characters in one routing request, over all its queries.
+        body_timeout: seconds a client has to send the whole body.
         poll_interval: seconds between checks of the store version (0 or None: no polling).
         channel: the Redis pub/sub channel.
         router_options: more keyword arguments for the router the app opens.
@@ -64,6 +104,8 @@ class ServerState:
         max_body_bytes: int,
         max_inflight: int,
         max_queries: int,
+        max_query_chars: int,
+        body_timeout: float,
         poll_interval: float | None,
         channel: str,
         router_options: Mapping[str, Any],
@@ -78,6 +120,8 @@ class ServerState:
         self.max_body_bytes = max_body_bytes
         self.max_inflight = max_inflight
         self.max_queries = max_queries
+        self.max_query_chars = max_query_chars
+        self.body_timeout = body_timeout
         self.poll_interval = poll_interval
         self.channel = channel
         self.router_options = dict(router_options)
@@ -98,6 +142,11 @@ class ServerState:
 
     async def start(self) -> None:
         """Start the sync, opening the app's own router first (in the background) when it has none."""
+        if self.api_key is None:
+            log.warning(
+                "no API key is configured: anyone who can reach this server can add, change and "
+                "delete routes (set --api-key or SYNAPTOROUTE_API_KEY)"
+            )
         if self.router is not None:
             self._start_sync(self.router)
             return
