@@ -323,3 +323,11 @@ async def test_cancelling_a_large_batch_stops_it_after_the_running_slice() -> No
         assert len(fn.calls) <= ran + 1 and len(fn.calls) < 10, fn.calls
     finally:
         batcher.close()
+
+
+def test_a_negative_poll_interval_fails_when_the_app_is_built() -> None:
+    from synaptoroute_agents import InvalidInputError
+    from synaptoroute_agents.server import create_app
+
+    with pytest.raises(InvalidInputError):
+        create_app(db=None, poll_interval=-1)

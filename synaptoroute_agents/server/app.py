@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..router import SemanticRouter
 from ..routes import Route
-from ..sync import DEFAULT_CHANNEL
+from ..sync import DEFAULT_CHANNEL, check_poll_interval
 from .guard import DOCS_ASSETS_URL, Auth, AuthError, Guard
 from .models import (
     MATCH_EXAMPLES,
@@ -183,6 +183,8 @@ def create_app(
             with ``router`` (or twice, also in ``router_options``).
         InvalidTypeError: ``encoder`` is neither a name nor an :class:`Encoder`.
     """
+    if poll_interval is not None:
+        check_poll_interval(poll_interval)  # a bad value fails here, not when the router loads
     state = _make_state(
         router,
         db=db,
