@@ -113,6 +113,8 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
         fallback: the Runnable (or callable) for inputs the router abstains on.
         query_key: for dict inputs, the key holding the text (default: the first present of
             ``query``, ``input``, ``question``, ``messages``).
+        default: the Runnable (or callable) for routes of the router that ``routes`` does not
+            map. Without it every route needs a runnable.
 
     Raises:
         InvalidInputError: a route of the router has no runnable, or a runnable has no route.
@@ -130,6 +132,7 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
         fallback: Runnable[Any, Any] | Callable[..., Any],
         query_key: str | None = None,
         name: str | None = None,
+        default: Runnable[Any, Any] | Callable[..., Any] | None = None,
     ) -> None:
         if not isinstance(router, SemanticRouter):
             raise InvalidTypeError(
@@ -141,10 +144,10 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
             raise InvalidTypeError("query_key must be a str or None")
         known = {route.name for route in router.routes()}
         missing = sorted(known - set(routes))
-        if missing:
+        if missing and default is None:
             raise InvalidInputError(
                 f"route(s) without a runnable: {', '.join(missing)}; give every route of the router a "
-                "runnable (or delete the route)"
+                "runnable, or pass default= for the unmapped ones"
             )
         unknown = sorted(set(routes) - known)
         if unknown:
@@ -157,6 +160,7 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
             key: _coerce(value, f"routes[{key!r}]") for key, value in routes.items()
         }
         self.fallback: Runnable[Any, Any] = _coerce(fallback, "fallback")
+        self.default: Runnable[Any, Any] | None = None if default is None else _coerce(default, "default")
         self.query_key = query_key
         self.name = name or "SynaptoRouteRunnable"
 
@@ -166,6 +170,8 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
         if match.name is None:
             return None, self.fallback
         target = self.routes.get(match.name)
+        if target is None and self.default is not None:
+            return match.name, self.default
         if target is None:
             log.warning("route %r has no runnable (added after construction); using the fallback", match.name)
             return None, self.fallback
@@ -228,7 +234,10 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
         return results, groups
 
     def _target(self, name: str | None) -> Runnable[Any, Any]:
-        return self.fallback if name is None else self.routes[name]
+        if name is None:
+            return self.fallback
+        target = self.routes.get(name, self.default)
+        return self.fallback if target is None else target
 
     # LangChain passes ``run_manager`` and ``config`` (one per input) by these keyword names.
     def _batch(
@@ -307,6 +316,7 @@ def as_runnable(
     *,
     fallback: Runnable[Any, Any] | Callable[..., Any],
     query_key: str | None = None,
+    default: Runnable[Any, Any] | Callable[..., Any] | None = None,
 ) -> SynaptoRouteRunnable:
     """Build a :class:`SynaptoRouteRunnable` (see there for the arguments).
 
@@ -315,4 +325,4 @@ def as_runnable(
         ...                     fallback=general_chain)
         >>> chain.invoke("I was charged twice")  # runs billing_chain
     """
-    return SynaptoRouteRunnable(router, routes, fallback=fallback, query_key=query_key)
+    return SynaptoRouteRunnable(router, routes, fallback=fallback, query_key=query_key, default=default)

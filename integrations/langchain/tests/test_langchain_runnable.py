@@ -181,3 +181,15 @@ def test_child_runs_are_traced_under_the_router(runnable):
     names = [name for name, _ in handler.starts]
     assert names[0] == "SynaptoRouteRunnable"
     assert any("synaptoroute:billing" in tags for _, tags in handler.starts[1:])
+
+
+def test_default_takes_the_routes_the_mapping_leaves_out(lc_router):
+    chain = as_runnable(
+        lc_router, {"billing": _tagger("billing")}, fallback=_tagger("fallback"), default=_tagger("default")
+    )
+    assert chain.invoke("I was charged twice this month")[0] == "billing"
+    assert chain.invoke("will it snow this weekend?")[0] == "default"  # weather is unmapped
+    assert chain.invoke("what is the meaning of life")[0] == "fallback"  # abstained
+    assert [out[0] for out in chain.batch(["where is my parcel", "refund my payment"])] == ["default", "billing"]
+    with pytest.raises(InvalidInputError, match="default="):
+        as_runnable(lc_router, {"billing": _tagger("billing")}, fallback=_tagger("fallback"))
