@@ -54,13 +54,13 @@ def routes() -> list[Route]:
     return [Route(name, texts) for name, texts in by_label.items()] + list(module.ROUTES)
 
 
-def run(context_turns: int = 3, recency: float = 0.5) -> dict[str, Any]:
+def run(context_turns: int = 2) -> dict[str, Any]:
     encoder = BundledEncoder()
     router = SemanticRouter(encoder)
     router.add_many(routes())
     selector = ToolSelector(router.routes(), encoder=encoder, k=3)
     conversations = load_conversations()
-    options = ConversationOptions(context_turns=context_turns, recency=recency)
+    options = ConversationOptions(context_turns=context_turns)
     plain = ConversationOptions(carry_over=False)
     counts: dict[str, dict[str, int]] = {kind: defaultdict(int) for kind in KINDS}
     misses: list[dict[str, Any]] = []
@@ -91,7 +91,6 @@ def run(context_turns: int = 3, recency: float = 0.5) -> dict[str, Any]:
         "routes": len(router_names := [r.name for r in routes()]),
         "route_names": router_names,
         "context_turns": context_turns,
-        "recency": recency,
         "kinds": {k: dict(v) for k, v in counts.items()},
         "misses": misses,
     }
@@ -116,8 +115,9 @@ def markdown(out: dict[str, Any]) -> str:
         f"CC0) over {out['routes']} routes: the ten intents of the shipped CLINC150 sample "
         "(`tests/fixtures/clinc10`, train split) and the help-desk example's three routes. Bundled model, "
         "default router threshold. *Alone*: the latest message is routed by itself. *Context*: the "
-        f"engine's conversation context (`synaptoroute_agents.conversation`, last {out['context_turns']} "
-        "human turns, carry-over on: the default of every face). Tools: one tool per route, `k=3`; "
+        f"engine's conversation context (`synaptoroute_agents.conversation`: when the latest message "
+        f"abstains, the last {out['context_turns']} human turns joined, keeping the previous route when it "
+        "still passes there; carry-over on, the default of every face). Tools: one tool per route, `k=3`; "
         "a turn's tools are right when the expected tool is among them.",
         "",
         "| turns | n | route, alone | route, context | tools, alone | tools, context |",
@@ -141,10 +141,10 @@ def markdown(out: dict[str, Any]) -> str:
     if sweep:
         lines += [
             "",
-            "`recency` (a turn's weight next to the one after it) trades follow-ups kept against foreign "
-            "messages kept on the old route:",
+            "`context_turns` (how many human turns a follow-up is decided from) trades chains of "
+            "follow-ups kept against foreign messages kept on the old route:",
             "",
-            "| recency | follow-ups right | foreign messages to the fallback | new topics right |",
+            "| context_turns | follow-ups right | foreign messages to the fallback | new topics right |",
             "| ---: | ---: | ---: | ---: |",
         ]
         for value, k in sweep.items():
@@ -159,14 +159,14 @@ def markdown(out: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--context-turns", type=int, default=3)
+    parser.add_argument("--context-turns", type=int, default=2)
     parser.add_argument("--manifest", default=str(MANIFESTS / "conversations.json"))
     parser.add_argument("--doc", default=str(DEFAULT_DOC))
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/BENCHMARKS.md")
     parser.add_argument("--show-misses", type=int, default=0)
     args = parser.parse_args(argv)
     out = run(args.context_turns)
-    out["sweep"] = {value: run(args.context_turns, value)["kinds"] for value in (0.5, 0.7, 1.0)}
+    out["sweep"] = {value: run(value)["kinds"] for value in (2, 3)}
     print(markdown(out))
     for miss in out["misses"][: args.show_misses]:
         print("  miss:", miss)

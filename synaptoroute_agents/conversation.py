@@ -4,11 +4,13 @@ A follow-up such as "make it 9 instead" names no route on its own. The faces (La
 LangChain, LlamaIndex) pass the conversation's human turns here, and this module decides:
 
 1. The latest message alone is routed first. A confident route wins: a new topic switches.
-2. When it abstains and ``carry_over`` is on, the last ``context_turns`` human turns are embedded
-   and averaged, weighted toward the latest (each older turn counts half as much as the next), and
-   the router decides on that vector. A follow-up says little of its own, so the earlier request
-   dominates and its route is kept; a foreign message carries its own meaning, pulls the vector
-   away and still abstains, so it reaches the fallback.
+2. When it abstains and ``carry_over`` is on, the last ``context_turns`` human turns are joined
+   into one text (``"book a table for two at 8. make it 9 instead"``) and routed. The encoder
+   reads the follow-up in the light of the request before it: a short follow-up says little of its
+   own, so the request dominates and its route is kept; a foreign message carries its own meaning,
+   pulls the text away and still abstains, so it reaches the fallback. When the caller knows the
+   previous route and it still passes its threshold on the joined text, it is kept even if a
+   neighbouring route scores a little higher.
 3. The carry is bounded: a request older than ``context_turns`` human turns no longer counts.
 
 Everything is a pure function of the turns (and, for tools, of the tools offered on the previous
@@ -17,33 +19,31 @@ turn), so a checkpointed graph decides the same way after a restart.
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
-from .errors import InvalidInputError, InvalidQueryError, InvalidTypeError
+from .errors import InvalidQueryError, InvalidTypeError
 from .router import SemanticRouter
 from .routes import RouteMatch, clean_text, validate_positive_int
 
 __all__ = [
     "DEFAULT_CONTEXT_TURNS",
-    "DEFAULT_RECENCY",
+    "TURN_SEPARATOR",
     "ConversationOptions",
     "TurnDecision",
-    "context_vector",
+    "context_text",
     "decide_turn",
     "adecide_turn",
     "carry_tools",
     "recent_turns",
 ]
 
-#: Human turns a follow-up is decided from by default (the latest and the two before it).
-DEFAULT_CONTEXT_TURNS = 3
-#: Weight of a turn relative to the next one in the context (the latest weighs most).
-DEFAULT_RECENCY = 0.5
+#: Human turns a follow-up is decided from by default: the latest and the one before it.
+DEFAULT_CONTEXT_TURNS = 2
+#: Joins the turns of a context into one text.
+TURN_SEPARATOR = ". "
 
 Source = Literal["latest", "carried", "context", "none"]
 
@@ -53,28 +53,20 @@ class ConversationOptions:
     """How a face reads a conversation.
 
     Attributes:
-        context_turns: the most human turns a follow-up is decided from (1: the latest only).
+        context_turns: the most human turns a follow-up is decided from (1: the latest only;
+            more keeps chains of follow-ups on their route, and lets more foreign messages
+            stay there too: docs/BENCHMARKS.md, "Conversations").
         carry_over: when the latest turn routes to nothing confidently, decide from the recent
             turns, so a follow-up keeps the conversation's route (default on).
-        recency: a turn's weight next to the one after it (0.5: the latest counts twice the
-            one before). Higher keeps more follow-ups on their route and lets more foreign
-            messages stay there too (docs/BENCHMARKS.md, "Conversations").
     """
 
     context_turns: int = DEFAULT_CONTEXT_TURNS
     carry_over: bool = True
-    recency: float = DEFAULT_RECENCY
 
     def __post_init__(self) -> None:
         validate_positive_int(self.context_turns, "context_turns")
         if not isinstance(self.carry_over, bool):
             raise InvalidTypeError("carry_over must be True or False")
-        if isinstance(self.recency, bool) or not isinstance(self.recency, int | float):
-            raise InvalidTypeError("recency must be a number in (0, 1]")
-        if not 0.0 < float(self.recency) <= 1.0:
-            raise InvalidInputError(
-                "recency must be in (0, 1]: how much a turn weighs next to the one after it"
-            )
 
     @property
     def active(self) -> bool:
@@ -115,17 +107,9 @@ def recent_turns(turns: Sequence[str], context_turns: int) -> list[str]:
     return kept[-context_turns:]
 
 
-def context_vector(embeddings: np.ndarray, recency: float = DEFAULT_RECENCY) -> np.ndarray:
-    """Unit ``(1, dim)`` weighted mean of turn embeddings (oldest first): each turn weighs
-    ``recency`` times the next one."""
-    n = embeddings.shape[0]
-    weights = float(recency) ** np.arange(n - 1, -1, -1, dtype=np.float64)
-    vec = (weights[:, None] * embeddings.astype(np.float64)).sum(axis=0)
-    norm = float(np.linalg.norm(vec))
-    if norm > 0.0:
-        vec = vec / norm
-    out: np.ndarray = vec.astype(np.float32)[None, :]
-    return out
+def context_text(turns: Sequence[str]) -> str:
+    """The recent turns (oldest first) as the one text a follow-up is decided from."""
+    return TURN_SEPARATOR.join(t.strip().rstrip(".") for t in turns if t.strip())
 
 
 def _check(router: SemanticRouter, previous: str | None) -> None:
@@ -135,21 +119,37 @@ def _check(router: SemanticRouter, previous: str | None) -> None:
         raise InvalidTypeError("previous must be a route name or None")
 
 
-def _from_context(
-    router: SemanticRouter,
-    latest: RouteMatch,
-    recent: list[str],
-    previous: str | None,
-    opts: ConversationOptions,
-    top_k: int,
-) -> TurnDecision:
+def _from_context(latest: RouteMatch, context: RouteMatch, previous: str | None) -> TurnDecision:
     """Decide a turn the latest message alone abstained on, from the recent turns together."""
-    vec = context_vector(router.embed(recent), opts.recency)
-    context = router.decide(vec, top_k=top_k)[0]
+    if previous is not None and context.name != previous:
+        kept = _keep(context, previous)
+        if kept is not None:
+            return TurnDecision(kept, "carried", latest)
     if context.name is None:
         return TurnDecision(latest, "none", latest)
     source: Source = "carried" if context.name == previous else "context"
     return TurnDecision(context, source, latest)
+
+
+def _keep(context: RouteMatch, previous: str) -> RouteMatch | None:
+    """``context`` decided for ``previous`` when that route passes its threshold there."""
+    if previous not in context.selected:
+        return None
+    ranked = sorted(context.candidates, key=lambda c: c.name != previous)
+    best = ranked[0]
+    runner_up = max((c.score for c in ranked[1:]), default=best.score - 1.0)
+    return dataclasses.replace(
+        context,
+        name=previous,
+        score=best.score,
+        margin=float(best.score - runner_up),
+        candidates=tuple(ranked),
+    )
+
+
+def _context_top(router: SemanticRouter, top_k: int, previous: str | None) -> int:
+    """Candidates to rank so that the previous route's own threshold can be checked."""
+    return max(top_k, len(router)) if previous is not None else top_k
 
 
 def _prepare(
@@ -186,9 +186,10 @@ def decide_turn(
     """
     recent, opts = _prepare(router, turns, previous, options)
     latest = router.route(recent[-1], top_k=top_k)
-    if latest.name is not None or not opts.active or len(recent) < 2:
+    if latest.name is not None or len(recent) < 2 or not opts.active:
         return TurnDecision(latest, "latest" if latest.name is not None else "none", latest)
-    return _from_context(router, latest, recent, previous, opts, top_k)
+    context = router.route(context_text(recent), top_k=_context_top(router, top_k, previous))
+    return _from_context(latest, context, previous)
 
 
 async def adecide_turn(
@@ -202,9 +203,10 @@ async def adecide_turn(
     """Async twin of :func:`decide_turn` (the encoder runs in a worker thread)."""
     recent, opts = _prepare(router, turns, previous, options)
     latest = await router.aroute(recent[-1], top_k=top_k)
-    if latest.name is not None or not opts.active or len(recent) < 2:
+    if latest.name is not None or len(recent) < 2 or not opts.active:
         return TurnDecision(latest, "latest" if latest.name is not None else "none", latest)
-    return await asyncio.to_thread(_from_context, router, latest, recent, previous, opts, top_k)
+    context = await router.aroute(context_text(recent), top_k=_context_top(router, top_k, previous))
+    return _from_context(latest, context, previous)
 
 
 def carry_tools(

@@ -7,13 +7,12 @@ LangChain middleware, the LlamaIndex tool retriever). Routes are seeded from the
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .conversation import ConversationOptions, carry_tools, context_vector, recent_turns
+from .conversation import ConversationOptions, carry_tools, context_text, recent_turns
 from .encoders.base import Encoder
 from .errors import InvalidInputError, InvalidQueryError, InvalidTypeError, RouteNotFoundError
 from .router import SemanticRouter
@@ -234,8 +233,7 @@ class ToolSelector:
         latest = self._pick(self.router.route(recent[-1], top_k=self._top(k)), k)
         context = None
         if self._needs_context(recent, latest, opts):
-            vec = context_vector(self.router.embed(recent), opts.recency)
-            context = self._pick(self.router.decide(vec, top_k=self._top(k))[0], k)
+            context = self._pick(self.router.route(context_text(recent), top_k=self._top(k)), k)
         return self._turn_result(recent, latest, context, previous, k)
 
     async def aselect_turn(
@@ -251,8 +249,7 @@ class ToolSelector:
         latest = self._pick(await self.router.aroute(recent[-1], top_k=self._top(k)), k)
         context = None
         if self._needs_context(recent, latest, opts):
-            vec = await asyncio.to_thread(lambda: context_vector(self.router.embed(recent), opts.recency))
-            context = self._pick(self.router.decide(vec, top_k=self._top(k))[0], k)
+            context = self._pick(await self.router.aroute(context_text(recent), top_k=self._top(k)), k)
         return self._turn_result(recent, latest, context, previous, k)
 
     def select_tools(self, query: str, k: int | None = None) -> list[Any]:

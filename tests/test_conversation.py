@@ -53,8 +53,8 @@ def test_context_is_bounded_by_context_turns(router: SemanticRouter) -> None:
     assert decide_turn(router, turns, options=one).name is None
     with pytest.raises(InvalidInputError):
         ConversationOptions(context_turns=0)
-    with pytest.raises(InvalidInputError):
-        ConversationOptions(recency=0.0)
+    with pytest.raises(InvalidTypeError):
+        ConversationOptions(carry_over="yes")  # type: ignore[arg-type]
     with pytest.raises(InvalidQueryError):
         decide_turn(router, ["  "])
     with pytest.raises(InvalidTypeError):

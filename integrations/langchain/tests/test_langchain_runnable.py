@@ -190,6 +190,9 @@ def test_default_takes_the_routes_the_mapping_leaves_out(lc_router):
     assert chain.invoke("I was charged twice this month")[0] == "billing"
     assert chain.invoke("will it snow this weekend?")[0] == "default"  # weather is unmapped
     assert chain.invoke("what is the meaning of life")[0] == "fallback"  # abstained
-    assert [out[0] for out in chain.batch(["where is my parcel", "refund my payment"])] == ["default", "billing"]
+    assert [out[0] for out in chain.batch(["where is my parcel", "refund my payment"])] == [
+        "default",
+        "billing",
+    ]
     with pytest.raises(InvalidInputError, match="default="):
         as_runnable(lc_router, {"billing": _tagger("billing")}, fallback=_tagger("fallback"))

@@ -17,7 +17,6 @@ from synaptoroute_agents import (
     SemanticRouter,
     validate_positive_int,
 )
-
 from synaptoroute_agents.conversation import ConversationOptions, adecide_turn, decide_turn
 
 from ._state import state_get, turns_from_state

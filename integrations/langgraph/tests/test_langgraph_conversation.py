@@ -21,7 +21,9 @@ def _answer(label: str) -> Any:
     return node
 
 
-def test_router_node_follow_up_switch_and_fallback_with_a_checkpointer(helpdesk_router: SemanticRouter) -> None:
+def test_router_node_follow_up_switch_and_fallback_with_a_checkpointer(
+    helpdesk_router: SemanticRouter,
+) -> None:
     edge = RouterNode(helpdesk_router, fallback="rag")  # defaults: carry-over on
     g = StateGraph(MessagesState)
     g.add_node("classify", lambda s: {})

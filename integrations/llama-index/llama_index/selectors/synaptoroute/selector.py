@@ -49,9 +49,11 @@ CACHE_SIZE = 16
 def _choice_key(choices: Sequence[ToolMetadata]) -> str:
     """A hash of the choice set: the same names and descriptions, in any order, reuse the same
     seeded routes."""
-    data = sorted([[c.name or "", c.description or ""] for c in choices]) if _named(choices) else [
-        [c.name, c.description] for c in choices
-    ]
+    data = (
+        sorted([[c.name or "", c.description or ""] for c in choices])
+        if _named(choices)
+        else [[c.name, c.description] for c in choices]
+    )
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
