@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ._deps import require
@@ -14,6 +14,7 @@ from langchain_core.callbacks import (  # noqa: E402
     AsyncCallbackManagerForChainRun,
     CallbackManagerForChainRun,
 )
+from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event  # noqa: E402
 from langchain_core.messages import BaseMessage, HumanMessage  # noqa: E402
 from langchain_core.prompt_values import PromptValue  # noqa: E402
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda  # noqa: E402
@@ -29,9 +30,12 @@ from synaptoroute_agents import (  # noqa: E402
     message_text,
 )
 
-__all__ = ["SynaptoRouteRunnable", "as_runnable", "query_from_input"]
+__all__ = ["DECISION_EVENT", "SynaptoRouteRunnable", "as_runnable", "query_from_input"]
 
 log = logging.getLogger(__name__)
+
+#: Name of the custom event a streaming router sends as soon as it has decided.
+DECISION_EVENT = "synaptoroute_decision"
 
 #: Keys looked up, in order, in a dict input when no ``query_key`` is given.
 DEFAULT_QUERY_KEYS = ("query", "input", "question", "messages")
@@ -206,6 +210,54 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # noqa: A002
         return await self._acall_with_config(self._ainvoke, input, config, run_type="chain")
+
+    # ------------------------------------------------------------------ stream
+    def _decision_event(self, match: RouteMatch, name: str | None) -> dict[str, Any]:
+        return {"route": name, "decision": match.to_dict()}
+
+    def _stream(
+        self, inputs: Iterator[Any], run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> Iterator[Any]:
+        for value in inputs:
+            match = self.route(value)
+            name, target = self.target_for(match)
+            child = self._child_config(config, run_manager, name)
+            dispatch_custom_event(DECISION_EVENT, self._decision_event(match, name), config=child)
+            yield from target.stream(value, child)
+
+    async def _astream(
+        self,
+        inputs: AsyncIterator[Any],
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> AsyncIterator[Any]:
+        async for value in inputs:
+            match = await self.aroute(value)
+            name, target = self.target_for(match)
+            child = self._child_config(config, run_manager, name)
+            await adispatch_custom_event(DECISION_EVENT, self._decision_event(match, name), config=child)
+            async for chunk in target.astream(value, child):
+                yield chunk
+
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:  # noqa: A002
+        """Route, announce the decision (custom event ``synaptoroute_decision``, seen by
+        ``astream_events`` and callbacks as soon as it is made), then stream the chosen runnable's
+        chunks as they come."""
+        return self._transform_stream_with_config(iter([input]), self._stream, config, run_type="chain")
+
+    async def astream(
+        self,
+        input: Any,  # noqa: A002
+        config: RunnableConfig | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[Any]:
+        """Async twin of :meth:`stream`."""
+
+        async def one() -> AsyncIterator[Any]:
+            yield input
+
+        async for chunk in self._atransform_stream_with_config(one(), self._astream, config, run_type="chain"):
+            yield chunk
 
     # ------------------------------------------------------------------ batch
     def _plan(self, values: list[Any]) -> tuple[list[int | Exception], list[str]]:

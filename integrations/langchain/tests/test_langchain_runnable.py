@@ -196,3 +196,42 @@ def test_default_takes_the_routes_the_mapping_leaves_out(lc_router):
     ]
     with pytest.raises(InvalidInputError, match="default="):
         as_runnable(lc_router, {"billing": _tagger("billing")}, fallback=_tagger("fallback"))
+
+
+def _words(value):
+    for word in ("one", "two", "three"):
+        yield word
+
+
+def test_stream_yields_the_targets_chunks_one_by_one(lc_router):
+    from langchain_core.runnables import RunnableGenerator
+
+    chain = as_runnable(
+        lc_router,
+        {"billing": RunnableGenerator(_words), "weather": _tagger("weather"), "shipping": _tagger("shipping")},
+        fallback=_tagger("fallback"),
+    )
+    assert list(chain.stream("I was charged twice this month")) == ["one", "two", "three"]
+
+
+async def test_astream_events_announce_the_decision_before_the_first_chunk(lc_router):
+    from langchain_core.runnables import RunnableGenerator
+
+    async def words(value):
+        for word in ("one", "two", "three"):
+            yield word
+
+    chain = as_runnable(
+        lc_router,
+        {"billing": RunnableGenerator(words), "weather": _tagger("weather"), "shipping": _tagger("shipping")},
+        fallback=_tagger("fallback"),
+    )
+    kinds = []
+    async for event in chain.astream_events("I was charged twice this month", version="v2"):
+        if event["event"] == "on_custom_event":
+            assert event["name"] == "synaptoroute_decision"
+            assert event["data"]["route"] == "billing"
+            kinds.append("decision")
+        elif event["event"] == "on_chain_stream" and event["name"] == chain.name:
+            kinds.append(event["data"]["chunk"])
+    assert kinds == ["decision", "one", "two", "three"]
