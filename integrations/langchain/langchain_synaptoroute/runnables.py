@@ -256,7 +256,9 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
         async def one() -> AsyncIterator[Any]:
             yield input
 
-        async for chunk in self._atransform_stream_with_config(one(), self._astream, config, run_type="chain"):
+        async for chunk in self._atransform_stream_with_config(
+            one(), self._astream, config, run_type="chain"
+        ):
             yield chunk
 
     # ------------------------------------------------------------------ batch

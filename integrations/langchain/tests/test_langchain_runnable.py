@@ -208,7 +208,11 @@ def test_stream_yields_the_targets_chunks_one_by_one(lc_router):
 
     chain = as_runnable(
         lc_router,
-        {"billing": RunnableGenerator(_words), "weather": _tagger("weather"), "shipping": _tagger("shipping")},
+        {
+            "billing": RunnableGenerator(_words),
+            "weather": _tagger("weather"),
+            "shipping": _tagger("shipping"),
+        },
         fallback=_tagger("fallback"),
     )
     assert list(chain.stream("I was charged twice this month")) == ["one", "two", "three"]

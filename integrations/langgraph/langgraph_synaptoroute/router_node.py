@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from synaptoroute_agents import (
     SemanticRouter,
     validate_positive_int,
 )
+from synaptoroute_agents.clauses import ClauseMatch
 from synaptoroute_agents.conversation import ConversationOptions, adecide_turn, decide_turn
 
 from ._state import state_get, turns_from_state
@@ -45,7 +47,9 @@ class RouterNode(Runnable[Any, Any]):
             not routes are refused here, at build time; routes missing from a given path_map are
             refused too unless ``unmapped="fallback"``.
         top_k: candidates the router considers (and, with ``multi``, the most nodes to visit).
-        multi: return a :class:`~langgraph.types.Send` to every selected route's node (multi-intent).
+        multi: return a :class:`~langgraph.types.Send` to every selected route's node (multi-intent):
+            the routes selected for the whole message and for each of its clauses ("refund my
+            order and check the weather" is split at "and"; see ``SemanticRouter.route_multi``).
         unmapped: what to do with routes missing from ``path_map``: ``"error"`` (default) or
             ``"fallback"`` (they lead to the fallback).
         messages_key: the state key holding the messages.
@@ -181,6 +185,16 @@ class RouterNode(Runnable[Any, Any]):
             return [self.fallback]
         return [Send(self._path_map[n], state) for n in names]
 
+    def _multi_match(self, match: RouteMatch | None, clauses: list[ClauseMatch]) -> RouteMatch | None:
+        """``match`` with ``selected`` = the routes chosen by the whole message or a clause."""
+        names = tuple(c.name for c in clauses)
+        if not names:
+            return match
+        if match is None or match.name is None:
+            best = clauses[0].match
+            return dataclasses.replace(best, name=names[0], selected=names)
+        return dataclasses.replace(match, selected=tuple(dict.fromkeys([*match.selected, *names])))
+
     def decide(self, state: Any) -> RouteMatch | None:
         """The router's decision for a state (None when the state holds no query)."""
         turns = self._turns(state)
@@ -189,6 +203,8 @@ class RouterNode(Runnable[Any, Any]):
         decision = decide_turn(
             self.router, turns, previous=self._previous(state), options=self.conversation, top_k=self.top_k
         )
+        if self.multi:
+            return self._multi_match(decision.match, self.router.route_multi(turns[-1], self.top_k))
         return decision.match
 
     async def adecide(self, state: Any) -> RouteMatch | None:
@@ -199,6 +215,8 @@ class RouterNode(Runnable[Any, Any]):
         decision = await adecide_turn(
             self.router, turns, previous=self._previous(state), options=self.conversation, top_k=self.top_k
         )
+        if self.multi:
+            return self._multi_match(decision.match, await self.router.aroute_multi(turns[-1], self.top_k))
         return decision.match
 
     def __call__(self, state: Any) -> Any:

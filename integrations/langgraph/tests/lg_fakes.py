@@ -39,11 +39,14 @@ class ToolCallingStreamModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
         message = AIMessage(
-            content="Wiping it now.", tool_calls=[{"name": "wipe_disk", "args": {"device": "sda"}, "id": "c1"}]
+            content="Wiping it now.",
+            tool_calls=[{"name": "wipe_disk", "args": {"device": "sda"}, "id": "c1"}],
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def _stream(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
         yield ChatGenerationChunk(message=AIMessageChunk(content="Wiping it now."))
         chunk = AIMessageChunk(
             content="",

@@ -85,3 +85,12 @@ async def test_routed_agent_keeps_tools_across_checkpointed_turns() -> None:
     out = await say("who painted the mona lisa")
     assert out["selected_tools"] == [] and out["messages"][-1].content == "fallback"
     assert model.bound == [["refund_payment"], ["refund_payment"], ["get_weather"]]
+
+
+def test_multi_intent_sends_to_every_clause_route(helpdesk_router: SemanticRouter) -> None:
+    from langgraph.types import Send
+
+    node = RouterNode(helpdesk_router, fallback="rag", multi=True, top_k=2)
+    sends = node({"messages": [("user", "the wifi keeps dropping and my invoice is missing")]})
+    assert all(isinstance(s, Send) for s in sends)
+    assert {s.node for s in sends} == {"network", "billing"}
