@@ -35,8 +35,8 @@ from .decide import check_features, check_top_k, decide
 from .tables import IdTables
 
 if TYPE_CHECKING:
-    from ..clauses import ClauseMatch
     from ..batching import BatchingConfig, MicroBatcher
+    from ..clauses import ClauseMatch
     from ..evaluation import EvalReport
 
 __all__ = ["Listener", "SemanticRouter"]

@@ -199,8 +199,7 @@ def test_default_takes_the_routes_the_mapping_leaves_out(lc_router):
 
 
 def _words(value):
-    for word in ("one", "two", "three"):
-        yield word
+    yield from ("one", "two", "three")
 
 
 def test_stream_yields_the_targets_chunks_one_by_one(lc_router):
