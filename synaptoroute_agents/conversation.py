@@ -227,10 +227,11 @@ def carry_tools(
         thresholded: picks passed a minimum score. Then a latest message with picks is a
             confident request (a new topic switches), and one without lets the context decide
             (nothing there either: no tools, the fallback). Without a threshold every message has
-            picks, so the best latest pick comes first and the kept ones follow it.
+            picks and none is confident: the best pick for the turns read together comes first,
+            then the latest message's best, then the kept ones and the latest's others.
     """
     if thresholded:
         return list(latest) if latest else list(context)[:k]
     kept = [n for n in context if previous is None or n in previous]
-    merged = list(dict.fromkeys([*latest[:1], *kept, *latest[1:]]))
+    merged = list(dict.fromkeys([*context[:1], *latest[:1], *kept, *latest[1:]]))
     return merged[:k]

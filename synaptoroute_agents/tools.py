@@ -226,8 +226,10 @@ class ToolSelector:
 
         With a ``threshold``, a latest message that some tool passes is a new request (its tools
         only); one no tool passes is decided from the recent turns (nothing there: no tools, so
-        the caller's fallback runs). Without one, the latest message's best tool comes first,
-        then the kept tools, then its other picks.
+        the caller's fallback runs). Without one, the best tool for the recent turns read
+        together comes first, then the latest message's best, then the kept tools and the
+        latest's other picks (so with ``k >= 2`` both a follow-up's and a new request's tool are
+        offered).
         """
         recent, k, opts = self._turn_plan(turns, k, options)
         latest = self._pick(self.router.route(recent[-1], top_k=self._top(k)), k)

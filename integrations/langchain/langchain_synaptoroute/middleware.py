@@ -30,11 +30,18 @@ from synaptoroute_agents import (  # noqa: E402
     ToolSelector,
     message_text,
 )
+from synaptoroute_agents.conversation import ConversationOptions  # noqa: E402
 from synaptoroute_agents.tools import resolve_k  # noqa: E402
 
-__all__ = ["SynaptoRouteToolSelectionMiddleware", "last_human_text"]
+__all__ = ["SynaptoRouteToolSelectionMiddleware", "human_texts", "last_human_text"]
 
 log = logging.getLogger(__name__)
+
+
+def human_texts(messages: Sequence[AnyMessage]) -> list[str]:
+    """The texts of the non-blank human messages, oldest first."""
+    texts = (message_text(m, sep="").strip() for m in messages if isinstance(m, HumanMessage))
+    return [t for t in texts if t]
 
 
 def last_human_text(messages: Sequence[AnyMessage]) -> str | None:
@@ -66,6 +73,9 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
         on_no_match: what to offer when no tool passes ``threshold``: ``"all"`` (every tool,
             the model decides; default) or ``"none"`` (only ``always_include`` and unknown tools).
         max_tools: alias of ``k``.
+        context_turns, carry_over: conversation context (on by default): a follow-up ("and in
+            Paris?") keeps the tools the last ``context_turns`` human turns, read together,
+            point at (see :mod:`synaptoroute_agents.conversation`).
 
     The selection is also a permission boundary: a tool call to a tool that was not offered on
     the turn (the model named it anyway) is answered with an error ``ToolMessage`` and never
@@ -88,9 +98,12 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
         encoder: Encoder | None = None,
         on_no_match: Literal["all", "none"] = "all",
         max_tools: int | None = None,
+        context_turns: int = 2,
+        carry_over: bool = True,
     ) -> None:
         super().__init__()
         k = resolve_k(k, max_tools)
+        self.conversation = ConversationOptions(context_turns=context_turns, carry_over=carry_over)
         if isinstance(always_include, str):
             raise InvalidTypeError("always_include must be a list of tool names, not a single string")
         if selector is not None and not isinstance(selector, ToolSelector):
@@ -179,19 +192,21 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
                 f"always_include names unknown tool(s) {unknown}; the agent's tools are {sorted(names)}"
             )
 
-    def _prepare(self, request: ModelRequest) -> tuple[str, ToolSelector, list[BaseTool], list[Any]] | None:
+    def _prepare(
+        self, request: ModelRequest
+    ) -> tuple[list[str], ToolSelector, list[BaseTool], list[Any]] | None:
         if not request.tools:
             return None
         self._check_always(request.tools)
-        query = last_human_text(request.messages)
-        if query is None:
+        turns = human_texts(request.messages)
+        if not turns:
             return None
         choose, keep = self._split(request)
         if len(choose) <= self.k and not self._fixed and self.threshold is None:
             return None  # nothing to narrow
         if not choose:
             return None
-        return query, self.selector_for(choose), choose, keep
+        return turns, self.selector_for(choose), choose, keep
 
     # ------------------------------------------------------------------ hooks
     def wrap_model_call(
@@ -201,8 +216,9 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
     ) -> Any:
         prepared = self._prepare(request)
         if prepared is not None:
-            query, selector, choose, keep = prepared
-            request = self._narrow(request, selector.select(query, self.k), choose, keep)
+            turns, selector, choose, keep = prepared
+            names = selector.select_turn(turns, k=self.k, options=self.conversation)
+            request = self._narrow(request, names, choose, keep)
         return handler(request)
 
     async def awrap_model_call(
@@ -212,8 +228,9 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
     ) -> Any:
         prepared = self._prepare(request)
         if prepared is not None:
-            query, selector, choose, keep = prepared
-            request = self._narrow(request, await selector.aselect(query, self.k), choose, keep)
+            turns, selector, choose, keep = prepared
+            names = await selector.aselect_turn(turns, k=self.k, options=self.conversation)
+            request = self._narrow(request, names, choose, keep)
         return await handler(request)
 
     # ------------------------------------------------------------------ the guard
@@ -232,13 +249,13 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
             status="error",
         )
 
-    def _narrowed(self, request: Any) -> tuple[ToolSelector, str] | None:
+    def _narrowed(self, request: Any) -> tuple[ToolSelector, list[str]] | None:
         selector = self._selector
         messages = request.state.get("messages") if isinstance(request.state, dict) else None
-        query = last_human_text(messages or [])
-        if selector is None or query is None:
+        turns = human_texts(messages or [])
+        if selector is None or not turns:
             return None  # nothing was narrowed on this turn
-        return selector, query
+        return selector, turns
 
     def _offered(self, selector: ToolSelector, picked: list[str], name: str) -> set[str] | None:
         """The tools offered on the turn among those the selector chose from (None: all were)."""
@@ -252,9 +269,10 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
         """Run a tool call only if the tool was offered on this turn."""
         narrowed = self._narrowed(request)
         if narrowed is not None:
-            selector, query = narrowed
+            selector, turns = narrowed
             name = str(request.tool_call["name"])
-            refusal = self._refusal(request, self._offered(selector, selector.select(query, self.k), name))
+            picked = selector.select_turn(turns, k=self.k, options=self.conversation)
+            refusal = self._refusal(request, self._offered(selector, picked, name))
             if refusal is not None:
                 return refusal
         return handler(request)
@@ -263,9 +281,9 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
         """Async twin of :meth:`wrap_tool_call`."""
         narrowed = self._narrowed(request)
         if narrowed is not None:
-            selector, query = narrowed
+            selector, turns = narrowed
             name = str(request.tool_call["name"])
-            picked = await selector.aselect(query, self.k)
+            picked = await selector.aselect_turn(turns, k=self.k, options=self.conversation)
             refusal = self._refusal(request, self._offered(selector, picked, name))
             if refusal is not None:
                 return refusal

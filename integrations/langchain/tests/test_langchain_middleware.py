@@ -209,3 +209,21 @@ def test_unknown_always_include_and_max_tools(lc_encoder):
     with pytest.raises(InvalidInputError, match="no_such_tool"):
         create_agent(model, tools=TOOLS, middleware=[bad]).invoke({"messages": [HumanMessage("hi")]})
     assert SynaptoRouteToolSelectionMiddleware(max_tools=2).k == 2
+
+
+def test_a_follow_up_keeps_the_tools_of_the_conversation(lc_encoder):
+    history = [
+        HumanMessage("will it rain in Paris tomorrow?"),
+        AIMessage("Sunny in Paris."),
+        HumanMessage("what about the day after?"),
+    ]
+    plain = _model(AIMessage("ok"))
+    create_agent(
+        plain, tools=TOOLS, middleware=[SynaptoRouteToolSelectionMiddleware(k=1, carry_over=False, encoder=lc_encoder)]
+    ).invoke({"messages": history})
+    assert plain.offered[0] != ["get_weather"]  # alone, the follow-up points elsewhere
+    model = _model(AIMessage("ok"))
+    create_agent(
+        model, tools=TOOLS, middleware=[SynaptoRouteToolSelectionMiddleware(k=1, encoder=lc_encoder)]
+    ).invoke({"messages": history})
+    assert model.offered[0] == ["get_weather"]
