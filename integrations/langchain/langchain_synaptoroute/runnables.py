@@ -29,8 +29,9 @@ from synaptoroute_agents import (  # noqa: E402
     clean_text,
     message_text,
 )
+from synaptoroute_agents.conversation import ConversationOptions, adecide_turn, decide_turn  # noqa: E402
 
-__all__ = ["DECISION_EVENT", "SynaptoRouteRunnable", "as_runnable", "query_from_input"]
+__all__ = ["DECISION_EVENT", "SynaptoRouteRunnable", "as_runnable", "query_from_input", "turns_from_input"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,23 @@ def query_from_input(value: Any, query_key: str | None = None) -> str:
     )
 
 
+def turns_from_input(value: Any, query_key: str | None = None) -> list[str]:
+    """The human turns of an input, oldest first: every human message of a message list (or of a
+    dict's message list), else the one query :func:`query_from_input` reads."""
+    inner = value
+    if isinstance(value, Mapping):
+        keys = (query_key,) if query_key is not None else DEFAULT_QUERY_KEYS
+        inner = next((value[k] for k in keys if k in value), value)
+    if isinstance(inner, PromptValue):
+        inner = inner.to_messages()
+    if isinstance(inner, list | tuple) and inner and all(isinstance(m, BaseMessage) for m in inner):
+        turns = [_message_text(m) for m in inner if isinstance(m, HumanMessage)]
+        turns = [t for t in turns if t.strip()]
+        if turns:
+            return turns
+    return [query_from_input(value, query_key)]
+
+
 def _coerce(target: Any, what: str) -> Runnable[Any, Any]:
     if isinstance(target, Runnable):
         return target
@@ -119,6 +137,10 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
             ``query``, ``input``, ``question``, ``messages``).
         default: the Runnable (or callable) for routes of the router that ``routes`` does not
             map. Without it every route needs a runnable.
+        context_turns, carry_over: for message-list inputs, a follow-up that routes to nothing
+            by itself is decided from the last ``context_turns`` human messages read together
+            (on by default; see :mod:`synaptoroute_agents.conversation`). ``batch`` routes the
+            latest message of each input alone.
 
     Raises:
         InvalidInputError: a route of the router has no runnable, or a runnable has no route.
@@ -137,7 +159,10 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
         query_key: str | None = None,
         name: str | None = None,
         default: Runnable[Any, Any] | Callable[..., Any] | None = None,
+        context_turns: int = 2,
+        carry_over: bool = True,
     ) -> None:
+        self.conversation = ConversationOptions(context_turns=context_turns, carry_over=carry_over)
         if not isinstance(router, SemanticRouter):
             raise InvalidTypeError(
                 f"router must be a synaptoroute_agents.SemanticRouter, not {type(router).__name__}"
@@ -183,11 +208,13 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
 
     def route(self, value: Any) -> RouteMatch:
         """The router's decision for one input, without running anything."""
-        return self.router.route(query_from_input(value, self.query_key))
+        turns = turns_from_input(value, self.query_key)
+        return decide_turn(self.router, turns, options=self.conversation).match
 
     async def aroute(self, value: Any) -> RouteMatch:
         """Async twin of :meth:`route`."""
-        return await self.router.aroute(query_from_input(value, self.query_key))
+        turns = turns_from_input(value, self.query_key)
+        return (await adecide_turn(self.router, turns, options=self.conversation)).match
 
     @staticmethod
     def _child_config(config: RunnableConfig, run_manager: Any, route: str | None) -> RunnableConfig:
@@ -371,6 +398,8 @@ def as_runnable(
     fallback: Runnable[Any, Any] | Callable[..., Any],
     query_key: str | None = None,
     default: Runnable[Any, Any] | Callable[..., Any] | None = None,
+    context_turns: int = 2,
+    carry_over: bool = True,
 ) -> SynaptoRouteRunnable:
     """Build a :class:`SynaptoRouteRunnable` (see there for the arguments).
 
@@ -379,4 +408,12 @@ def as_runnable(
         ...                     fallback=general_chain)
         >>> chain.invoke("I was charged twice")  # runs billing_chain
     """
-    return SynaptoRouteRunnable(router, routes, fallback=fallback, query_key=query_key, default=default)
+    return SynaptoRouteRunnable(
+        router,
+        routes,
+        fallback=fallback,
+        query_key=query_key,
+        default=default,
+        context_turns=context_turns,
+        carry_over=carry_over,
+    )

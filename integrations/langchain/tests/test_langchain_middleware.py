@@ -219,7 +219,9 @@ def test_a_follow_up_keeps_the_tools_of_the_conversation(lc_encoder):
     ]
     plain = _model(AIMessage("ok"))
     create_agent(
-        plain, tools=TOOLS, middleware=[SynaptoRouteToolSelectionMiddleware(k=1, carry_over=False, encoder=lc_encoder)]
+        plain,
+        tools=TOOLS,
+        middleware=[SynaptoRouteToolSelectionMiddleware(k=1, carry_over=False, encoder=lc_encoder)],
     ).invoke({"messages": history})
     assert plain.offered[0] != ["get_weather"]  # alone, the follow-up points elsewhere
     model = _model(AIMessage("ok"))

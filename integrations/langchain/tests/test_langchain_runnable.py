@@ -238,3 +238,24 @@ async def test_astream_events_announce_the_decision_before_the_first_chunk(lc_ro
         elif event["event"] == "on_chain_stream" and event["name"] == chain.name:
             kinds.append(event["data"]["chunk"])
     assert kinds == ["decision", "one", "two", "three"]
+
+
+async def test_a_follow_up_in_a_message_list_keeps_the_route(lc_router):
+    chain = as_runnable(
+        lc_router,
+        {"billing": _tagger("billing"), "weather": _tagger("weather"), "shipping": _tagger("shipping")},
+        fallback=_tagger("fallback"),
+    )
+    history = [HumanMessage("I was charged twice for my last order"), AIMessage("Sorry!")]
+    follow = [*history, HumanMessage("it happened again this morning")]
+    assert lc_router.route("it happened again this morning").name is None
+    assert chain.invoke(follow)[0] == "billing"
+    assert (await chain.ainvoke({"messages": follow}))[0] == "billing"
+    assert chain.invoke([*history, HumanMessage("will it snow this weekend?")])[0] == "weather"
+    plain = as_runnable(
+        lc_router,
+        {"billing": _tagger("billing"), "weather": _tagger("weather"), "shipping": _tagger("shipping")},
+        fallback=_tagger("fallback"),
+        carry_over=False,
+    )
+    assert plain.invoke(follow)[0] == "fallback"
