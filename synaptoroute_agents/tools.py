@@ -8,6 +8,7 @@ LangChain middleware, the LlamaIndex tool retriever). Routes are seeded from the
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -17,9 +18,11 @@ from .encoders.base import Encoder
 from .errors import InvalidInputError, InvalidQueryError, InvalidTypeError, RouteNotFoundError
 from .router import SemanticRouter
 from .routes import Route, RouteMatch, validate_positive_int, validate_route_name, validate_threshold
-from .seeding.seed import seed_route, tool_name
+from .seeding.seed import FINGERPRINT_KEY, seed_route, tool_name
 
 __all__ = ["ToolSelector", "resolve_k", "route_name_for_tool"]
+
+log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^\w.:\-]+")
 
@@ -53,8 +56,10 @@ class ToolSelector:
     Args:
         tools: callables, LangChain tools, tool mappings or :class:`Route` objects (names unique).
         router: the router holding the tool routes (it may hold other routes too; only these
-            tools are ever returned). Routes already present are kept as they are (so a
-            persistent store is not re-seeded); missing ones are added. None: a new in-memory
+            tools are ever returned). Missing routes are added; routes already present are kept
+            as they are (a persistent store is not re-embedded) unless the tool's docstring
+            changed since they were seeded (a fingerprint is stored with each seeded route): those
+            are re-seeded, replacing their utterances. :attr:`reseeded` names both kinds. None: a new in-memory
             router on ``encoder``.
         k: default number of tools to select (``max_tools`` is an alias).
         threshold: when set, only tools scoring at least this are selected; None selects the
@@ -105,9 +110,26 @@ class ToolSelector:
         elif not isinstance(router, SemanticRouter):
             raise InvalidTypeError("router must be a SemanticRouter")
         self.router = router
+        #: Routes (re)seeded by this selector: new ones, and stored ones whose tool changed.
+        self.reseeded: list[str] = []
         for route in routes:
             if route.name not in router:
                 router.add(route)
+                self.reseeded.append(self._tool_of[route.name])
+            elif self._changed(router.get(route.name), route):
+                router.upsert(route)
+                self.reseeded.append(self._tool_of[route.name])
+        log.debug("tool routes: %s utterances", self.utterance_counts())
+
+    @staticmethod
+    def _changed(stored: Route, seeded: Route) -> bool:
+        """A seeded route whose docstring (or the seeding method) changed since it was stored."""
+        new = seeded.metadata.get(FINGERPRINT_KEY)
+        return new is not None and stored.metadata.get(FINGERPRINT_KEY) != new
+
+    def utterance_counts(self) -> dict[str, int]:
+        """How many utterances each tool's route holds (seeded, plus any taught since)."""
+        return {tool: len(self.router.get(rname).utterances) for tool, rname in self._route_of.items()}
 
     def _check_names(self, names: Sequence[str], what: str) -> list[str]:
         if isinstance(names, str) or not isinstance(names, Sequence):

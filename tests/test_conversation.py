@@ -113,3 +113,42 @@ def test_tool_names_langchain_accepts_are_kept_as_given(encoder: BundledEncoder)
     assert selector.select("will it rain tomorrow?") == ["Get Weather"]
     assert selector.tool("Get Weather") is tools[0]
     assert selector.route_name("Get Weather") != "Get Weather"  # stored under a valid route name
+
+
+def test_a_changed_docstring_reseeds_a_persistent_store_and_counts_are_reported(
+    encoder: BundledEncoder, tmp_path
+) -> None:
+    store = tmp_path / "tools.db"
+
+    def lookup(order_id: str) -> str:
+        """Track a parcel and tell where it is."""
+        return ""
+
+    with SemanticRouter(encoder, store=store) as router:
+        first = ToolSelector([lookup], router=router)
+        assert first.reseeded == ["lookup"]
+        counts = first.utterance_counts()
+        assert counts == {"lookup": len(router.get("lookup").utterances)} and counts["lookup"] >= 1
+        assert any("parcel" in u for u in router.get("lookup").utterances)
+
+    def lookup(order_id: str) -> str:  # noqa: F811 - the same tool, its docstring rewritten
+        """Look up an invoice and show how much is owed."""
+        return ""
+
+    with SemanticRouter(encoder, store=store) as router:
+        again = ToolSelector([lookup], router=router)
+        assert again.reseeded == ["lookup"]
+        utterances = router.get("lookup").utterances
+        assert any("invoice" in u for u in utterances) and not any("parcel" in u for u in utterances)
+    with SemanticRouter(encoder, store=store) as router:
+        assert ToolSelector([lookup], router=router).reseeded == []  # unchanged: kept as stored
+
+
+def test_seeds_include_a_request_shaped_question() -> None:
+    from synaptoroute_agents import seed_route
+
+    def get_weather(city: str) -> str:
+        """Return the weather forecast for a city, in degrees Celsius."""
+        return ""
+
+    assert "what is the weather forecast for a city?" in seed_route(get_weather).utterances
