@@ -215,7 +215,7 @@ def test_a_follow_up_keeps_the_tools_of_the_conversation(lc_encoder):
     history = [
         HumanMessage("will it rain in Paris tomorrow?"),
         AIMessage("Sunny in Paris."),
-        HumanMessage("what about the day after?"),
+        HumanMessage("ok and after that?"),
     ]
     plain = _model(AIMessage("ok"))
     create_agent(
