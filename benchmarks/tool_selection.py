@@ -92,7 +92,10 @@ VARIANTS: dict[str, tuple[str, Callable[[str, Any], Route]]] = {
     "summary": ("name words + docstring summary", _summary),
     "whole_doc": ("one utterance: name + whole raw docstring", _full_doc),
     "sentences": ("name, summary, one per body sentence and argument", _sentences),
-    "seeded": ("`seed_route`: examples, name + summary, whole description, arguments", _seeded),
+    "seeded": (
+        '`seed_route`: examples, name + summary, a "what is ...?" question, whole description, arguments',
+        _seeded,
+    ),
 }
 
 

@@ -36,6 +36,7 @@ from .tables import IdTables
 
 if TYPE_CHECKING:
     from ..batching import BatchingConfig, MicroBatcher
+    from ..clauses import ClauseMatch
     from ..evaluation import EvalReport
 
 __all__ = ["Listener", "SemanticRouter"]
@@ -495,6 +496,20 @@ class SemanticRouter:
     def __call__(self, query: str, top_k: int = 1) -> RouteMatch:
         """``router(q)`` is :meth:`route`: what users of other semantic routers write."""
         return self.route(query, top_k=top_k)
+
+    def route_multi(self, query: str, top_k: int = 2) -> list[ClauseMatch]:
+        """Multi-intent: route ``query`` and each of its clauses ("... and ...", "...; ...") in one
+        encoder call; every route chosen by the whole or by a clause, with the text that chose it
+        (see :mod:`synaptoroute_agents.clauses`)."""
+        from ..clauses import route_clauses
+
+        return route_clauses(self, query, top_k)
+
+    async def aroute_multi(self, query: str, top_k: int = 2) -> list[ClauseMatch]:
+        """Async twin of :meth:`route_multi`."""
+        from ..clauses import aroute_clauses
+
+        return await aroute_clauses(self, query, top_k)
 
     def route_batch(self, queries: Sequence[str], top_k: int = 1) -> list[RouteMatch]:
         """Route many queries with one encoder call."""

@@ -323,6 +323,29 @@ def _keep(text: str, limit: int = MAX_CHARS) -> str | None:
     return cleaned
 
 
+_CLAUSE_END = re.compile(r",\s|;\s|\s\(|:\s|\.\s")
+
+
+def request_forms(summary: str) -> list[str]:
+    """A request-shaped form of a summary that reads "get ..." (docstrings saying "Return ..."
+    or "Get ..."): the question a user asks, on its first clause ("Return the weather for a city,
+    in degrees" -> "what is the weather for a city?").
+
+    Measured on the tool-selection benchmark (docs/BENCHMARKS.md): this question alone raised
+    top-1 and top-5 a little; a "how do I ...?" question for every summary and the first clause
+    alone each raised one figure and lowered the other, and read wrongly for summaries that are
+    noun phrases ("how do I directory tree generator?"), so they are not made.
+    """
+    text = summary.strip().rstrip(".")
+    first = _CLAUSE_END.split(text, maxsplit=1)[0].strip() if text else ""
+    first = first[:1].lower() + first[1:]
+    if len(first.split()) < 2:
+        return []
+    if first.startswith("get ") and len(first.split()) > 2:
+        return [f"what is {first[4:]}?"]
+    return []
+
+
 def utterances_from_description(
     name: str,
     description: str = "",
@@ -374,6 +397,8 @@ def utterances_from_description(
     # 2. What the tool does, in one line: "name words: summary" (the name alone without one).
     head = f"{words}: {summary}" if words and summary else (summary or words)
     candidates.append((head, MAX_CHARS))
+    # 2b. The same, shaped like a request people type: "what is ...?" for "get ..." summaries.
+    candidates.extend((r, MAX_CHARS) for r in request_forms(summary))
     # 3. The whole description as one utterance: summary, body and argument descriptions.
     #    Measured on the tool-selection benchmark, one whole-description utterance beats one
     #    utterance per body sentence: detail sentences ("If x is false, ...") match unrelated

@@ -8,7 +8,9 @@ language model it also asks for more (:mod:`.generate`).
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,19 @@ from ..routes import Route, validate_route_name, validate_threshold
 from .docstrings import parse_docstring, utterances_from_description
 from .generate import Complete, generate_for_route
 
-__all__ = ["generate_utterances", "routes_from_functions", "seed_route", "tool_name"]
+__all__ = [
+    "FINGERPRINT_KEY",
+    "SEEDING_VERSION",
+    "generate_utterances",
+    "routes_from_functions",
+    "seed_fingerprint",
+    "seed_route",
+    "tool_name",
+]
+
+#: Changes whenever the seeding method changes what it makes of the same docstring, so stored
+#: routes seeded by an older method are re-seeded too.
+SEEDING_VERSION = 2
 
 
 @dataclass(slots=True)
@@ -120,6 +134,19 @@ def _describe(obj: Any) -> _ToolInfo:
     )
 
 
+#: Route metadata key holding :func:`seed_fingerprint` of what a seeded route was built from.
+FINGERPRINT_KEY = "seed_fingerprint"
+
+
+def seed_fingerprint(name: str, description: str, args: Mapping[str, str], examples: Sequence[str]) -> str:
+    """A digest of what seeding reads (name, description or docstring, argument descriptions,
+    examples): a changed docstring gives a new fingerprint, so a stored route can be re-seeded."""
+    data = json.dumps(
+        [SEEDING_VERSION, name, description, sorted(args.items()), list(examples)], ensure_ascii=False
+    )
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
+
+
 def tool_name(obj: Any) -> str:
     """The name a tool, callable, mapping or route is known by (its route name)."""
     return _describe(obj).name
@@ -171,7 +198,11 @@ def seed_route(
         examples=[*examples, *info.examples],
     )
     parsed = parse_docstring(desc)
-    meta = {"seeded_from": info.kind, **dict(metadata or {})}
+    meta = {
+        "seeded_from": info.kind,
+        FINGERPRINT_KEY: seed_fingerprint(info.name, desc, info.args, [*examples, *info.examples]),
+        **dict(metadata or {}),
+    }
     route = Route(
         route_name,
         tuple(utterances),

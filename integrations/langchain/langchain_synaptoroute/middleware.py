@@ -18,7 +18,7 @@ require("langchain_core", "langchain-core")
 require("langchain.agents.middleware", "langchain-synaptoroute[agents]")
 
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse  # noqa: E402
-from langchain_core.messages import AnyMessage, HumanMessage  # noqa: E402
+from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage  # noqa: E402
 from langchain_core.tools import BaseTool  # noqa: E402
 
 from synaptoroute_agents import (  # noqa: E402
@@ -29,12 +29,19 @@ from synaptoroute_agents import (  # noqa: E402
     SemanticRouter,
     ToolSelector,
     message_text,
-    validate_positive_int,
 )
+from synaptoroute_agents.conversation import ConversationOptions  # noqa: E402
+from synaptoroute_agents.tools import resolve_k  # noqa: E402
 
-__all__ = ["SynaptoRouteToolSelectionMiddleware", "last_human_text"]
+__all__ = ["SynaptoRouteToolSelectionMiddleware", "human_texts", "last_human_text"]
 
 log = logging.getLogger(__name__)
+
+
+def human_texts(messages: Sequence[AnyMessage]) -> list[str]:
+    """The texts of the non-blank human messages, oldest first."""
+    texts = (message_text(m, sep="").strip() for m in messages if isinstance(m, HumanMessage))
+    return [t for t in texts if t]
 
 
 def last_human_text(messages: Sequence[AnyMessage]) -> str | None:
@@ -65,6 +72,15 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
         encoder: the encoder of a built selector (the bundled offline model by default).
         on_no_match: what to offer when no tool passes ``threshold``: ``"all"`` (every tool,
             the model decides; default) or ``"none"`` (only ``always_include`` and unknown tools).
+        max_tools: alias of ``k``.
+        context_turns, carry_over: conversation context (on by default): a follow-up ("and in
+            Paris?") keeps the tools the last ``context_turns`` human turns, read together,
+            point at (see :mod:`synaptoroute_agents.conversation`).
+
+    The selection is also a permission boundary: a tool call to a tool that was not offered on
+    the turn (the model named it anyway) is answered with an error ``ToolMessage`` and never
+    runs. ``always_include`` names that are not among the agent's tools raise
+    ``InvalidInputError`` on the first model call.
 
     Example:
         >>> agent = create_agent(model, tools=many_tools,
@@ -74,16 +90,20 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
     def __init__(
         self,
         *,
-        k: int = 5,
+        k: int | None = None,
         threshold: float | None = None,
         always_include: Sequence[str] = (),
         selector: ToolSelector | None = None,
         router: SemanticRouter | None = None,
         encoder: Encoder | None = None,
         on_no_match: Literal["all", "none"] = "all",
+        max_tools: int | None = None,
+        context_turns: int = 2,
+        carry_over: bool = True,
     ) -> None:
         super().__init__()
-        validate_positive_int(k, "k")
+        k = resolve_k(k, max_tools)
+        self.conversation = ConversationOptions(context_turns=context_turns, carry_over=carry_over)
         if isinstance(always_include, str):
             raise InvalidTypeError("always_include must be a list of tool names, not a single string")
         if selector is not None and not isinstance(selector, ToolSelector):
@@ -164,18 +184,29 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
         )
         return request.override(tools=offered)
 
-    def _prepare(self, request: ModelRequest) -> tuple[str, ToolSelector, list[BaseTool], list[Any]] | None:
+    def _check_always(self, tools: Sequence[Any]) -> None:
+        names = {t.name for t in tools if isinstance(t, BaseTool)}
+        unknown = sorted(self.always_include - names)
+        if unknown:
+            raise InvalidInputError(
+                f"always_include names unknown tool(s) {unknown}; the agent's tools are {sorted(names)}"
+            )
+
+    def _prepare(
+        self, request: ModelRequest
+    ) -> tuple[list[str], ToolSelector, list[BaseTool], list[Any]] | None:
         if not request.tools:
             return None
-        query = last_human_text(request.messages)
-        if query is None:
+        self._check_always(request.tools)
+        turns = human_texts(request.messages)
+        if not turns:
             return None
         choose, keep = self._split(request)
         if len(choose) <= self.k and not self._fixed and self.threshold is None:
             return None  # nothing to narrow
         if not choose:
             return None
-        return query, self.selector_for(choose), choose, keep
+        return turns, self.selector_for(choose), choose, keep
 
     # ------------------------------------------------------------------ hooks
     def wrap_model_call(
@@ -185,8 +216,9 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
     ) -> Any:
         prepared = self._prepare(request)
         if prepared is not None:
-            query, selector, choose, keep = prepared
-            request = self._narrow(request, selector.select(query, self.k), choose, keep)
+            turns, selector, choose, keep = prepared
+            names = selector.select_turn(turns, k=self.k, options=self.conversation)
+            request = self._narrow(request, names, choose, keep)
         return handler(request)
 
     async def awrap_model_call(
@@ -196,6 +228,63 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
     ) -> Any:
         prepared = self._prepare(request)
         if prepared is not None:
-            query, selector, choose, keep = prepared
-            request = self._narrow(request, await selector.aselect(query, self.k), choose, keep)
+            turns, selector, choose, keep = prepared
+            names = await selector.aselect_turn(turns, k=self.k, options=self.conversation)
+            request = self._narrow(request, names, choose, keep)
+        return await handler(request)
+
+    # ------------------------------------------------------------------ the guard
+    def _refusal(self, request: Any, offered: set[str] | None) -> ToolMessage | None:
+        name = str(request.tool_call["name"])
+        if offered is None or name in offered:
+            return None
+        log.warning("refused a call to tool %r: it was not offered on this turn", name)
+        return ToolMessage(
+            content=(
+                f"Error: tool {name!r} was not offered for this request and was not run. "
+                f"Available tools: {sorted(offered)}."
+            ),
+            name=name,
+            tool_call_id=request.tool_call["id"] or "",
+            status="error",
+        )
+
+    def _narrowed(self, request: Any) -> tuple[ToolSelector, list[str]] | None:
+        selector = self._selector
+        messages = request.state.get("messages") if isinstance(request.state, dict) else None
+        turns = human_texts(messages or [])
+        if selector is None or not turns:
+            return None  # nothing was narrowed on this turn
+        return selector, turns
+
+    def _offered(self, selector: ToolSelector, picked: list[str], name: str) -> set[str] | None:
+        """The tools offered on the turn among those the selector chose from (None: all were)."""
+        if name not in selector or name in self.always_include:
+            return None  # unknown to the selector, or always offered
+        if not picked and self.on_no_match == "all":
+            return None
+        return set(picked) | set(self.always_include)
+
+    def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        """Run a tool call only if the tool was offered on this turn."""
+        narrowed = self._narrowed(request)
+        if narrowed is not None:
+            selector, turns = narrowed
+            name = str(request.tool_call["name"])
+            picked = selector.select_turn(turns, k=self.k, options=self.conversation)
+            refusal = self._refusal(request, self._offered(selector, picked, name))
+            if refusal is not None:
+                return refusal
+        return handler(request)
+
+    async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Async twin of :meth:`wrap_tool_call`."""
+        narrowed = self._narrowed(request)
+        if narrowed is not None:
+            selector, turns = narrowed
+            name = str(request.tool_call["name"])
+            picked = await selector.aselect_turn(turns, k=self.k, options=self.conversation)
+            refusal = self._refusal(request, self._offered(selector, picked, name))
+            if refusal is not None:
+                return refusal
         return await handler(request)

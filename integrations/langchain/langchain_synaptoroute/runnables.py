@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ._deps import require
@@ -14,6 +14,7 @@ from langchain_core.callbacks import (  # noqa: E402
     AsyncCallbackManagerForChainRun,
     CallbackManagerForChainRun,
 )
+from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event  # noqa: E402
 from langchain_core.messages import BaseMessage, HumanMessage  # noqa: E402
 from langchain_core.prompt_values import PromptValue  # noqa: E402
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda  # noqa: E402
@@ -28,10 +29,14 @@ from synaptoroute_agents import (  # noqa: E402
     clean_text,
     message_text,
 )
+from synaptoroute_agents.conversation import ConversationOptions, adecide_turn, decide_turn  # noqa: E402
 
-__all__ = ["SynaptoRouteRunnable", "as_runnable", "query_from_input"]
+__all__ = ["DECISION_EVENT", "SynaptoRouteRunnable", "as_runnable", "query_from_input", "turns_from_input"]
 
 log = logging.getLogger(__name__)
+
+#: Name of the custom event a streaming router sends as soon as it has decided.
+DECISION_EVENT = "synaptoroute_decision"
 
 #: Keys looked up, in order, in a dict input when no ``query_key`` is given.
 DEFAULT_QUERY_KEYS = ("query", "input", "question", "messages")
@@ -90,6 +95,23 @@ def query_from_input(value: Any, query_key: str | None = None) -> str:
     )
 
 
+def turns_from_input(value: Any, query_key: str | None = None) -> list[str]:
+    """The human turns of an input, oldest first: every human message of a message list (or of a
+    dict's message list), else the one query :func:`query_from_input` reads."""
+    inner = value
+    if isinstance(value, Mapping):
+        keys = (query_key,) if query_key is not None else DEFAULT_QUERY_KEYS
+        inner = next((value[k] for k in keys if k in value), value)
+    if isinstance(inner, PromptValue):
+        inner = inner.to_messages()
+    if isinstance(inner, list | tuple) and inner and all(isinstance(m, BaseMessage) for m in inner):
+        turns = [_message_text(m) for m in inner if isinstance(m, HumanMessage)]
+        turns = [t for t in turns if t.strip()]
+        if turns:
+            return turns
+    return [query_from_input(value, query_key)]
+
+
 def _coerce(target: Any, what: str) -> Runnable[Any, Any]:
     if isinstance(target, Runnable):
         return target
@@ -113,6 +135,12 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
         fallback: the Runnable (or callable) for inputs the router abstains on.
         query_key: for dict inputs, the key holding the text (default: the first present of
             ``query``, ``input``, ``question``, ``messages``).
+        default: the Runnable (or callable) for routes of the router that ``routes`` does not
+            map. Without it every route needs a runnable.
+        context_turns, carry_over: for message-list inputs, a follow-up that routes to nothing
+            by itself is decided from the last ``context_turns`` human messages read together
+            (on by default; see :mod:`synaptoroute_agents.conversation`). ``batch`` routes the
+            latest message of each input alone.
 
     Raises:
         InvalidInputError: a route of the router has no runnable, or a runnable has no route.
@@ -130,7 +158,11 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
         fallback: Runnable[Any, Any] | Callable[..., Any],
         query_key: str | None = None,
         name: str | None = None,
+        default: Runnable[Any, Any] | Callable[..., Any] | None = None,
+        context_turns: int = 2,
+        carry_over: bool = True,
     ) -> None:
+        self.conversation = ConversationOptions(context_turns=context_turns, carry_over=carry_over)
         if not isinstance(router, SemanticRouter):
             raise InvalidTypeError(
                 f"router must be a synaptoroute_agents.SemanticRouter, not {type(router).__name__}"
@@ -141,10 +173,10 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
             raise InvalidTypeError("query_key must be a str or None")
         known = {route.name for route in router.routes()}
         missing = sorted(known - set(routes))
-        if missing:
+        if missing and default is None:
             raise InvalidInputError(
                 f"route(s) without a runnable: {', '.join(missing)}; give every route of the router a "
-                "runnable (or delete the route)"
+                "runnable, or pass default= for the unmapped ones"
             )
         unknown = sorted(set(routes) - known)
         if unknown:
@@ -157,6 +189,7 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
             key: _coerce(value, f"routes[{key!r}]") for key, value in routes.items()
         }
         self.fallback: Runnable[Any, Any] = _coerce(fallback, "fallback")
+        self.default: Runnable[Any, Any] | None = None if default is None else _coerce(default, "default")
         self.query_key = query_key
         self.name = name or "SynaptoRouteRunnable"
 
@@ -166,6 +199,8 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
         if match.name is None:
             return None, self.fallback
         target = self.routes.get(match.name)
+        if target is None and self.default is not None:
+            return match.name, self.default
         if target is None:
             log.warning("route %r has no runnable (added after construction); using the fallback", match.name)
             return None, self.fallback
@@ -173,11 +208,13 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
 
     def route(self, value: Any) -> RouteMatch:
         """The router's decision for one input, without running anything."""
-        return self.router.route(query_from_input(value, self.query_key))
+        turns = turns_from_input(value, self.query_key)
+        return decide_turn(self.router, turns, options=self.conversation).match
 
     async def aroute(self, value: Any) -> RouteMatch:
         """Async twin of :meth:`route`."""
-        return await self.router.aroute(query_from_input(value, self.query_key))
+        turns = turns_from_input(value, self.query_key)
+        return (await adecide_turn(self.router, turns, options=self.conversation)).match
 
     @staticmethod
     def _child_config(config: RunnableConfig, run_manager: Any, route: str | None) -> RunnableConfig:
@@ -200,6 +237,56 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # noqa: A002
         return await self._acall_with_config(self._ainvoke, input, config, run_type="chain")
+
+    # ------------------------------------------------------------------ stream
+    def _decision_event(self, match: RouteMatch, name: str | None) -> dict[str, Any]:
+        return {"route": name, "decision": match.to_dict()}
+
+    def _stream(
+        self, inputs: Iterator[Any], run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> Iterator[Any]:
+        for value in inputs:
+            match = self.route(value)
+            name, target = self.target_for(match)
+            child = self._child_config(config, run_manager, name)
+            dispatch_custom_event(DECISION_EVENT, self._decision_event(match, name), config=child)
+            yield from target.stream(value, child)
+
+    async def _astream(
+        self,
+        inputs: AsyncIterator[Any],
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> AsyncIterator[Any]:
+        async for value in inputs:
+            match = await self.aroute(value)
+            name, target = self.target_for(match)
+            child = self._child_config(config, run_manager, name)
+            await adispatch_custom_event(DECISION_EVENT, self._decision_event(match, name), config=child)
+            async for chunk in target.astream(value, child):
+                yield chunk
+
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:  # noqa: A002
+        """Route, announce the decision (custom event ``synaptoroute_decision``, seen by
+        ``astream_events`` and callbacks as soon as it is made), then stream the chosen runnable's
+        chunks as they come."""
+        return self._transform_stream_with_config(iter([input]), self._stream, config, run_type="chain")
+
+    async def astream(
+        self,
+        input: Any,  # noqa: A002
+        config: RunnableConfig | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[Any]:
+        """Async twin of :meth:`stream`."""
+
+        async def one() -> AsyncIterator[Any]:
+            yield input
+
+        async for chunk in self._atransform_stream_with_config(
+            one(), self._astream, config, run_type="chain"
+        ):
+            yield chunk
 
     # ------------------------------------------------------------------ batch
     def _plan(self, values: list[Any]) -> tuple[list[int | Exception], list[str]]:
@@ -228,7 +315,10 @@ class SynaptoRouteRunnable(Runnable[Any, Any]):
         return results, groups
 
     def _target(self, name: str | None) -> Runnable[Any, Any]:
-        return self.fallback if name is None else self.routes[name]
+        if name is None:
+            return self.fallback
+        target = self.routes.get(name, self.default)
+        return self.fallback if target is None else target
 
     # LangChain passes ``run_manager`` and ``config`` (one per input) by these keyword names.
     def _batch(
@@ -307,6 +397,9 @@ def as_runnable(
     *,
     fallback: Runnable[Any, Any] | Callable[..., Any],
     query_key: str | None = None,
+    default: Runnable[Any, Any] | Callable[..., Any] | None = None,
+    context_turns: int = 2,
+    carry_over: bool = True,
 ) -> SynaptoRouteRunnable:
     """Build a :class:`SynaptoRouteRunnable` (see there for the arguments).
 
@@ -315,4 +408,12 @@ def as_runnable(
         ...                     fallback=general_chain)
         >>> chain.invoke("I was charged twice")  # runs billing_chain
     """
-    return SynaptoRouteRunnable(router, routes, fallback=fallback, query_key=query_key)
+    return SynaptoRouteRunnable(
+        router,
+        routes,
+        fallback=fallback,
+        query_key=query_key,
+        default=default,
+        context_turns=context_turns,
+        carry_over=carry_over,
+    )

@@ -175,3 +175,57 @@ def test_missing_langchain_names_the_extra(monkeypatch):
     monkeypatch.delitem(langchain_synaptoroute.__dict__, "SynaptoRouteToolSelectionMiddleware", raising=False)
     with pytest.raises(ImportError, match=r"langchain-synaptoroute\[agents\]"):
         langchain_synaptoroute.SynaptoRouteToolSelectionMiddleware  # noqa: B018
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_call_to_a_tool_not_offered_is_refused_and_never_runs(lc_encoder, use_async):
+    ran: list[str] = []
+
+    @tool
+    def delete_account(user: str) -> str:
+        """Delete a user account and all of its data."""
+        ran.append(user)
+        return "deleted"
+
+    call = AIMessage("", tool_calls=[{"name": "delete_account", "args": {"user": "bob"}, "id": "c9"}])
+    model = _model(call, AIMessage("I cannot do that."))
+    agent = create_agent(
+        model,
+        tools=[*TOOLS, delete_account],
+        middleware=[SynaptoRouteToolSelectionMiddleware(k=1, encoder=lc_encoder)],
+    )
+    query = {"messages": [HumanMessage("will it rain in Paris tomorrow?")]}
+    result = await agent.ainvoke(query) if use_async else agent.invoke(query)
+    assert model.offered[0] == ["get_weather"]
+    refusals = [m for m in result["messages"] if isinstance(m, ToolMessage)]
+    assert len(refusals) == 1 and refusals[0].status == "error"
+    assert "delete_account" in refusals[0].content and "not offered" in refusals[0].content
+    assert ran == []  # never executed
+
+
+def test_unknown_always_include_and_max_tools(lc_encoder):
+    model = _model(AIMessage("ok"))
+    bad = SynaptoRouteToolSelectionMiddleware(k=1, always_include=["no_such_tool"], encoder=lc_encoder)
+    with pytest.raises(InvalidInputError, match="no_such_tool"):
+        create_agent(model, tools=TOOLS, middleware=[bad]).invoke({"messages": [HumanMessage("hi")]})
+    assert SynaptoRouteToolSelectionMiddleware(max_tools=2).k == 2
+
+
+def test_a_follow_up_keeps_the_tools_of_the_conversation(lc_encoder):
+    history = [
+        HumanMessage("will it rain in Paris tomorrow?"),
+        AIMessage("Sunny in Paris."),
+        HumanMessage("ok and after that?"),
+    ]
+    plain = _model(AIMessage("ok"))
+    create_agent(
+        plain,
+        tools=TOOLS,
+        middleware=[SynaptoRouteToolSelectionMiddleware(k=1, carry_over=False, encoder=lc_encoder)],
+    ).invoke({"messages": history})
+    assert plain.offered[0] != ["get_weather"]  # alone, the follow-up points elsewhere
+    model = _model(AIMessage("ok"))
+    create_agent(
+        model, tools=TOOLS, middleware=[SynaptoRouteToolSelectionMiddleware(k=1, encoder=lc_encoder)]
+    ).invoke({"messages": history})
+    assert model.offered[0] == ["get_weather"]

@@ -181,3 +181,81 @@ def test_child_runs_are_traced_under_the_router(runnable):
     names = [name for name, _ in handler.starts]
     assert names[0] == "SynaptoRouteRunnable"
     assert any("synaptoroute:billing" in tags for _, tags in handler.starts[1:])
+
+
+def test_default_takes_the_routes_the_mapping_leaves_out(lc_router):
+    chain = as_runnable(
+        lc_router, {"billing": _tagger("billing")}, fallback=_tagger("fallback"), default=_tagger("default")
+    )
+    assert chain.invoke("I was charged twice this month")[0] == "billing"
+    assert chain.invoke("will it snow this weekend?")[0] == "default"  # weather is unmapped
+    assert chain.invoke("what is the meaning of life")[0] == "fallback"  # abstained
+    assert [out[0] for out in chain.batch(["where is my parcel", "refund my payment"])] == [
+        "default",
+        "billing",
+    ]
+    with pytest.raises(InvalidInputError, match="default="):
+        as_runnable(lc_router, {"billing": _tagger("billing")}, fallback=_tagger("fallback"))
+
+
+def _words(value):
+    yield from ("one", "two", "three")
+
+
+def test_stream_yields_the_targets_chunks_one_by_one(lc_router):
+    from langchain_core.runnables import RunnableGenerator
+
+    chain = as_runnable(
+        lc_router,
+        {
+            "billing": RunnableGenerator(_words),
+            "weather": _tagger("weather"),
+            "shipping": _tagger("shipping"),
+        },
+        fallback=_tagger("fallback"),
+    )
+    assert list(chain.stream("I was charged twice this month")) == ["one", "two", "three"]
+
+
+async def test_astream_events_announce_the_decision_before_the_first_chunk(lc_router):
+    from langchain_core.runnables import RunnableGenerator
+
+    async def words(value):
+        for word in ("one", "two", "three"):
+            yield word
+
+    chain = as_runnable(
+        lc_router,
+        {"billing": RunnableGenerator(words), "weather": _tagger("weather"), "shipping": _tagger("shipping")},
+        fallback=_tagger("fallback"),
+    )
+    kinds = []
+    async for event in chain.astream_events("I was charged twice this month", version="v2"):
+        if event["event"] == "on_custom_event":
+            assert event["name"] == "synaptoroute_decision"
+            assert event["data"]["route"] == "billing"
+            kinds.append("decision")
+        elif event["event"] == "on_chain_stream" and event["name"] == chain.name:
+            kinds.append(event["data"]["chunk"])
+    assert kinds == ["decision", "one", "two", "three"]
+
+
+async def test_a_follow_up_in_a_message_list_keeps_the_route(lc_router):
+    chain = as_runnable(
+        lc_router,
+        {"billing": _tagger("billing"), "weather": _tagger("weather"), "shipping": _tagger("shipping")},
+        fallback=_tagger("fallback"),
+    )
+    history = [HumanMessage("I was charged twice for my last order"), AIMessage("Sorry!")]
+    follow = [*history, HumanMessage("it happened again this morning")]
+    assert lc_router.route("it happened again this morning").name is None
+    assert chain.invoke(follow)[0] == "billing"
+    assert (await chain.ainvoke({"messages": follow}))[0] == "billing"
+    assert chain.invoke([*history, HumanMessage("will it snow this weekend?")])[0] == "weather"
+    plain = as_runnable(
+        lc_router,
+        {"billing": _tagger("billing"), "weather": _tagger("weather"), "shipping": _tagger("shipping")},
+        fallback=_tagger("fallback"),
+        carry_over=False,
+    )
+    assert plain.invoke(follow)[0] == "fallback"

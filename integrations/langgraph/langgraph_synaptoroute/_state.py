@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from synaptoroute_agents import InvalidQueryError, InvalidTypeError, message_text
 
-__all__ = ["latest_human_text", "query_from_state", "state_get"]
+__all__ = ["human_turns", "latest_human_text", "query_from_state", "state_get", "turns_from_state"]
 
 _HUMAN = {"human", "user"}
 
@@ -65,3 +65,49 @@ def query_from_state(state: Any, query_key: str | None = None, messages_key: str
     if text is None or not str(text).strip():
         raise InvalidQueryError("the state holds no human message to route")
     return str(text)
+
+
+def human_turns(messages: Any) -> list[str]:
+    """The texts of every non-blank human/user message, oldest first."""
+    if messages is None:
+        return []
+    if isinstance(messages, str):
+        return [messages] if messages.strip() else []
+    if not isinstance(messages, Sequence):
+        raise InvalidTypeError(f"messages must be a list, not {type(messages).__name__}")
+    turns = []
+    for message in messages:
+        role, text = _role_and_text(message)
+        if role in _HUMAN and text.strip():
+            turns.append(text)
+    return turns
+
+
+def turns_from_state(
+    state: Any,
+    query_key: str | None = None,
+    messages_key: str = "messages",
+    query_from: Callable[[Any], str] | None = None,
+) -> list[str]:
+    """The human turns to decide from, oldest first (the latest last).
+
+    ``query_from(state) -> str`` (a user hook) or ``state[query_key]`` give one turn; otherwise
+    every human message of ``state[messages_key]`` is a turn.
+
+    Raises:
+        InvalidQueryError: there is no usable query in the state.
+    """
+    if query_from is not None:
+        text = query_from(state)
+        if not isinstance(text, str):
+            raise InvalidTypeError(f"query_from must return a str, not {type(text).__name__}")
+        turns = [text] if text.strip() else []
+    elif isinstance(state, Sequence) and not isinstance(state, str | bytes):
+        turns = human_turns(state)
+    elif query_key is not None:
+        return [query_from_state(state, query_key, messages_key)]
+    else:
+        turns = human_turns(state_get(state, messages_key))
+    if not turns:
+        raise InvalidQueryError("the state holds no human message to route")
+    return turns

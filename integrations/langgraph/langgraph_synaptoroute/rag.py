@@ -30,6 +30,11 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 NO_PASSAGES = "I could not find anything about that in the documents I can search."
 
+#: The fallback model runs with no callbacks: its raw reply (which may hold a tool call) never
+#: reaches a ``stream_mode="messages"`` or ``astream_events`` consumer; the node's answer, with
+#: any tool call removed, is what they see.
+_UNSTREAMED: RunnableConfig = {"callbacks": [], "tags": ["nostream"]}
+
 
 def _as_index(documents_or_index: Any, encoder: Encoder | None, store: Any) -> DocumentIndex:
     if isinstance(documents_or_index, DocumentIndex):
@@ -52,6 +57,9 @@ class RagFallback(Runnable[Any, dict[str, Any]]):
     (system prompt); without one, the passages themselves. No tools are bound, and any tool call
     the model asks for anyway is removed from the answer (its names are kept in
     ``response_metadata["refused_tool_calls"]``), so a ToolNode downstream has nothing to run.
+    The model's raw reply is not streamed (it runs without callbacks): stream consumers
+    (``stream_mode="messages"``, ``astream_events``) receive only the cleaned answer, whole, when
+    the node finishes; tracing callbacks do not see the model call either.
     """
 
     def __init__(
@@ -122,7 +130,7 @@ class RagFallback(Runnable[Any, dict[str, Any]]):
         hits = self.index.search(query, self.k, min_score=self.min_score)
         if self.model is None:
             return {"messages": [self._passages_answer(hits)]}
-        reply = self.model.invoke(self._prompt(query, hits))
+        reply = self.model.invoke(self._prompt(query, hits), config=_UNSTREAMED)
         return {"messages": [self._without_tools(reply, hits)]}
 
     async def acall(self, state: Any) -> dict[str, Any]:
@@ -132,7 +140,7 @@ class RagFallback(Runnable[Any, dict[str, Any]]):
         hits = await self.index.asearch(query, self.k, min_score=self.min_score)
         if self.model is None:
             return {"messages": [self._passages_answer(hits)]}
-        reply = await self.model.ainvoke(self._prompt(query, hits))
+        reply = await self.model.ainvoke(self._prompt(query, hits), config=_UNSTREAMED)
         return {"messages": [self._without_tools(reply, hits)]}
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any]:

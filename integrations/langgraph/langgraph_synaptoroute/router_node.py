@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -17,8 +18,10 @@ from synaptoroute_agents import (
     SemanticRouter,
     validate_positive_int,
 )
+from synaptoroute_agents.clauses import ClauseMatch
+from synaptoroute_agents.conversation import ConversationOptions, adecide_turn, decide_turn
 
-from ._state import query_from_state
+from ._state import state_get, turns_from_state
 
 __all__ = ["RouterNode", "RouterCommandNode", "router_command_node"]
 
@@ -44,10 +47,22 @@ class RouterNode(Runnable[Any, Any]):
             not routes are refused here, at build time; routes missing from a given path_map are
             refused too unless ``unmapped="fallback"``.
         top_k: candidates the router considers (and, with ``multi``, the most nodes to visit).
-        multi: return a :class:`~langgraph.types.Send` to every selected route's node (multi-intent).
+        multi: return a :class:`~langgraph.types.Send` to every selected route's node (multi-intent):
+            the routes selected for the whole message and for each of its clauses ("refund my
+            order and check the weather" is split at "and"; see ``SemanticRouter.route_multi``).
         unmapped: what to do with routes missing from ``path_map``: ``"error"`` (default) or
             ``"fallback"`` (they lead to the fallback).
         messages_key: the state key holding the messages.
+        context_turns: the most human turns a follow-up is decided from (1: the latest only).
+        carry_over: when the latest message routes to nothing confidently, decide from the last
+            ``context_turns`` human turns together (weighted toward the latest), so a follow-up
+            ("make it 9 instead") keeps the conversation's route while a new topic switches and
+            a foreign message still takes the fallback. On by default; False routes the latest
+            message alone. See :mod:`synaptoroute_agents.conversation`.
+        query_from: a hook ``query_from(state) -> str`` giving the text to route (no context is
+            added to it).
+        route_key: the state key holding the previous turn's route, when a node writes it (a
+            :func:`router_command_node` does); a kept route is then reported as carried.
 
     The async path (``ainvoke``, used by a graph run with ``ainvoke``/``astream``) calls
     ``router.aroute``, so encoding never blocks the event loop.
@@ -64,7 +79,18 @@ class RouterNode(Runnable[Any, Any]):
         multi: bool = False,
         unmapped: Literal["error", "fallback"] = "error",
         messages_key: str = "messages",
+        context_turns: int = 3,
+        carry_over: bool = True,
+        query_from: Callable[[Any], str] | None = None,
+        route_key: str = "route",
     ) -> None:
+        if query_from is not None and not callable(query_from):
+            raise InvalidTypeError("query_from must be a function state -> str")
+        if query_from is not None and query_key is not None:
+            raise InvalidInputError("give query_key or query_from, not both")
+        self.conversation = ConversationOptions(context_turns=context_turns, carry_over=carry_over)
+        self.query_from = query_from
+        self.route_key = route_key
         if not isinstance(router, SemanticRouter):
             raise InvalidTypeError(f"router must be a SemanticRouter, not {type(router).__name__}")
         if not isinstance(fallback, str) or not fallback:
@@ -138,12 +164,18 @@ class RouterNode(Runnable[Any, Any]):
             return self.fallback
         return match.name
 
-    def _query(self, state: Any) -> str | None:
+    def _turns(self, state: Any) -> list[str] | None:
         try:
-            return query_from_state(state, self.query_key, self.messages_key)
+            return turns_from_state(state, self.query_key, self.messages_key, self.query_from)
         except InvalidQueryError:
             log.info("no query in the state; taking the fallback edge")
             return None
+
+    def _previous(self, state: Any) -> str | None:
+        if isinstance(state, Sequence):
+            return None
+        value = state_get(state, self.route_key)
+        return value if isinstance(value, str) else None
 
     def _result(self, state: Any, match: RouteMatch | None) -> Any:
         if not self.multi:
@@ -153,15 +185,39 @@ class RouterNode(Runnable[Any, Any]):
             return [self.fallback]
         return [Send(self._path_map[n], state) for n in names]
 
+    def _multi_match(self, match: RouteMatch | None, clauses: list[ClauseMatch]) -> RouteMatch | None:
+        """``match`` with ``selected`` = the routes chosen by the whole message or a clause."""
+        names = tuple(c.name for c in clauses)
+        if not names:
+            return match
+        if match is None or match.name is None:
+            best = clauses[0].match
+            return dataclasses.replace(best, name=names[0], selected=names)
+        return dataclasses.replace(match, selected=tuple(dict.fromkeys([*match.selected, *names])))
+
     def decide(self, state: Any) -> RouteMatch | None:
         """The router's decision for a state (None when the state holds no query)."""
-        query = self._query(state)
-        return None if query is None else self.router.route(query, top_k=self.top_k)
+        turns = self._turns(state)
+        if turns is None:
+            return None
+        decision = decide_turn(
+            self.router, turns, previous=self._previous(state), options=self.conversation, top_k=self.top_k
+        )
+        if self.multi:
+            return self._multi_match(decision.match, self.router.route_multi(turns[-1], self.top_k))
+        return decision.match
 
     async def adecide(self, state: Any) -> RouteMatch | None:
         """Async twin of :meth:`decide`."""
-        query = self._query(state)
-        return None if query is None else await self.router.aroute(query, top_k=self.top_k)
+        turns = self._turns(state)
+        if turns is None:
+            return None
+        decision = await adecide_turn(
+            self.router, turns, previous=self._previous(state), options=self.conversation, top_k=self.top_k
+        )
+        if self.multi:
+            return self._multi_match(decision.match, await self.router.aroute_multi(turns[-1], self.top_k))
+        return decision.match
 
     def __call__(self, state: Any) -> Any:
         """The label (or, with ``multi``, a list of Sends) for ``state``."""
@@ -254,10 +310,14 @@ def router_command_node(
     multi: bool = False,
     unmapped: Literal["error", "fallback"] = "error",
     update_keys: tuple[str, str] = ("route", "route_score"),
+    context_turns: int = 3,
+    carry_over: bool = True,
+    query_from: Callable[[Any], str] | None = None,
 ) -> RouterCommandNode:
     """A node that routes by returning a ``Command`` (same options as :class:`RouterNode`).
 
-    The state needs the two ``update_keys`` (default ``route: str | None`` and
+    The route it writes is the previous route of the next turn (with a checkpointer it is kept
+    across turns). The state needs the two ``update_keys`` (default ``route: str | None`` and
     ``route_score: float``).
     """
     edge = RouterNode(
@@ -268,5 +328,9 @@ def router_command_node(
         top_k=top_k,
         multi=multi,
         unmapped=unmapped,
+        context_turns=context_turns,
+        carry_over=carry_over,
+        query_from=query_from,
+        route_key=update_keys[0] if isinstance(update_keys, Sequence) and update_keys else "route",
     )
     return RouterCommandNode(edge, update_keys=update_keys)

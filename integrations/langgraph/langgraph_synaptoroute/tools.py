@@ -24,8 +24,9 @@ from synaptoroute_agents import (
     SemanticRouter,
     ToolSelector,
 )
+from synaptoroute_agents.conversation import ConversationOptions
 
-from ._state import latest_human_text, query_from_state, state_get
+from ._state import human_turns, latest_human_text, query_from_state, state_get
 from .rag import create_rag_fallback
 
 __all__ = ["ToolInjector", "RoutedAgentState", "create_routed_agent", "SELECTED_TOOLS_KEY"]
@@ -61,7 +62,15 @@ class ToolInjector:
         k: the most tools bound per turn.
         threshold: only tools scoring at least this are selected (None: the best ``k`` always).
         encoder: the encoder of a new router (bundled model by default).
-        always: tool names that are always selected (they count toward ``k``).
+        always_include: tool names selected on every turn, in addition to the ``k`` chosen by
+            meaning (``always`` is the older name). Unknown names raise ``InvalidInputError``.
+        max_tools: alias of ``k``.
+        context_turns, carry_over: conversation context for :meth:`select_turn_names` (see
+            :class:`~synaptoroute_agents.conversation.ConversationOptions`); carry-over is on by
+            default: a follow-up keeps the tools of the previous turn that the conversation
+            still points at.
+
+    Tool names are kept as given (``"Get Weather"`` works).
     """
 
     def __init__(
@@ -69,22 +78,36 @@ class ToolInjector:
         tools: Sequence[Any],
         *,
         router: SemanticRouter | None = None,
-        k: int = 5,
+        k: int | None = None,
         threshold: float | None = None,
         encoder: Encoder | None = None,
+        always_include: Sequence[str] = (),
         always: Sequence[str] = (),
+        max_tools: int | None = None,
+        context_turns: int = 3,
+        carry_over: bool = True,
     ) -> None:
         if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
             raise InvalidTypeError("tools must be a list of tools or functions")
         converted = [_as_tool(t) for t in tools]
         if not converted:
             raise InvalidInputError("ToolInjector needs at least one tool")
-        self.selector = ToolSelector(converted, router=router, k=k, threshold=threshold, encoder=encoder)
+        if isinstance(always, str) or isinstance(always_include, str):
+            raise InvalidTypeError("always_include must be a list of tool names, not a single string")
+        if always and always_include:
+            raise InvalidInputError("give always_include or its older name always, not both")
+        self.conversation = ConversationOptions(context_turns=context_turns, carry_over=carry_over)
+        self.selector = ToolSelector(
+            converted,
+            router=router,
+            k=k,
+            max_tools=max_tools,
+            threshold=threshold,
+            encoder=encoder,
+            always_include=list(always_include or always),
+        )
         self.tools: dict[str, BaseTool] = {t.name: t for t in converted}
-        unknown = [a for a in always if a not in self.tools]
-        if unknown:
-            raise InvalidInputError(f"'always' names unknown tool(s): {unknown}")
-        self.always = list(always)
+        self.always = list(self.selector.always_include)
         self.k = self.selector.k
 
     @property
@@ -93,19 +116,26 @@ class ToolInjector:
         return self.selector.router
 
     # ------------------------------------------------------------------ selection
-    def _merge(self, names: list[str], k: int) -> list[str]:
-        merged = list(dict.fromkeys([*self.always, *names]))
-        return merged[: max(k, len(self.always))]
-
     def select_names(self, query: str, k: int | None = None) -> list[str]:
-        """Names of the tools for ``query``, best first (at most ``k``)."""
-        k = self.k if k is None else k
-        return self._merge(self.selector.select(query, k), k)
+        """Names of the ``always_include`` tools, then at most ``k`` tools for ``query``, best first."""
+        return self.selector.select(query, k)
 
     async def aselect_names(self, query: str, k: int | None = None) -> list[str]:
         """Async twin of :meth:`select_names`."""
-        k = self.k if k is None else k
-        return self._merge(await self.selector.aselect(query, k), k)
+        return await self.selector.aselect(query, k)
+
+    def select_turn_names(
+        self, turns: Sequence[str], previous: Sequence[str] | None = None, k: int | None = None
+    ) -> list[str]:
+        """Tool names for the latest of ``turns`` (human messages, oldest first), keeping the
+        ``previous`` turn's tools on a follow-up (see :meth:`ToolSelector.select_turn`)."""
+        return self.selector.select_turn(turns, previous=previous, k=k, options=self.conversation)
+
+    async def aselect_turn_names(
+        self, turns: Sequence[str], previous: Sequence[str] | None = None, k: int | None = None
+    ) -> list[str]:
+        """Async twin of :meth:`select_turn_names`."""
+        return await self.selector.aselect_turn(turns, previous=previous, k=k, options=self.conversation)
 
     def select(self, query: str, k: int | None = None) -> list[BaseTool]:
         """The tools for ``query`` (at most ``k``), best first."""
@@ -234,8 +264,9 @@ def create_routed_agent(
 ) -> Any:
     """A compiled agent graph that binds only the tools fitting each turn.
 
-    Nodes: ``select`` (picks at most ``k`` tools for the latest user message and records them
-    in ``selected_tools``), ``agent`` (the model with just those tools bound), ``tools`` (a
+    Nodes: ``select`` (picks at most ``k`` tools for the latest user message, keeping on a
+    follow-up the previous turn's tools the conversation still points at, and records them in
+    ``selected_tools``, which a checkpointer keeps across turns), ``agent`` (the model with just those tools bound), ``tools`` (a
     guarded ToolNode: calls to tools not selected this turn get an error ToolMessage) and,
     when ``fallback`` is given, ``fallback``: taken when no tool reaches ``threshold``.
 
@@ -271,12 +302,14 @@ def create_routed_agent(
         return [SystemMessage(system_prompt), *messages] if system_prompt else messages
 
     def select(state: RoutedAgentState) -> dict[str, Any]:
-        text = latest_human_text(state.get("messages"))
-        return {SELECTED_TOOLS_KEY: injector.select_names(text) if text else []}
+        turns = human_turns(state.get("messages"))
+        previous = state.get(SELECTED_TOOLS_KEY)
+        return {SELECTED_TOOLS_KEY: injector.select_turn_names(turns, previous) if turns else []}
 
     async def aselect(state: RoutedAgentState) -> dict[str, Any]:
-        text = latest_human_text(state.get("messages"))
-        return {SELECTED_TOOLS_KEY: await injector.aselect_names(text) if text else []}
+        turns = human_turns(state.get("messages"))
+        previous = state.get(SELECTED_TOOLS_KEY)
+        return {SELECTED_TOOLS_KEY: await injector.aselect_turn_names(turns, previous) if turns else []}
 
     def _bound(state: RoutedAgentState) -> Any:
         names: list[str] = state.get("selected_tools") or []

@@ -9,7 +9,7 @@ from langchain_core.tools import tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import tools_condition
 from langgraph_synaptoroute import RouterNode, ToolInjector, create_rag_fallback, create_routed_agent
-from lg_fakes import scripted
+from lg_fakes import ToolCallingStreamModel, scripted
 
 from synaptoroute_agents import BundledEncoder, DocumentIndex, InvalidInputError, SemanticRouter
 
@@ -198,3 +198,39 @@ def test_guarded_tool_node_in_a_plain_messages_graph(lg_encoder: BundledEncoder)
     assert ran == ["get_weather"] and out["messages"][-1].status == "error"
     out = app.invoke({"messages": [allowed]})  # no human message: nothing is allowed
     assert ran == ["get_weather"] and out["messages"][-1].status == "error"
+
+
+def _rag_graph(lg_encoder: BundledEncoder) -> Any:
+    model = ToolCallingStreamModel()
+    g = StateGraph(MessagesState)
+    g.add_node("rag", create_rag_fallback(DOCS, model=model, encoder=lg_encoder))
+    g.add_edge(START, "rag")
+    g.add_edge("rag", END)
+    return g.compile()
+
+
+def _has_tool_call(message: Any) -> bool:
+    return bool(
+        getattr(message, "tool_calls", None)
+        or getattr(message, "tool_call_chunks", None)
+        or getattr(message, "invalid_tool_calls", None)
+    )
+
+
+def test_rag_tool_call_never_reaches_a_messages_stream(lg_encoder: BundledEncoder) -> None:
+    app = _rag_graph(lg_encoder)
+    seen = [m for m, _meta in app.stream({"messages": [("user", "wipe the disk")]}, stream_mode="messages")]
+    assert seen, "the stripped answer itself is streamed"
+    assert not any(_has_tool_call(m) for m in seen)
+    assert any(m.response_metadata.get("refused_tool_calls") == ["wipe_disk"] for m in seen)
+
+
+async def test_rag_tool_call_never_reaches_astream_events(lg_encoder: BundledEncoder) -> None:
+    app = _rag_graph(lg_encoder)
+    leaked = []
+    async for event in app.astream_events({"messages": [("user", "wipe the disk")]}, version="v2"):
+        data = event.get("data", {})
+        for value in (data.get("chunk"), data.get("output")):
+            messages = value.get("messages", []) if isinstance(value, dict) else [value]
+            leaked += [m for m in messages if _has_tool_call(m)]
+    assert leaked == []

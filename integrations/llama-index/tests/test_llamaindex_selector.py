@@ -100,7 +100,7 @@ def test_examples_sharpen_a_seeded_choice(li_encoder):
     query = "my card got declined at checkout"
     plain_score = plain._seeded_router(CHOICES).route(query).candidates[0]
     taught_match = taught._seeded_router(CHOICES).route(query)
-    assert taught_match.name == "choice_0"
+    assert taught_match.name == "billing"
     assert taught_match.score > plain_score.score
 
 
@@ -240,3 +240,19 @@ def test_missing_llama_index_core_names_the_package(monkeypatch):
     monkeypatch.delitem(sys.modules, "llama_index.selectors.synaptoroute.selector")
     with pytest.raises(ImportError, match="pip install 'llama-index-core'"):
         import llama_index.selectors.synaptoroute.selector  # noqa: F401
+
+
+def test_similar_descriptions_are_told_apart_by_name_and_reordering_keeps_the_mapping(li_encoder):
+    desc = "Answers questions about the data behind this tool."
+    choices = [
+        ToolMetadata(name="stock_prices", description=desc),
+        ToolMetadata(name="weather_forecast", description=desc),
+        ToolMetadata(name="restaurant_menu", description=desc),
+    ]
+    sel = SynaptoRouteSelector(encoder=li_encoder, threshold=0.0)
+    picked = sel.select(choices, "will it rain tomorrow?").selections[0]
+    assert choices[picked.index].name == "weather_forecast"
+    reordered = [choices[2], choices[1], choices[0]]
+    picked = sel.select(reordered, "what is the share price of ACME today?").selections[0]
+    assert reordered[picked.index].name == "stock_prices"
+    assert len(sel._seeded) == 1  # the reordered list reused the seeded routes

@@ -118,3 +118,13 @@ def test_bad_input_is_a_typed_error(li_encoder):
         retriever.retrieve(42)
     with pytest.raises(NotImplementedError):
         retriever.retriever  # noqa: B018
+
+
+def test_tool_names_are_kept_as_given_and_max_tools(li_encoder):
+    tools = [
+        FunctionTool.from_defaults(get_weather, name="Get Weather"),
+        FunctionTool.from_defaults(track_parcel, name="Track Parcel"),
+    ]
+    retriever = SynaptoRouteToolRetriever(tools, max_tools=1, encoder=li_encoder)
+    assert [t.metadata.name for t in retriever.retrieve("will it rain in Oslo?")] == ["Get Weather"]
+    assert retriever.k == 1

@@ -21,8 +21,8 @@ from synaptoroute_agents import (  # noqa: E402
     LazyEncoder,
     SemanticRouter,
     ToolSelector,
-    seed_route,
 )
+from synaptoroute_agents.tools import resolve_k  # noqa: E402
 
 __all__ = ["SynaptoRouteToolRetriever"]
 
@@ -52,21 +52,24 @@ class SynaptoRouteToolRetriever(ObjectRetriever[BaseTool]):
         router: where the tool routes are kept (a persistent store keeps them across restarts);
             None keeps them in memory.
         encoder: the encoder of a new in-memory router (the bundled offline model by default).
+        max_tools: alias of ``k``.
 
-    An empty query (LlamaIndex agents pass ``""`` when there is no user text) returns only the
+    Tool names are kept as given (``"Get Weather"`` works). An empty query (LlamaIndex agents pass ``""`` when there is no user text) returns only the
     ``always_include`` tools.
     """
 
     def __init__(
         self,
         tools: Sequence[BaseTool],
-        k: int = 5,
+        k: int | None = None,
         *,
         threshold: float | None = None,
         always_include: Sequence[str] = (),
         router: SemanticRouter | None = None,
         encoder: Encoder | None = None,
+        max_tools: int | None = None,
     ) -> None:
+        k = resolve_k(k, max_tools)
         if isinstance(tools, str | bytes) or not isinstance(tools, Sequence):
             raise InvalidTypeError("tools must be a list of LlamaIndex tools")
         if isinstance(always_include, str):
@@ -83,7 +86,7 @@ class SynaptoRouteToolRetriever(ObjectRetriever[BaseTool]):
             if name in by_name:
                 raise InvalidInputError(f"two tools are named {name!r}; tool names must be unique")
             by_name[name] = tool
-            routes.append(seed_route(tool_mapping(metadata), metadata={"tool": name}))
+            routes.append(tool_mapping(metadata))  # the selector seeds it, keeping the name as given
         missing = sorted(set(always_include) - set(by_name))
         if missing:
             raise InvalidInputError(f"always_include names unknown tool(s): {', '.join(missing)}")

@@ -36,6 +36,7 @@ from synaptoroute_agents import (  # noqa: E402
     seed_route,
     validate_positive_int,
 )
+from synaptoroute_agents.tools import route_name_for_tool  # noqa: E402
 
 __all__ = ["SynaptoRouteSelector"]
 
@@ -46,9 +47,28 @@ CACHE_SIZE = 16
 
 
 def _choice_key(choices: Sequence[ToolMetadata]) -> str:
-    """A hash of the choice set: the same names and descriptions reuse the same seeded routes."""
-    data = [[c.name, c.description] for c in choices]
+    """A hash of the choice set: the same names and descriptions, in any order, reuse the same
+    seeded routes."""
+    data = (
+        sorted([[c.name or "", c.description or ""] for c in choices])
+        if _named(choices)
+        else [[c.name, c.description] for c in choices]
+    )
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _named(choices: Sequence[ToolMetadata]) -> bool:
+    """True when every choice has a name and no two share one (routes are then named after them)."""
+    names = [c.name for c in choices]
+    return all(names) and len(set(names)) == len(names)
+
+
+def _route_names(choices: Sequence[ToolMetadata]) -> list[str]:
+    """The seeded route of each choice: its tool name, or ``choice_<i>`` when names are missing
+    or repeated."""
+    if _named(choices):
+        return [route_name_for_tool(str(c.name)) for c in choices]
+    return [f"choice_{i}" for i in range(len(choices))]
 
 
 def _check_threshold(value: Any) -> float:
@@ -65,9 +85,11 @@ class SynaptoRouteSelector(BaseSelector):
 
     Two modes:
 
-    - **No router** (default): each choice becomes a route seeded from its name and description
-      (the engine's ``seed_route``). The routes are built once per distinct set of choices (keyed
-      by a hash of names and descriptions) and cached.
+    - **No router** (default): each choice becomes a route named after the choice's tool name and
+      seeded from that name and its description (the engine's ``seed_route``), so two tools with
+      similar descriptions are told apart by their names. The routes are built once per distinct
+      set of choices (keyed by a hash of names and descriptions, in any order: a reordered list
+      reuses them and maps back by name) and cached.
     - **With a router**: the router's routes are matched to the choices by ``ToolMetadata.name``;
       ``route_map`` maps route names to choice names (or indices) when they differ.
 
@@ -148,10 +170,10 @@ class SynaptoRouteSelector(BaseSelector):
                 self._seeded.move_to_end(key)
                 return router
             router = SemanticRouter(self._encoder.get(), threshold=self.threshold)
-            for i, choice in enumerate(choices):
+            for i, (choice, route_name) in enumerate(zip(choices, _route_names(choices), strict=True)):
                 route = seed_route(
                     tool_mapping(choice),
-                    name=f"choice_{i}",
+                    name=route_name,
                     examples=self.examples.get(choice.name or "", ()),
                     metadata={"choice": i, "choice_name": choice.name},
                 )
@@ -165,7 +187,8 @@ class SynaptoRouteSelector(BaseSelector):
 
     def _index_of(self, route: str, choices: Sequence[ToolMetadata], seeded: bool) -> int | None:
         if seeded:
-            return int(route.removeprefix("choice_"))
+            names = _route_names(choices)
+            return names.index(route) if route in names else None
         target = self.route_map.get(route, route)
         if isinstance(target, int):
             return target if 0 <= target < len(choices) else None

@@ -1,0 +1,180 @@
+"""Conversation benchmark: routes and tools on follow-up turns, with and without context.
+
+Routes: the ten intents of the shipped CLINC150 sample (``tests/fixtures/clinc10``, train split)
+and the three routes of the help-desk example (``examples/helpdesk_graph.py``). Conversations:
+``benchmarks/data/conversations.jsonl`` (written for this project, CC0): two- or three-turn
+conversations whose later turns are follow-ups of the first request ("and on my discover card?"),
+new topics, or foreign messages that must reach the fallback (expected route null).
+
+Each turn is decided twice: from the latest message alone, and with the engine's conversation
+context (:func:`synaptoroute_agents.conversation.decide_turn`, defaults). Tools: one tool per route
+(the same utterances), ``ToolSelector.select`` vs ``select_turn`` with the previous turn's tools;
+a turn's tools are right when the expected tool is among them.
+
+Run: ``uv run --group bench python -m benchmarks.conversations``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from synaptoroute_agents import BundledEncoder, Route, SemanticRouter, ToolSelector
+from synaptoroute_agents.conversation import ConversationOptions, decide_turn
+
+from .report import DEFAULT_DOC, MANIFESTS, update_section, write_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data" / "conversations.jsonl"
+FIXTURE = ROOT / "tests" / "fixtures" / "clinc10" / "train.jsonl"
+EXAMPLE = ROOT / "examples" / "helpdesk_graph.py"
+KINDS = ("first", "follow", "switch", "foreign")
+
+
+def load_conversations(path: Path = DATA) -> list[list[dict[str, Any]]]:
+    """Each conversation as its list of turns ``{"text", "route", "kind"}``."""
+    return [json.loads(line)["turns"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def routes() -> list[Route]:
+    """The fixture's ten intents (train utterances) and the help-desk example's routes."""
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for line in FIXTURE.read_text().splitlines():
+        row = json.loads(line)
+        if row["label"] != "oos":
+            by_label[row["label"]].append(row["text"])
+    spec = importlib.util.spec_from_file_location("helpdesk_graph", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [Route(name, texts) for name, texts in by_label.items()] + list(module.ROUTES)
+
+
+def run(context_turns: int = 2) -> dict[str, Any]:
+    encoder = BundledEncoder()
+    router = SemanticRouter(encoder)
+    router.add_many(routes())
+    selector = ToolSelector(router.routes(), encoder=encoder, k=3)
+    conversations = load_conversations()
+    options = ConversationOptions(context_turns=context_turns)
+    plain = ConversationOptions(carry_over=False)
+    counts: dict[str, dict[str, int]] = {kind: defaultdict(int) for kind in KINDS}
+    misses: list[dict[str, Any]] = []
+    for turns in conversations:
+        texts: list[str] = []
+        previous_route: dict[str, str | None] = {"alone": None, "context": None}
+        previous_tools: list[str] | None = None
+        for turn in turns:
+            texts.append(turn["text"])
+            want = turn["route"]
+            c = counts[turn["kind"]]
+            c["turns"] += 1
+            for label, opts in (("alone", plain), ("context", options)):
+                got = decide_turn(router, texts, previous=previous_route[label], options=opts).name
+                previous_route[label] = got
+                c[f"route_{label}"] += got == want
+                if label == "context" and got != want:
+                    misses.append({"turns": list(texts), "want": want, "got": got})
+            if want is not None:
+                c["tool_turns"] += 1
+                c["tools_alone"] += want in selector.select(turn["text"])
+                picked = selector.select_turn(texts, previous=previous_tools, options=options)
+                c["tools_context"] += want in picked
+                previous_tools = picked
+    router.close()
+    return {
+        "conversations": len(conversations),
+        "routes": len(router_names := [r.name for r in routes()]),
+        "route_names": router_names,
+        "context_turns": context_turns,
+        "kinds": {k: dict(v) for k, v in counts.items()},
+        "misses": misses,
+    }
+
+
+def _pct(num: int, den: int) -> str:
+    return f"{num / den:.1%}" if den else "-"
+
+
+def markdown(out: dict[str, Any]) -> str:
+    kinds = out["kinds"]
+    names = {
+        "first": "first turns",
+        "follow": "follow-ups of the same request",
+        "switch": "new topic",
+        "foreign": "foreign message (fallback expected)",
+    }
+    lines = [
+        "## Conversations: follow-up turns with and without context",
+        "",
+        f"{out['conversations']} two- and three-turn conversations (`benchmarks/data/conversations.jsonl`, "
+        f"CC0) over {out['routes']} routes: the ten intents of the shipped CLINC150 sample "
+        "(`tests/fixtures/clinc10`, train split) and the help-desk example's three routes. Bundled model, "
+        "default router threshold. *Alone*: the latest message is routed by itself. *Context*: the "
+        f"engine's conversation context (`synaptoroute_agents.conversation`: when the latest message "
+        f"abstains, the last {out['context_turns']} human turns joined, keeping the previous route when it "
+        "still passes there; carry-over on, the default of every face). Tools: one tool per route, `k=3`; "
+        "a turn's tools are right when the expected tool is among them.",
+        "",
+        "| turns | n | route, alone | route, context | tools, alone | tools, context |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for kind in KINDS:
+        c = kinds.get(kind, {})
+        n = c.get("turns", 0)
+        t = c.get("tool_turns", 0)
+        lines.append(
+            f"| {names[kind]} | {n} | {_pct(c.get('route_alone', 0), n)} | {_pct(c.get('route_context', 0), n)} "
+            f"| {_pct(c.get('tools_alone', 0), t)} | {_pct(c.get('tools_context', 0), t)} |"
+        )
+    later = [kinds.get(k, {}) for k in ("follow", "switch", "foreign")]
+    n = sum(c.get("turns", 0) for c in later)
+    lines.append(
+        f"| all later turns | {n} | {_pct(sum(c.get('route_alone', 0) for c in later), n)} | "
+        f"{_pct(sum(c.get('route_context', 0) for c in later), n)} | | |"
+    )
+    sweep = out.get("sweep") or {}
+    if sweep:
+        lines += [
+            "",
+            "`context_turns` (how many human turns a follow-up is decided from) trades chains of "
+            "follow-ups kept against foreign messages kept on the old route:",
+            "",
+            "| context_turns | follow-ups right | foreign messages to the fallback | new topics right |",
+            "| ---: | ---: | ---: | ---: |",
+        ]
+        for value, k in sweep.items():
+            lines.append(
+                f"| {value} | {_pct(k['follow']['route_context'], k['follow']['turns'])} | "
+                f"{_pct(k['foreign']['route_context'], k['foreign']['turns'])} | "
+                f"{_pct(k['switch']['route_context'], k['switch']['turns'])} |"
+            )
+    lines += ["", "Command: `uv run --group bench python -m benchmarks.conversations`"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--context-turns", type=int, default=2)
+    parser.add_argument("--manifest", default=str(MANIFESTS / "conversations.json"))
+    parser.add_argument("--doc", default=str(DEFAULT_DOC))
+    parser.add_argument("--no-doc", action="store_true", help="do not update docs/BENCHMARKS.md")
+    parser.add_argument("--show-misses", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = run(args.context_turns)
+    out["sweep"] = {value: run(value)["kinds"] for value in (2, 3)}
+    print(markdown(out))
+    for miss in out["misses"][: args.show_misses]:
+        print("  miss:", miss)
+    write_manifest(args.manifest, "conversations", out["kinds"], misses=out["misses"])
+    if not args.no_doc:
+        update_section("conversations", markdown(out), doc=args.doc)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""Conversation context in the engine: follow-ups keep their route, new topics switch, foreign
+messages abstain; ToolSelector options (always_include, max_tools, tool names as given)."""
+
+from __future__ import annotations
+
+import pytest
+
+from synaptoroute_agents import (
+    BundledEncoder,
+    InvalidInputError,
+    InvalidQueryError,
+    InvalidTypeError,
+    Route,
+    SemanticRouter,
+    ToolSelector,
+)
+from synaptoroute_agents.conversation import ConversationOptions, decide_turn
+
+
+@pytest.fixture(scope="module")
+def encoder() -> BundledEncoder:
+    return BundledEncoder(threads=2)
+
+
+@pytest.fixture(scope="module")
+def router(encoder: BundledEncoder) -> SemanticRouter:
+    r = SemanticRouter(encoder, threshold=0.55)
+    r.add(Route("billing", ["I was charged twice", "where is my invoice", "refund my payment"]))
+    r.add(Route("weather", ["will it rain tomorrow", "weekend forecast", "how hot is it today"]))
+    r.add(Route("network", ["the wifi keeps dropping", "I cannot reach the VPN", "ping is very slow"]))
+    return r
+
+
+def test_a_follow_up_keeps_the_route_a_new_topic_switches_a_foreign_message_abstains(
+    router: SemanticRouter,
+) -> None:
+    turns = ["I was charged twice for my last order", "it happened again this morning"]
+    assert router.route(turns[-1]).name is None  # alone, the follow-up names nothing
+    follow = decide_turn(router, turns, previous="billing")
+    assert (follow.name, follow.source) == ("billing", "carried")
+    assert follow.latest.name is None
+    switch = decide_turn(router, [*turns, "will it rain tomorrow in Oslo?"], previous="billing")
+    assert (switch.name, switch.source) == ("weather", "latest")
+    foreign = decide_turn(router, [*turns, "who painted the mona lisa"], previous="billing")
+    assert (foreign.name, foreign.source) == (None, "none")
+    off = decide_turn(router, turns, previous="billing", options=ConversationOptions(carry_over=False))
+    assert off.name is None
+
+
+def test_context_is_bounded_by_context_turns(router: SemanticRouter) -> None:
+    turns = ["I was charged twice for my last order", "it happened again this morning"]
+    one = ConversationOptions(context_turns=1)
+    assert decide_turn(router, turns, options=one).name is None
+    with pytest.raises(InvalidInputError):
+        ConversationOptions(context_turns=0)
+    with pytest.raises(InvalidTypeError):
+        ConversationOptions(carry_over="yes")  # type: ignore[arg-type]
+    with pytest.raises(InvalidQueryError):
+        decide_turn(router, ["  "])
+    with pytest.raises(InvalidTypeError):
+        decide_turn(router, "a string is not a list of turns")
+
+
+def refund_payment(order_id: str) -> str:
+    """Refund a payment that was charged twice."""
+    return "ok"
+
+
+def get_weather(city: str) -> str:
+    """Get the weather forecast for a city."""
+    return "sunny"
+
+
+def search_docs(query: str) -> str:
+    """Search the internal documentation."""
+    return ""
+
+
+def reset_wifi() -> str:
+    """Restart the office wifi access point."""
+    return "ok"
+
+
+def test_tool_follow_up_keeps_the_previous_tools(encoder: BundledEncoder) -> None:
+    selector = ToolSelector([refund_payment, get_weather, reset_wifi], k=1, threshold=0.3, encoder=encoder)
+    turns = ["I was charged twice for my last order", "it happened again this morning"]
+    first = selector.select_turn(turns[:1])
+    assert first == ["refund_payment"]
+    assert selector.select(turns[-1]) != ["refund_payment"]  # alone: not the refund tool
+    assert selector.select_turn(turns, previous=first) == ["refund_payment"]
+    assert selector.select_turn([*turns, "will it rain in Oslo tomorrow?"], previous=first) == ["get_weather"]
+    assert selector.select_turn([*turns, "who painted the mona lisa"], previous=first) == []
+
+
+def test_always_include_adds_to_k_and_unknown_names_raise(encoder: BundledEncoder) -> None:
+    tools = [refund_payment, get_weather, search_docs, reset_wifi]
+    selector = ToolSelector(tools, k=1, encoder=encoder, always_include=["search_docs"])
+    assert selector.select("will it rain tomorrow?") == ["search_docs", "get_weather"]
+    with pytest.raises(InvalidInputError, match="unknown tool"):
+        ToolSelector(tools, encoder=encoder, always_include=["no_such_tool"])
+    assert ToolSelector(tools, max_tools=2, encoder=encoder).k == 2
+    with pytest.raises(InvalidInputError, match="disagree"):
+        ToolSelector(tools, k=1, max_tools=2, encoder=encoder)
+
+
+def test_tool_names_langchain_accepts_are_kept_as_given(encoder: BundledEncoder) -> None:
+    tools = [
+        {"name": "Get Weather", "description": "Get the weather forecast for a city."},
+        {"name": "Refund Payment", "description": "Refund a payment that was charged twice."},
+    ]
+    selector = ToolSelector(tools, k=1, encoder=encoder)
+    assert selector.names == ["Get Weather", "Refund Payment"]
+    assert selector.select("will it rain tomorrow?") == ["Get Weather"]
+    assert selector.tool("Get Weather") is tools[0]
+    assert selector.route_name("Get Weather") != "Get Weather"  # stored under a valid route name
+
+
+def test_a_changed_docstring_reseeds_a_persistent_store_and_counts_are_reported(
+    encoder: BundledEncoder, tmp_path
+) -> None:
+    store = tmp_path / "tools.db"
+
+    def lookup(order_id: str) -> str:
+        """Track a parcel and tell where it is."""
+        return ""
+
+    with SemanticRouter(encoder, store=store) as router:
+        first = ToolSelector([lookup], router=router)
+        assert first.reseeded == ["lookup"]
+        counts = first.utterance_counts()
+        assert counts == {"lookup": len(router.get("lookup").utterances)} and counts["lookup"] >= 1
+        assert any("parcel" in u for u in router.get("lookup").utterances)
+
+    def lookup(order_id: str) -> str:  # noqa: F811 - the same tool, its docstring rewritten
+        """Look up an invoice and show how much is owed."""
+        return ""
+
+    with SemanticRouter(encoder, store=store) as router:
+        again = ToolSelector([lookup], router=router)
+        assert again.reseeded == ["lookup"]
+        utterances = router.get("lookup").utterances
+        assert any("invoice" in u for u in utterances) and not any("parcel" in u for u in utterances)
+    with SemanticRouter(encoder, store=store) as router:
+        assert ToolSelector([lookup], router=router).reseeded == []  # unchanged: kept as stored
+
+
+def test_seeds_include_a_request_shaped_question() -> None:
+    from synaptoroute_agents import seed_route
+
+    def get_weather(city: str) -> str:
+        """Return the weather forecast for a city, in degrees Celsius."""
+        return ""
+
+    assert "what is the weather forecast for a city?" in seed_route(get_weather).utterances
