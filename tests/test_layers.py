@@ -29,6 +29,8 @@ LAYER = {
     "documents": 4,
     "evaluation": 4,
     "routefile": 4,
+    "conversation": 4,
+    "clauses": 4,
     "testing": 4,
     "cli": 5,
     "server": 5,
