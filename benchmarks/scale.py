@@ -336,6 +336,7 @@ def measure_router(
 
 
 TWIN = "synaptoroute-agents, fastembed pipeline"
+ENGINE = "synaptoroute, engine only"
 
 
 def fastembed_twin(threads: int = 2) -> Any:
@@ -444,11 +445,18 @@ def ensure_peer_venv(cache: Path) -> Path:
     return py
 
 
-def run_peer(py: Path, peer: str, wl_path: Path, emb: Path, out: Path, n_single: int) -> dict[str, Any]:
+def run_peer(
+    py: Path, peer: str, wl_path: Path, emb: Path, out: Path, n_single: int, queries: Path | None = None
+) -> dict[str, Any]:
+    """One peer in its venv: with the bundled model live, or (``queries``: an .npz of the queries'
+    vectors) engine only, every vector precomputed."""
     script = Path(__file__).with_name("peers.py")
+    enc = ["--encoder", "bundled", "--embed-cache", str(emb)]
+    if queries is not None:
+        enc = ["--encoder", "precomputed", "--vectors", str(emb), str(queries)]
     cmd = [
-        str(py), str(script), "--peer", peer, "--workload", str(wl_path), "--encoder", "bundled",
-        "--embed-cache", str(emb), "--out", str(out), "--max-single", str(n_single),
+        str(py), str(script), "--peer", peer, "--workload", str(wl_path), *enc,
+        "--out", str(out), "--max-single", str(n_single),
         "--batch-api", "best", "--batch-seconds", "300", "--single-seconds", "120",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=7200)
@@ -561,8 +569,9 @@ def _kind_label(kind: str, r: dict[str, Any]) -> str:
         return f"hnsw (M={opts['hnsw_m']}, efSearch={opts['ef_search']}; approximate)"
     screen = r.get("screen") or {}
     if screen.get("enabled"):
+        what = "PQ first stage" if screen.get("stage") == "PqScreen" else "INT8 screen"
         return (
-            f"{kind}, INT8 screen + exact re-rank (built in {screen['build_seconds']:.1f} s, "
+            f"{kind}, {what} + exact re-rank (built in {screen['build_seconds']:.1f} s, "
             f"{r.get('screen_candidates_per_query', 0):.0f} rows re-scored per query)"
         )
     return kind
@@ -864,6 +873,15 @@ def main(argv: list[str] | None = None) -> int:
                 res.pop("top1", None)
                 fig["peers"][tier][peer] = res
                 print(f"[{tier}] {peer}: {json.dumps(res.get('single', res))[:300]}")
+                if peer == "synaptoroute":  # engine only: the same real vectors, precomputed
+                    qv = cache / f"queries-{n}.npz"
+                    w = json.loads(wl_path.read_text())
+                    np.savez(qv, texts=np.array(w["queries"]), vectors=encoder.embed(w["queries"]))
+                    out = cache / f"peer-{peer}-{n}-engine.json"
+                    res = run_peer(py, peer, wl_path, emb, out, args.single, queries=qv)
+                    res.pop("top1", None)
+                    fig["peers"][tier][ENGINE] = res
+                    print(f"[{tier}] {peer} engine only: {json.dumps(res.get('single', res))[:300]}")
         write_manifest(args.manifest, "scale", fig, command=cmd, dataset=_dataset())
 
     print(json.dumps(fig, indent=1, default=str)[:6000])
@@ -997,7 +1015,7 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
                 f"| {_loads(twin.get('loadavg_start_end'))} |"
             )
         for name, res in peers.items():
-            if name == TWIN:
+            if name in (TWIN, ENGINE):
                 continue
             if "error" in res:
                 rows.append(
@@ -1039,7 +1057,45 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
         'with `index="hnsw"` it is approximate like the peer and cheaper. No router on this '
         "encoder can reach twice the peer's throughput: each query costs both the encoder's time E "
         "plus their own, a and b, so the ratio (E + b) / (E + a) stays below (E + b) / E, which is "
-        "under 2 while the peer's own cost b is under E." + _peer_ceiling(fig) + "\n"
+        "under 2 while the peer's own cost b is under E." + _peer_ceiling(fig) + "\n" + _md_engine(fig)
+    )
+
+
+def _md_engine(fig: dict[str, Any]) -> str:
+    """Engine only: both routers on the same precomputed real embeddings (the encoder costs nothing)."""
+    rows = []
+    for tier, peers in fig.get("peers", {}).items():
+        res = peers.get(ENGINE)
+        t = fig["tiers"][tier]
+        r = t["index"].get("flat")
+        if not res or "error" in res or not r or "error" in r:
+            continue
+        b: dict[str, Any] = next(iter(res["batch"].values()), {})
+        ours, theirs = r["single_engine"], res["single"]
+        rows.append(
+            f"| {t['routes']:,} x {PER_ROUTE} | {ours['p50_ms']:.2f} / {ours['p99_ms']:.2f} "
+            f"| {theirs['p50_ms']:.2f} / {theirs['p99_ms']:.2f} | {theirs['p50_ms'] / ours['p50_ms']:.2f}x "
+            f"| {r['batched_engine_qps']:.0f} | {b.get('qps', float('nan')):.0f} "
+            f"| {r['batched_engine_qps'] / b.get('qps', float('nan')):.2f}x "
+            f"| {r['single_e2e']['p50_ms']:.2f} | {t['encoder']['single']['p50_ms']:.2f} "
+            f"| {r['top1_agreement_with_exact']:.3f} | {_loads(r.get('loadavg_start_end'))} / "
+            f"{_loads([x[0] for x in res.get('loadavg_start_end') or []] or None)} |"
+        )
+    if not rows:
+        return ""
+    return (
+        "\n### Engine only (precomputed real embeddings)\n\nEach router gets the bundled model's "
+        "vectors of every utterance and query from a table (an encoder that costs nothing): this "
+        "package through `router.decide()` on one query (single) and on chunks of 64 (batched), the "
+        "peer through `router(query)` and its `aquery` micro-batcher. Ours: the flat index with its "
+        "product-quantized first stage and exact re-scoring. 'e2e single p50' is `route()` with the "
+        "model, beside the encoder's own single p50. Timings from a shared machine: the ratio "
+        "columns are the figures to compare, and the run has to be repeated on a quiet machine "
+        "before these are quoted as absolute times.\n\n"
+        "| routes x utt. | ours single p50 / p99 ms | peer single p50 / p99 ms | peer p50 / ours "
+        "| ours batched q/s | peer batched q/s | ours / peer | ours e2e single p50 ms | encoder single "
+        "p50 ms | top-1 = exact | load (1 min) ours / peer |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 
 
