@@ -403,7 +403,7 @@ class VectorIndex:
         base, inner = self._build_base(np.ascontiguousarray(ids), np.ascontiguousarray(vecs))
         # the new base comes with its screen: no search after the swap scans it in float32
         screened = self._wants_screen(inner, len(ids))
-        screen = self._new_screen(flat_view(inner)) if screened else None
+        screen = self._new_screen(flat_view(inner), inner) if screened else None
         with self._lock:
             if self._generation != gen0:
                 return  # a bulk load replaced everything meanwhile
@@ -528,17 +528,18 @@ class VectorIndex:
             return False
         return self.screen is True or count >= self.screen_min
 
-    def _new_screen(self, vecs: np.ndarray) -> Screen | None:
-        """The screen of these base rows (None where it cannot run or, unless forced, is slower)."""
+    def _new_screen(self, vecs: np.ndarray, inner: Any = None) -> Screen | None:
+        """The screen of these base rows (None where it cannot run or, unless forced, is slower);
+        ``inner``: the Faiss flat index that holds them (re-scoring reads its rows in place)."""
         calibrate = self.screen is None
         if self.stage == "pq":
-            pq = build_pq_screen(vecs, calibrate=calibrate)
+            pq = build_pq_screen(vecs, calibrate=calibrate, flat=inner)
             if pq is not None:
                 return pq
         return build_screen(vecs, calibrate=calibrate)
 
     def _build_screen(self, snap: IndexSnapshot) -> None:
-        screen = self._new_screen(snap.base_vectors())
+        screen = self._new_screen(snap.base_vectors(), snap.base_inner)
         with self._lock:
             if self._screen[0] is snap.base:
                 self._screen = (snap.base, snap.base_inner, screen)
