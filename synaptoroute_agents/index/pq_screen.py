@@ -106,7 +106,8 @@ class PqScreen:
             return float_top_k(q, self.vecs, dead, k)
         params = self._params.get(kk)
         if params is None:
-            params = self._params[kk] = faiss.IndexRefineSearchParameters(k_factor=c / kk)
+            params = self._params[kk] = faiss.IndexRefineSearchParameters()
+            params.k_factor = c / kk
         scores, rows = self._refine.search(np.ascontiguousarray(q, dtype=np.float32), kk, params=params)
         self.candidates += len(q) * c
         bad = rows < 0
