@@ -7,8 +7,8 @@ copy of the base); removing adds tombstones. When the delta or the tombstones gr
 base is built beside the live one and swapped in.
 
 The Faiss side (building, saving, reading bases) is in :mod:`.faiss_base`, the snapshot in
-:mod:`.snapshot`, the INT8 screen of a flat base in :mod:`.screen` and the exact float32 scan in
-:mod:`.exact`.
+:mod:`.snapshot`, the first stages of a flat base in :mod:`.pq_screen` (the default) and :mod:`.screen` (INT8),
+and the exact float32 scan in :mod:`.exact`.
 """
 
 from __future__ import annotations
@@ -59,9 +59,8 @@ class VectorIndex:
         background: compact in a background thread (True) or inline in the writer (False).
         hnsw_m, ef_construction, ef_search: HNSW settings.
         nlist, nprobe: IVF settings (nlist None: about 4 * sqrt(n)).
-        screen: for a flat base, screen it with an INT8 matrix product in onnxruntime and re-score
-            the survivors in float32 (:mod:`synaptoroute_agents.index.screen`); results are identical to a
-            float32 scan. None (the default) screens bases of ``screen_min`` rows and more when the
+        screen: for a flat base, find candidates with a first stage (``stage``) and re-score them
+            in float32. None (the default) screens bases of ``screen_min`` rows and more when the
             screen runs and is faster than float32 on this CPU (checked once per base); False never;
             True screens every non-empty flat base when it runs. The screen is built beside the live
             base (in the background with ``background``); searches scan in float32 meanwhile.
