@@ -242,6 +242,44 @@ def run_probe(args: list[str], env: dict[str, str] | None = None) -> dict[str, A
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def first_stage_agreement(data: Path) -> dict[str, Any]:
+    """For each data set in ``data``: the PQ first stage (forced on, whatever the size) over the
+    bundled model's embeddings of train + val, queried with test; top-1 row score and route against
+    exact float search."""
+    from synaptoroute_agents.encoders.bundled import BundledEncoder
+    from synaptoroute_agents.evaluation import read_labelled
+    from synaptoroute_agents.index import VectorIndex
+
+    enc = BundledEncoder()
+    out: dict[str, Any] = {"loadavg_start": os.getloadavg()[0]}
+    for name in sorted(p.name for p in data.iterdir() if (p / "train.jsonl").exists()):
+        texts, labels = read_labelled(data / name / "train.jsonl")
+        if (data / name / "val.jsonl").exists():
+            t2, l2 = read_labelled(data / name / "val.jsonl")
+            texts, labels = texts + t2, labels + l2
+        queries, _ = read_labelled(data / name / "test.jsonl")
+        x = enc.embed(texts)
+        q = enc.embed(queries)
+        idx = VectorIndex(x.shape[1], screen=True, background=False)
+        idx.load(np.arange(len(x)), x)
+        s, i = idx.search(q, 32)
+        exact = q @ x.T
+        best = exact.max(axis=1)
+        route_ok = [
+            labels[int(a)] == labels[int(b)] for a, b in zip(i[:, 0], exact.argmax(axis=1), strict=True)
+        ]
+        out[name] = {
+            "stored": len(x),
+            "queries": len(q),
+            "stage": idx.screen_info()["stage"],
+            "top1_score_equal": float(np.mean(np.abs(s[:, 0] - best) <= 1e-5)),
+            "top1_route_equal": float(np.mean(route_ok)),
+        }
+        print(name, out[name])
+    out["loadavg_end"] = os.getloadavg()[0]
+    return out
+
+
 def _spread(times: list[float] | None) -> str:
     return f" ({min(times):.2f}-{max(times):.2f})" if times and len(times) > 1 else ""
 
@@ -716,6 +754,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only: build hnsw over a cached tier store, save_index(), cold-boot from the saved copy",
     )
     p.add_argument("--from-manifest", help="only rewrite the docs sections from a saved manifest")
+    p.add_argument(
+        "--first-stage",
+        type=Path,
+        help="only: top-1 of the PQ first stage against exact search on the data sets in this folder "
+        "(train and val stored, test as queries; the bundled model's embeddings)",
+    )
     p.add_argument("--probe-boot", help=argparse.SUPPRESS)
     p.add_argument("--probe-latency", help=argparse.SUPPRESS)
     p.add_argument("--probe-index", default="flat", help=argparse.SUPPRESS)
@@ -741,6 +785,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.hnsw_boot_only:
         return _hnsw_boot_only(args)
+    if args.first_stage:
+        fs = first_stage_agreement(args.first_stage)
+        print(json.dumps(fs, indent=1))
+        from .report import write_manifest as write_fs
+
+        write_fs(args.manifest.with_name("first_stage.json"), "first-stage", fs)
+        return 0
     if args.probe_latency:
         print(json.dumps(_probe_latency(args.probe_latency, args.single)))
         return 0

@@ -47,6 +47,9 @@ def test_top1_is_that_of_exact_search_and_scores_are_exact(real) -> None:  # typ
     # every score returned is the float score of the row returned (re-scored, not approximate)
     np.testing.assert_allclose(s, np.take_along_axis(exact, i - 7, axis=1), rtol=0, atol=2e-6)
     assert (np.diff(s, axis=1) <= 0).all()
+    # the re-scoring reads the base's own Faiss rows: no second copy of the vectors
+    screen = idx._screen[2]
+    assert isinstance(screen, PqScreen) and screen._flat is idx._snap.base_inner
 
 
 def test_removed_rows_never_come_back_and_the_delta_is_searched(real) -> None:  # type: ignore[no-untyped-def]
