@@ -243,7 +243,25 @@ class FakeBowEncoder(FakeEncoder):
         return acc / n if n > 0 else _hash_unit(text, self.dim)
 
 
-def make_encoder(kind: str, tokenizer_dir: Path, threads: int) -> TextEncoder:
+class PrecomputedEncoder(FakeEncoder):
+    """Real embeddings served from .npz files (``--vectors``): a zero-cost encoder whose vectors
+    are those of the bundled model, so the engine alone is measured on the geometry of real
+    embeddings (approximate indexes behave differently on random vectors)."""
+
+    def __init__(self, paths: Sequence[Path], dim: int = DIM) -> None:
+        super().__init__(dim)
+        self.name = "precomputed:" + ",".join(p.name for p in paths)
+        for p in paths:
+            z = np.load(p, allow_pickle=False)
+            self._cache.update(zip(z["texts"].tolist(), z["vectors"].astype(np.float32), strict=True))
+
+    def _vector(self, text: str) -> FloatArray:
+        raise KeyError(f"no precomputed vector for {text[:60]!r}")
+
+
+def make_encoder(kind: str, tokenizer_dir: Path, threads: int, vectors: Sequence[Path] = ()) -> TextEncoder:
+    if kind == "precomputed":
+        return PrecomputedEncoder(vectors)
     if kind == "bundled":
         return BundledEncoder(tokenizer_dir, threads=threads)
     if kind == "fake":
@@ -659,8 +677,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load0 = os.getloadavg()
 
     rss0 = rss_mb()
-    encoder = make_encoder(args.encoder, Path(args.tokenizer_dir), args.threads)
-    if isinstance(encoder, FakeEncoder):
+    encoder = make_encoder(args.encoder, Path(args.tokenizer_dir), args.threads, args.vectors)
+    if isinstance(encoder, PrecomputedEncoder):
+        encoder.encode([u for utts in routes.values() for u in utts] + queries)  # all present
+    elif isinstance(encoder, FakeEncoder):
         t0 = time.perf_counter()
         encoder.prime([u for utts in routes.values() for u in utts] + queries)
         log.info("fake encoder primed in %.1fs", time.perf_counter() - t0)
@@ -757,7 +777,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--peer", choices=sorted(PEERS), required=True)
     p.add_argument("--workload", type=Path, required=True)
-    p.add_argument("--encoder", choices=["bundled", "fake", "fakebow"], default="bundled")
+    p.add_argument("--encoder", choices=["bundled", "fake", "fakebow", "precomputed"], default="bundled")
+    p.add_argument(
+        "--vectors",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="precomputed only: .npz files of texts and vectors covering every utterance and query",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
         "--tokenizer-dir",

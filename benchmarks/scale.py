@@ -242,6 +242,64 @@ def run_probe(args: list[str], env: dict[str, str] | None = None) -> dict[str, A
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def first_stage_agreement(data: Path) -> dict[str, Any]:
+    """For each data set in ``data``: the PQ first stage (forced on, whatever the size) over the
+    bundled model's embeddings of train + val, queried with test; top-1 row score and route against
+    exact float search."""
+    from synaptoroute_agents.encoders.bundled import BundledEncoder
+    from synaptoroute_agents.evaluation import read_labelled
+    from synaptoroute_agents.index import VectorIndex
+
+    enc = BundledEncoder()
+    out: dict[str, Any] = {"loadavg_start": os.getloadavg()[0]}
+    for name in sorted(p.name for p in data.iterdir() if (p / "train.jsonl").exists()):
+        texts, labels = read_labelled(data / name / "train.jsonl")
+        if (data / name / "val.jsonl").exists():
+            t2, l2 = read_labelled(data / name / "val.jsonl")
+            texts, labels = texts + t2, labels + l2
+        queries, _ = read_labelled(data / name / "test.jsonl")
+        x = enc.embed(texts)
+        q = enc.embed(queries)
+        idx = VectorIndex(x.shape[1], screen=True, background=False)
+        idx.load(np.arange(len(x)), x)
+        s, i = idx.search(q, 32)
+        exact = q @ x.T
+        best = exact.max(axis=1)
+        route_ok = [
+            labels[int(a)] == labels[int(b)] for a, b in zip(i[:, 0], exact.argmax(axis=1), strict=True)
+        ]
+        out[name] = {
+            "stored": len(x),
+            "queries": len(q),
+            "stage": idx.screen_info()["stage"],
+            "top1_score_equal": float(np.mean(np.abs(s[:, 0] - best) <= 1e-5)),
+            "top1_route_equal": float(np.mean(route_ok)),
+        }
+        print(name, out[name])
+    out["loadavg_end"] = os.getloadavg()[0]
+    return out
+
+
+def md_first_stage(fs: dict[str, Any], cmd: str) -> str:
+    """The docs section of :func:`first_stage_agreement`."""
+    rows = [
+        f"| {name} | {r['stored']:,} | {r['queries']:,} | {r['stage']} | {r['top1_score_equal']:.3f} "
+        f"| {r['top1_route_equal']:.3f} |"
+        for name, r in fs.items()
+        if isinstance(r, dict)
+    ]
+    return (
+        "## First stage of the flat index against exact search (real data)\n\n"
+        f"Command: `{cmd}`\n\nThe flat index's product-quantized first stage (forced on whatever the size; "
+        "by default it serves bases of 32,768 vectors and more) over the bundled model's embeddings of each "
+        "data set's train and val utterances, queried with its test utterances: the share of queries whose "
+        "best score, and whose route, equal those of an exact float search. Load average "
+        f"{fs['loadavg_start']:.1f} at start, {fs['loadavg_end']:.1f} at the end.\n\n"
+        "| data set | stored | queries | stage | top-1 score = exact | top-1 route = exact |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
 def _spread(times: list[float] | None) -> str:
     return f" ({min(times):.2f}-{max(times):.2f})" if times and len(times) > 1 else ""
 
@@ -280,7 +338,21 @@ def measure_router(
     it = iter(queries * 3)
     for q in queries[:10]:
         router.route(q)
-    res["single_e2e"] = lat_summary(timed(lambda: router.route(next(it)), n_single))
+    # route() and the encoder alone on the same query, alternated: their difference is what the
+    # router adds to the encoder, under the same machine load
+    e2e_ms: list[float] = []
+    enc_ms: list[float] = []
+    for _ in range(n_single):
+        q = next(it)
+        t0 = time.perf_counter()
+        encoder.embed([q])
+        t1 = time.perf_counter()
+        router.route(q)
+        t2 = time.perf_counter()
+        enc_ms.append((t1 - t0) * 1e3)
+        e2e_ms.append((t2 - t1) * 1e3)
+    res["single_e2e"] = lat_summary(e2e_ms)
+    res["single_encoder_alternated"] = lat_summary(enc_ms)
     qi = iter(range(10**9))
     res["single_engine"] = lat_summary(timed(lambda: router.decide(Q[next(qi) % len(Q)][None, :]), n_single))
     # batched: route_batch in chunks of 64 (one encoder call per chunk), in rounds that alternate
@@ -336,6 +408,7 @@ def measure_router(
 
 
 TWIN = "synaptoroute-agents, fastembed pipeline"
+ENGINE = "synaptoroute, engine only"
 
 
 def fastembed_twin(threads: int = 2) -> Any:
@@ -444,11 +517,18 @@ def ensure_peer_venv(cache: Path) -> Path:
     return py
 
 
-def run_peer(py: Path, peer: str, wl_path: Path, emb: Path, out: Path, n_single: int) -> dict[str, Any]:
+def run_peer(
+    py: Path, peer: str, wl_path: Path, emb: Path, out: Path, n_single: int, queries: Path | None = None
+) -> dict[str, Any]:
+    """One peer in its venv: with the bundled model live, or (``queries``: an .npz of the queries'
+    vectors) engine only, every vector precomputed."""
     script = Path(__file__).with_name("peers.py")
+    enc = ["--encoder", "bundled", "--embed-cache", str(emb)]
+    if queries is not None:
+        enc = ["--encoder", "precomputed", "--vectors", str(emb), str(queries)]
     cmd = [
-        str(py), str(script), "--peer", peer, "--workload", str(wl_path), "--encoder", "bundled",
-        "--embed-cache", str(emb), "--out", str(out), "--max-single", str(n_single),
+        str(py), str(script), "--peer", peer, "--workload", str(wl_path), *enc,
+        "--out", str(out), "--max-single", str(n_single),
         "--batch-api", "best", "--batch-seconds", "300", "--single-seconds", "120",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=7200)
@@ -561,8 +641,9 @@ def _kind_label(kind: str, r: dict[str, Any]) -> str:
         return f"hnsw (M={opts['hnsw_m']}, efSearch={opts['ef_search']}; approximate)"
     screen = r.get("screen") or {}
     if screen.get("enabled"):
+        what = "PQ first stage" if screen.get("stage") == "PqScreen" else "INT8 screen"
         return (
-            f"{kind}, INT8 screen + exact re-rank (built in {screen['build_seconds']:.1f} s, "
+            f"{kind}, {what} + exact re-rank (built in {screen['build_seconds']:.1f} s, "
             f"{r.get('screen_candidates_per_query', 0):.0f} rows re-scored per query)"
         )
     return kind
@@ -693,6 +774,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only: build hnsw over a cached tier store, save_index(), cold-boot from the saved copy",
     )
     p.add_argument("--from-manifest", help="only rewrite the docs sections from a saved manifest")
+    p.add_argument(
+        "--first-stage",
+        type=Path,
+        help="only: top-1 of the PQ first stage against exact search on the data sets in this folder "
+        "(train and val stored, test as queries; the bundled model's embeddings)",
+    )
     p.add_argument("--probe-boot", help=argparse.SUPPRESS)
     p.add_argument("--probe-latency", help=argparse.SUPPRESS)
     p.add_argument("--probe-index", default="flat", help=argparse.SUPPRESS)
@@ -718,6 +805,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.hnsw_boot_only:
         return _hnsw_boot_only(args)
+    if args.first_stage:
+        fs = first_stage_agreement(args.first_stage)
+        print(json.dumps(fs, indent=1))
+        from .report import update_section as update_fs
+        from .report import write_manifest as write_fs
+
+        argv_fs = " ".join(argv if argv is not None else sys.argv[1:])
+        cmd_fs = f"uv run --group bench python -m benchmarks.scale {argv_fs}".strip()
+        write_fs(args.manifest.with_name("first_stage.json"), "first-stage", fs, command=cmd_fs)
+        if args.doc:
+            update_fs("first-stage", md_first_stage(fs, cmd_fs), args.doc)
+        return 0
     if args.probe_latency:
         print(json.dumps(_probe_latency(args.probe_latency, args.single)))
         return 0
@@ -864,6 +963,15 @@ def main(argv: list[str] | None = None) -> int:
                 res.pop("top1", None)
                 fig["peers"][tier][peer] = res
                 print(f"[{tier}] {peer}: {json.dumps(res.get('single', res))[:300]}")
+                if peer == "synaptoroute":  # engine only: the same real vectors, precomputed
+                    qv = cache / f"queries-{n}.npz"
+                    w = json.loads(wl_path.read_text())
+                    np.savez(qv, texts=np.array(w["queries"]), vectors=encoder.embed(w["queries"]))
+                    out = cache / f"peer-{peer}-{n}-engine.json"
+                    res = run_peer(py, peer, wl_path, emb, out, args.single, queries=qv)
+                    res.pop("top1", None)
+                    fig["peers"][tier][ENGINE] = res
+                    print(f"[{tier}] {peer} engine only: {json.dumps(res.get('single', res))[:300]}")
         write_manifest(args.manifest, "scale", fig, command=cmd, dataset=_dataset())
 
     print(json.dumps(fig, indent=1, default=str)[:6000])
@@ -997,7 +1105,7 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
                 f"| {_loads(twin.get('loadavg_start_end'))} |"
             )
         for name, res in peers.items():
-            if name == TWIN:
+            if name in (TWIN, ENGINE):
                 continue
             if "error" in res:
                 rows.append(
@@ -1039,7 +1147,45 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
         'with `index="hnsw"` it is approximate like the peer and cheaper. No router on this '
         "encoder can reach twice the peer's throughput: each query costs both the encoder's time E "
         "plus their own, a and b, so the ratio (E + b) / (E + a) stays below (E + b) / E, which is "
-        "under 2 while the peer's own cost b is under E." + _peer_ceiling(fig) + "\n"
+        "under 2 while the peer's own cost b is under E." + _peer_ceiling(fig) + "\n" + _md_engine(fig)
+    )
+
+
+def _md_engine(fig: dict[str, Any]) -> str:
+    """Engine only: both routers on the same precomputed real embeddings (the encoder costs nothing)."""
+    rows = []
+    for tier, peers in fig.get("peers", {}).items():
+        res = peers.get(ENGINE)
+        t = fig["tiers"][tier]
+        r = t["index"].get("flat")
+        if not res or "error" in res or not r or "error" in r:
+            continue
+        b: dict[str, Any] = next(iter(res["batch"].values()), {})
+        ours, theirs = r["single_engine"], res["single"]
+        rows.append(
+            f"| {t['routes']:,} x {PER_ROUTE} | {ours['p50_ms']:.2f} / {ours['p99_ms']:.2f} "
+            f"| {theirs['p50_ms']:.2f} / {theirs['p99_ms']:.2f} | {theirs['p50_ms'] / ours['p50_ms']:.2f}x "
+            f"| {r['batched_engine_qps']:.0f} | {b.get('qps', float('nan')):.0f} "
+            f"| {r['batched_engine_qps'] / b.get('qps', float('nan')):.2f}x "
+            f"| {r['single_e2e']['p50_ms']:.2f} | {r['single_encoder_alternated']['p50_ms']:.2f} "
+            f"| {r['top1_agreement_with_exact']:.3f} | {_loads(r.get('loadavg_start_end'))} / "
+            f"{_loads([x[0] for x in res.get('loadavg_start_end') or []] or None)} |"
+        )
+    if not rows:
+        return ""
+    return (
+        "\n### Engine only (precomputed real embeddings)\n\nEach router gets the bundled model's "
+        "vectors of every utterance and query from a table (an encoder that costs nothing): this "
+        "package through `router.decide()` on one query (single) and on chunks of 64 (batched), the "
+        "peer through `router(query)` and its `aquery` micro-batcher. Ours: the flat index with its "
+        "product-quantized first stage and exact re-scoring. 'e2e single p50' is `route()` with the "
+        "model, beside the encoder's own single p50 (the two alternated query by query). Timings from a shared machine: the ratio "
+        "columns are the figures to compare, and the run has to be repeated on a quiet machine "
+        "before these are quoted as absolute times.\n\n"
+        "| routes x utt. | ours single p50 / p99 ms | peer single p50 / p99 ms | peer p50 / ours "
+        "| ours batched q/s | peer batched q/s | ours / peer | ours e2e single p50 ms | encoder single "
+        "p50 ms | top-1 = exact | load (1 min) ours / peer |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +200,116 @@ def test_store_embedded_by_fp32_is_reembedded(
     SemanticRouter(qenc, store=db, on_encoder_mismatch="error").close()
     with pytest.raises(EncoderMismatchError):
         SemanticRouter(encoder, store=db, on_encoder_mismatch="error")
+
+
+# --------------------------------------------------------------------------- quantized="auto"
+X86_VNNI = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
+X86_OLD = "processor\t: 0\nflags\t\t: fpu sse2 avx2\n"
+ARM_DOT = "processor\t: 0\nFeatures\t: fp asimd asimddp\n"
+
+
+def test_int8_cpu_support_reads_the_cpu_flags() -> None:
+    assert qmod.int8_cpu_support(X86_VNNI) == (True, "the CPU has avx512_vnni")
+    assert qmod.int8_cpu_support(X86_OLD)[0] is False
+    assert qmod.int8_cpu_support(ARM_DOT) == (True, "the CPU has asimddp")
+    assert qmod.int8_cpu_support("")[0] is False  # nothing to tell from: the float model
+
+
+def _broken_copy(good: Path, dst: Path, factor: float) -> Path:
+    """The quantized model with the weight scale of its first quantized MatMul multiplied by
+    ``factor`` (what a kernel that saturates, or a bad requantization, does to one layer)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(good))
+    first = next(n for n in model.graph.node if n.op_type == "MatMulInteger")
+    weight = first.input[1]
+    # the weight's scale multiplies the MatMulInteger output downstream: find it by name
+    inits = {t.name: t for t in model.graph.initializer}
+    scale_name = next(
+        name
+        for node in model.graph.node
+        if node.op_type == "Mul"
+        for name in node.input
+        if name in inits and name.endswith("_scale") and name.startswith(weight.rsplit("_quantized", 1)[0])
+    )
+    t = inits[scale_name]
+    t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * np.float32(factor), scale_name))
+    onnx.save(model, str(dst))
+    return dst
+
+
+def _auto(
+    monkeypatch: pytest.MonkeyPatch, path: Path, cpu: tuple[bool, str] = (True, "test")
+) -> BundledEncoder:
+    monkeypatch.setattr(qmod, "int8_cpu_support", lambda cpuinfo=None: cpu)
+    monkeypatch.setattr(qmod, "quantized_model", lambda dst_dir=None: (path, qmod.sha256_file(path)))
+    return BundledEncoder(quantized="auto", threads=2)
+
+
+def test_auto_uses_int8_when_it_passes_the_self_check(
+    monkeypatch: pytest.MonkeyPatch, built: Path, encoder: BundledEncoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="synaptoroute_agents.encoders.bundled"):
+        enc = _auto(monkeypatch, built)
+    assert enc.quantized is True
+    assert enc.model_id == qmod.QUANTIZED_MODEL_ID
+    assert enc.head_features is None
+    cos = (enc.embed(list(qmod.PROBE_TEXTS)) * encoder.embed(list(qmod.PROBE_TEXTS))).sum(axis=1)
+    assert cos.min() >= qmod.SELF_CHECK_MIN_COSINE
+    assert cos.min() < 0.99999  # the INT8 model, not the float one under another name
+
+
+def test_auto_falls_back_to_float_when_the_int8_model_disagrees(
+    monkeypatch: pytest.MonkeyPatch,
+    built: Path,
+    tmp_path: Path,
+    encoder: BundledEncoder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = _broken_copy(built, tmp_path / "broken.onnx", 4.0)
+    with caplog.at_level(logging.WARNING, logger="synaptoroute_agents.encoders.bundled"):
+        enc = _auto(monkeypatch, broken)
+    assert enc.quantized is False
+    assert enc.model_id == encoder.model_id
+    assert enc.head_features == encoder.head_features is not None
+    np.testing.assert_allclose(enc.embed(SENTENCES), encoder.embed(SENTENCES), atol=1e-5)
+    said = [r.getMessage() for r in caplog.records if "float model" in r.getMessage()]
+    assert len(said) == 1 and "least probe cosine" in said[0]
+    # the reason is logged once per process, not once per encoder
+    _auto(monkeypatch, broken)
+    assert len([r for r in caplog.records if "float model" in r.getMessage()]) == 1
+    # the self-check itself: the broken model's embeddings are far from the float model's
+    assert (
+        qmod.self_check(encoder.embed(list(qmod.PROBE_TEXTS)), encoder.embed(list(qmod.PROBE_TEXTS))) > 0.9999
+    )
+    assert qmod.self_check(np.ones((2, 4)), np.full((2, 4), np.nan)) == -1.0
+
+
+def test_auto_keeps_float_on_a_cpu_without_int8_instructions(
+    monkeypatch: pytest.MonkeyPatch, encoder: BundledEncoder
+) -> None:
+    def never(dst_dir: object = None) -> tuple[Path, str]:
+        raise AssertionError("the INT8 model must not be built on this CPU")
+
+    monkeypatch.setattr(qmod, "int8_cpu_support", lambda cpuinfo=None: (False, "no VNNI"))
+    monkeypatch.setattr(qmod, "quantized_model", never)
+    enc = BundledEncoder(quantized="auto", threads=2, lazy_load=True)
+    assert enc.model_id == encoder.model_id  # decided on first use
+    assert enc.quantized is False
+
+
+def test_auto_keeps_float_when_the_int8_model_cannot_be_built(
+    monkeypatch: pytest.MonkeyPatch, encoder: BundledEncoder
+) -> None:
+    def missing(dst_dir: object = None) -> tuple[Path, str]:
+        raise EncoderError("building the quantized encoder needs the onnx package")
+
+    monkeypatch.setattr(qmod, "int8_cpu_support", lambda cpuinfo=None: (True, "test"))
+    monkeypatch.setattr(qmod, "quantized_model", missing)
+    enc = BundledEncoder(quantized="auto", threads=2)
+    assert enc.quantized is False and enc.model_id == encoder.model_id
+    with pytest.raises(InvalidInputError):
+        BundledEncoder(quantized="yes")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        BundledEncoder(quantized="auto", model_file=qmod.bundled_model_path())

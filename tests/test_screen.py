@@ -60,7 +60,7 @@ def assert_exact(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.
 def test_screened_flat_index_equals_exact_search_on_real_embeddings(real, k: int) -> None:  # type: ignore[no-untyped-def]
     x, q = real
     ids = np.arange(100, 100 + len(x))
-    idx = VectorIndex(x.shape[1], screen=True, background=False)
+    idx = VectorIndex(x.shape[1], screen=True, background=False, stage="int8")
     idx.load(ids, x)
     got = idx.search(q, k)
     assert idx.screen_info()["enabled"]
@@ -77,7 +77,7 @@ def test_screen_with_delta_and_tombstones(real) -> None:  # type: ignore[no-unty
     x, q = real
     n = len(x) - 400
     ids = np.arange(len(x)) * 3 + 1
-    idx = VectorIndex(x.shape[1], screen=True, background=False, delta_limit=10_000)
+    idx = VectorIndex(x.shape[1], screen=True, background=False, delta_limit=10_000, stage="int8")
     idx.load(ids[:n], x[:n])
     idx.add(ids[n:], x[n:])  # the delta buffer, searched exactly beside the screened base
     # remove the current best neighbours of many queries (tombstones inside the screened base)
@@ -207,11 +207,11 @@ def test_many_removed_rows_keep_the_screen_exact_and_in_use() -> None:
 
 def test_small_and_empty_indexes() -> None:
     rng = np.random.default_rng(8)
-    empty = VectorIndex(16, screen=True, background=False)
+    empty = VectorIndex(16, screen=True, background=False, stage="int8")
     s, i = empty.search(rng.standard_normal((2, 16)), 3)
     assert (i == -1).all() and np.isneginf(s).all()
     x = rng.standard_normal((3, 16)).astype(np.float32)
-    small = VectorIndex(16, screen=True, background=False)
+    small = VectorIndex(16, screen=True, background=False, stage="int8")
     small.load([5, 6, 7], x)
     q = rng.standard_normal((4, 16)).astype(np.float32)
     s, i = small.search(q, 5)  # k > rows: the screen answers with a float scan
@@ -224,12 +224,12 @@ def test_small_and_empty_indexes() -> None:
 
 def test_default_screens_only_large_bases(real) -> None:  # type: ignore[no-untyped-def]
     x, q = real
-    idx = VectorIndex(x.shape[1], background=False)  # screen=None, screen_min 32768
+    idx = VectorIndex(x.shape[1], background=False, stage="int8")  # screen=None, screen_min 32768
     idx.load(np.arange(len(x)), x)
     idx.search(q[:2], 3)
     assert not idx.screen_info()["enabled"]
     # above screen_min the calibrated screen is used only where it is faster; either way exact
-    auto = VectorIndex(x.shape[1], background=False, screen_min=1000)
+    auto = VectorIndex(x.shape[1], background=False, screen_min=1000, stage="int8")
     auto.load(np.arange(len(x)), x)
     assert_exact(auto.search(q, 10), true_top_k(q, x, np.arange(len(x)), 10))
 
@@ -237,7 +237,7 @@ def test_default_screens_only_large_bases(real) -> None:  # type: ignore[no-unty
 def test_background_build_swaps_in_and_stays_exact(real) -> None:  # type: ignore[no-untyped-def]
     x, q = real
     ids = np.arange(len(x))
-    idx = VectorIndex(x.shape[1], screen=True, background=True)
+    idx = VectorIndex(x.shape[1], screen=True, background=True, stage="int8")
     idx.load(ids, x)
     first = idx.search(q, 5)  # answered in float32 while the screen is built beside it
     idx.prepare()
@@ -256,7 +256,7 @@ def test_screens_are_ready_without_waiting_for_a_search(real) -> None:  # type: 
     new base in float32; a search still holding the replaced base never starts a build for it."""
     x, q = real
     ids = np.arange(len(x))
-    idx = VectorIndex(x.shape[1], screen=True, background=True)
+    idx = VectorIndex(x.shape[1], screen=True, background=True, stage="int8")
     idx.load(ids, x)
     idx.wait_idle()
     assert idx.screen_info()["enabled"]  # no search has run yet
@@ -289,7 +289,7 @@ def test_falls_back_to_float_search_when_onnxruntime_refuses_the_graph(
 
     monkeypatch.setattr(screen_mod, "screen_model", without_the_operator)
     assert build_screen(x) is None
-    idx = VectorIndex(x.shape[1], screen=True, background=False)
+    idx = VectorIndex(x.shape[1], screen=True, background=False, stage="int8")
     idx.load(np.arange(len(x)), x)
     with caplog.at_level(logging.WARNING, logger="synaptoroute_agents.index.screen"):
         got = idx.search(q, 8)
@@ -354,7 +354,9 @@ def test_router_decisions_are_identical_with_the_screen(encoder) -> None:  # typ
     queries = [r["text"] for r in _rows("test")]
     out = []
     for screen in (True, False):
-        with SemanticRouter(encoder, index_options={"screen": screen, "background": False}) as router:
+        with SemanticRouter(
+            encoder, index_options={"screen": screen, "background": False, "stage": "int8"}
+        ) as router:
             for name, utts in routes.items():
                 router.add(Route(name, utts))
             router.index.compact()  # one base: the screen covers it

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -44,6 +45,19 @@ __all__ = [
 _LAYER_TENSORS = ("layer_norm_8", "layer_norm_10")
 _MAX_TOKENS = 256  # tokenizer_config.json model_max_length
 
+logger = logging.getLogger(__name__)
+_logged: set[str] = set()
+_logged_lock = threading.Lock()
+
+
+def _log_once(level: int, message: str) -> None:
+    """Log ``message`` once per process (every encoder of a process makes the same choice)."""
+    with _logged_lock:
+        if message in _logged:
+            return
+        _logged.add(message)
+    logger.log(level, message)
+
 
 class BundledEncoder(SliceRunner):
     """all-MiniLM-L6-v2 (384 dimensions, mean pooling, L2-normalized) from installed files.
@@ -70,7 +84,12 @@ class BundledEncoder(SliceRunner):
             ``~/.cache/synaptoroute-agents``) and reused afterwards; building needs
             ``pip install 'synaptoroute-agents[quantize]'``. Its model id differs from the default
             one, so a store embedded by one is re-embedded by the other. See
-            :mod:`synaptoroute_agents.encoders.quantized`.
+            :mod:`synaptoroute_agents.encoders.quantized`. ``"auto"``: the INT8 fast path only
+            on a CPU with VNNI/AMX (or the ARM dot-product instructions) and only when its
+            embeddings of a shipped probe set are within cosine 0.98 of the float model's,
+            checked at model load (both models are loaded once for it); otherwise the float
+            model. The choice is logged once; :attr:`quantized` tells it, :attr:`model_id`
+            follows it. With ``lazy_load`` the choice is made at first use.
     """
 
     #: Tokens per onnxruntime call (texts times the call's longest text).
@@ -89,17 +108,24 @@ class BundledEncoder(SliceRunner):
         model_file: str | os.PathLike[str] | None = None,
         model_sha256: str | None = None,
         model_id: str | None = None,
-        quantized: bool = False,
+        quantized: bool | Literal["auto"] = False,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        if quantized:
+        if quantized not in (True, False, "auto"):
+            raise InvalidInputError("quantized must be True, False or 'auto'")
+        if quantized == "auto" and (model_file is not None or model_sha256 is not None):
+            raise InvalidInputError("quantized='auto' chooses its own model file: do not pass model_file")
+        # "auto": decided when the first session opens (in __init__ unless lazy_load)
+        self._auto_pending = quantized == "auto"
+        self._auto_model_id = model_id
+        if quantized is True:
             if model_file is not None or model_sha256 is not None:
                 raise InvalidInputError("quantized=True builds its own model file: do not pass model_file")
             from .quantized import QUANTIZED_MODEL_ID, quantized_model
 
             model_file, model_sha256 = quantized_model()
             model_id = model_id or QUANTIZED_MODEL_ID
-        self._quantized = quantized
+        self._quantized = quantized is True
         self._own: tuple[Any, Any] | None = None  # (onnxruntime session, tokenizer)
         self._own_lock = threading.Lock()
         self._model_file = Path(model_file) if model_file is not None else bundled_model_path()
@@ -113,7 +139,16 @@ class BundledEncoder(SliceRunner):
     @property
     def model_id(self) -> str:
         """The id stored beside every embedding this encoder makes."""
+        if self._auto_pending:
+            self._session()
         return self._model_id
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the INT8 fast path runs (with ``quantized="auto"``: what it chose)."""
+        if self._auto_pending:
+            self._session()
+        return self._quantized
 
     @property
     def dim(self) -> int:
@@ -143,6 +178,11 @@ class BundledEncoder(SliceRunner):
 
         Only the default model file has them; the quantized fast path and other files do not.
         """
+        if self._auto_pending:
+            self._session()
+        return self._features()
+
+    def _features(self) -> str | None:
         return HEAD_FEATURES if self._model_sha256 == MODEL_SHA256 and not self._quantized else None
 
     def embed_with_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -168,8 +208,51 @@ class BundledEncoder(SliceRunner):
         if self._own is None:
             with self._own_lock:
                 if self._own is None:
-                    self._own = self._open_session()
+                    self._own = self._choose_auto() if self._auto_pending else self._open_session()
+                    self._auto_pending = False
         return self._own
+
+    def _choose_auto(self) -> tuple[Any, Any]:
+        """``quantized="auto"``: the INT8 session when the CPU suits it and it passes the
+        self-check against the float model, else the float session (logged once)."""
+        from . import quantized as q
+
+        ok, why = q.int8_cpu_support()
+        if not ok:
+            _log_once(logging.INFO, f"bundled encoder: float model ({why})")
+            return self._open_session()
+        try:
+            path, digest = q.quantized_model()
+        except EncoderError as exc:
+            _log_once(logging.WARNING, f"bundled encoder: float model (the INT8 model is unavailable: {exc})")
+            return self._open_session()
+        own_float = self._open_session()
+        reference = as_unit_rows(self._run(q.PROBE_TEXTS, mix=False, own=own_float), len(q.PROBE_TEXTS), DIM)
+        float_file = (self._model_file, self._model_sha256, self._model_id)
+        self._model_file, self._model_sha256, self._quantized = path, digest, True
+        self._model_id = self._auto_model_id or q.QUANTIZED_MODEL_ID
+        try:
+            own_int8 = self._open_session()
+            got = self._run(q.PROBE_TEXTS, mix=False, own=own_int8)
+            least = q.self_check(reference, got)
+        except EncoderError as exc:
+            own_int8, least = None, -1.0
+            _log_once(logging.WARNING, f"bundled encoder: the INT8 model failed to run ({exc})")
+        if own_int8 is not None and least >= q.SELF_CHECK_MIN_COSINE:
+            _log_once(
+                logging.INFO,
+                f"bundled encoder: INT8 fast path ({why}; least probe cosine {least:.4f} "
+                f">= {q.SELF_CHECK_MIN_COSINE})",
+            )
+            return own_int8
+        self._model_file, self._model_sha256, self._model_id = float_file
+        self._quantized = False
+        _log_once(
+            logging.WARNING,
+            f"bundled encoder: float model (the INT8 model's least probe cosine {least:.4f} "
+            f"< {q.SELF_CHECK_MIN_COSINE} on this machine)",
+        )
+        return own_float
 
     def _open_session(self) -> tuple[Any, Any]:
         import onnxruntime as ort
@@ -185,7 +268,7 @@ class BundledEncoder(SliceRunner):
         )
         verify_file(tokenizer_dir() / "tokenizer.json", TOKENIZER_SHA256, "tokenizer file")
         model = data
-        if self.head_features is not None:  # the inner layers' outputs, for head features
+        if self._features() is not None:  # the inner layers' outputs, for head features
             model = with_graph_outputs(data, [(t, FLOAT, ["batch", "sequence", DIM]) for t in _LAYER_TENSORS])
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -204,7 +287,7 @@ class BundledEncoder(SliceRunner):
         tok.enable_padding(pad_id=0, pad_token="[PAD]")
         return session, tok
 
-    def _run(self, texts: Sequence[str], *, mix: bool) -> np.ndarray:
+    def _run(self, texts: Sequence[str], *, mix: bool, own: tuple[Any, Any] | None = None) -> np.ndarray:
         """Mean-pooled last layer ``(n, dim)``, unnormalized; with ``mix`` also the unit mix of
         layers 4-6 beside it, ``(n, 2 * dim)``.
 
@@ -212,7 +295,7 @@ class BundledEncoder(SliceRunner):
         :attr:`token_budget` tokens (texts times the slice's longest text; a longer text runs
         alone), :attr:`parallel_slices` slices at a time.
         """
-        session, tok = self._session()
+        session, tok = own if own is not None else self._session()
         try:
             enc = tok.encode_batch(list(texts))
         except Exception as exc:

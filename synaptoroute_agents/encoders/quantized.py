@@ -14,8 +14,12 @@ version and :data:`RECIPE_VERSION`, with a ``.sha256`` sidecar that is checked o
 missing or mismatching sidecar rebuilds the file. Building needs the ``onnx`` package
 (``pip install 'synaptoroute-agents[quantize]'``); loading the cached file does not.
 
-Why opt-in: on CPUs without VNNI instructions onnxruntime's u8s8 kernels may saturate with
-full-range int8 weights, so accuracy there is unmeasured.
+When it is used: ``BundledEncoder(quantized=True)`` always; ``quantized="auto"`` only on a CPU
+whose instruction set onnxruntime's INT8 kernels handle well (:func:`int8_cpu_support`: VNNI or
+AMX on x86-64, the dot-product instructions on ARM64, read from ``/proc/cpuinfo``), and only
+after :func:`self_check` has found the INT8 model's embeddings of :data:`PROBE_TEXTS` within
+:data:`SELF_CHECK_MIN_COSINE` of the float model's. On other CPUs onnxruntime's u8s8 kernels may
+saturate with full-range int8 weights; there ``"auto"`` keeps the float model (logged once).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import EncoderError
 from .model_files import MODEL_ID, MODEL_SHA256, bundled_model_path, sha256_file, verify_file
 
@@ -38,7 +44,11 @@ __all__ = [
     "build_quantized_model",
     "cache_dir",
     "cpu_has_vnni",
+    "int8_cpu_support",
+    "PROBE_TEXTS",
+    "SELF_CHECK_MIN_COSINE",
     "quantized_model",
+    "self_check",
 ]
 
 logger = logging.getLogger(__name__)
@@ -70,6 +80,76 @@ def cpu_has_vnni() -> bool | None:
     except OSError:
         return None
     return None
+
+
+#: x86-64 flags (``/proc/cpuinfo``) of the INT8 dot-product instructions onnxruntime's u8s8 kernels use
+_X86_INT8 = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+#: ARM64 features of the same (SDOT/UDOT, and the 8-bit matrix multiply)
+_ARM_INT8 = frozenset({"asimddp", "i8mm"})
+
+
+def int8_cpu_support(cpuinfo: str | None = None) -> tuple[bool, str]:
+    """Whether this CPU runs onnxruntime's INT8 kernels well, and why (for the log).
+
+    Read from the ``flags`` (x86-64) or ``Features`` (ARM64) line of ``/proc/cpuinfo`` (or of
+    ``cpuinfo``, its text): yes with AVX-512 VNNI, AVX-VNNI or AMX-INT8 on x86-64 and with the
+    dot-product instructions (``asimddp``) or I8MM on ARM64; no otherwise, and no where the file
+    cannot be read (another OS): the float model is then the safe choice.
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            return False, "cannot read /proc/cpuinfo to check for VNNI/AMX"
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep or key.strip() not in ("flags", "Features"):
+            continue
+        found = sorted(set(value.split()) & (_X86_INT8 | _ARM_INT8))
+        if found:
+            return True, "the CPU has " + ", ".join(found)
+        return False, "the CPU has no VNNI, AMX or ARM dot-product instructions"
+    return False, "no CPU flags in /proc/cpuinfo"
+
+
+#: Texts both models embed at load under ``quantized="auto"`` (ordinary requests of several
+#: domains and lengths; the INT8 model's weakest case, one- or two-word texts, is left out: its
+#: per-call activation scales are coarsest there, and the benchmarks measure it instead).
+PROBE_TEXTS = (
+    "book me a flight to paris next tuesday morning",
+    "what is the balance on my checking account",
+    "cancel my gym membership starting next month",
+    "how do I reset the password for my email account",
+    "play some relaxing jazz music in the kitchen",
+    "what will the weather be like in boston tomorrow",
+    "transfer two hundred dollars to my savings account",
+    "remind me to call the dentist at four pm today",
+    "my package has not arrived yet, where is it now",
+    "summarize the attached quarterly report in three bullet points",
+    "which python function parses a json string into a dictionary",
+    "list the open pull requests that are waiting for my review",
+    "the card payment at the supermarket was declined twice, why",
+    "schedule a meeting with the design team for thursday afternoon",
+    "translate 'where is the train station' into german",
+    "search the knowledge base for our refund policy on damaged items",
+)
+#: The least cosine between the two models' embeddings of any probe text for ``"auto"`` to
+#: choose the INT8 model.
+SELF_CHECK_MIN_COSINE = 0.98
+
+
+def self_check(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """The least cosine between matching rows of two embeddings of :data:`PROBE_TEXTS`
+    (``-1`` when a row is not finite)."""
+    a = np.asarray(reference, dtype=np.float64)
+    b = np.asarray(candidate, dtype=np.float64)
+    if a.shape != b.shape or not np.isfinite(b).all():
+        return -1.0
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    cos = (a * b).sum(axis=1) / np.maximum(na * nb, 1e-12)
+    return float(cos.min())
 
 
 def _ort_version() -> str:

@@ -5,6 +5,7 @@ Modules:
     snapshot: the consistent state one search reads without a lock.
     faiss_base: building (flat, HNSW, IVF), saving and reading Faiss bases.
     stages: the :class:`~.stages.Screen` contract of a first stage over a flat base.
+    pq_screen: the default first stage: product-quantized codes, float32 re-scoring of candidates.
     screen: the INT8 screen (an onnxruntime graph) with exact float32 re-scoring.
     exact: the exact float32 scan in a shared onnxruntime session (NumPy as fallback).
     onnxproto: the ONNX protobuf writer the two graphs are built with.

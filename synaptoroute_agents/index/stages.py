@@ -2,8 +2,9 @@
 exact top-k by row faster than a float32 scan of every row.
 
 :class:`~synaptoroute_agents.index.VectorIndex` builds one per flat base, beside the live base
-(in the background), swaps it in with the base, and scans in float32 until it is ready. The
-INT8 screen (:mod:`.screen`) is the one in use. A new first stage (binary or PCA-reduced codes,
+(in the background), swaps it in with the base, and scans in float32 until it is ready. Two
+exist: product-quantized codes with float32 re-scoring (:mod:`.pq_screen`, the default) and the
+INT8 screen (:mod:`.screen`, exact by construction). A new first stage (binary or PCA-reduced codes,
 a graph, route centroids) is a new module here with a class that satisfies :class:`Screen` and
 re-scores its candidates exactly, plus a builder the index calls in
 :meth:`VectorIndex._new_screen <synaptoroute_agents.index.VectorIndex._new_screen>`.

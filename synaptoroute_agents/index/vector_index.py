@@ -7,8 +7,8 @@ copy of the base); removing adds tombstones. When the delta or the tombstones gr
 base is built beside the live one and swapped in.
 
 The Faiss side (building, saving, reading bases) is in :mod:`.faiss_base`, the snapshot in
-:mod:`.snapshot`, the INT8 screen of a flat base in :mod:`.screen` and the exact float32 scan in
-:mod:`.exact`.
+:mod:`.snapshot`, the first stages of a flat base in :mod:`.pq_screen` (the default) and :mod:`.screen` (INT8),
+and the exact float32 scan in :mod:`.exact`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import faiss
 import numpy as np
@@ -37,6 +37,7 @@ from .faiss_base import (
     search_params,
     serialize_base,
 )
+from .pq_screen import build_pq_screen
 from .screen import build_screen
 from .snapshot import IndexSnapshot
 from .stages import Screen
@@ -58,13 +59,19 @@ class VectorIndex:
         background: compact in a background thread (True) or inline in the writer (False).
         hnsw_m, ef_construction, ef_search: HNSW settings.
         nlist, nprobe: IVF settings (nlist None: about 4 * sqrt(n)).
-        screen: for a flat base, screen it with an INT8 matrix product in onnxruntime and re-score
-            the survivors in float32 (:mod:`synaptoroute_agents.index.screen`); results are identical to a
-            float32 scan. None (the default) screens bases of ``screen_min`` rows and more when the
+        screen: for a flat base, find candidates with a first stage (``stage``) and re-score them
+            in float32. None (the default) screens bases of ``screen_min`` rows and more when the
             screen runs and is faster than float32 on this CPU (checked once per base); False never;
             True screens every non-empty flat base when it runs. The screen is built beside the live
             base (in the background with ``background``); searches scan in float32 meanwhile.
         screen_min: the smallest base that ``screen=None`` screens.
+        stage: the screen of a flat base. ``"pq"`` (the default): product-quantized codes (4 bits
+            per 4 dimensions, :mod:`synaptoroute_agents.index.pq_screen`) give candidates that
+            are re-scored in float32; reads 1/8 of the INT8 screen's bytes per query; the exact
+            top-1 is among the candidates on every measured query, but that is measured, not
+            proved. ``"int8"``: the INT8 screen, exact by construction, reads one byte per
+            dimension of every row. Either falls back to the other, then to float32, where it
+            cannot run.
 
     Ids must be unique for the index's lifetime: an id that was removed is never added again.
     """
@@ -84,6 +91,7 @@ class VectorIndex:
         nprobe: int = 32,
         screen: bool | None = None,
         screen_min: int = 32768,
+        stage: Literal["pq", "int8"] = "pq",
     ) -> None:
         if kind not in ("flat", "hnsw", "ivf"):
             raise InvalidInputError(f"unknown index kind {kind!r}: use 'flat', 'hnsw' or 'ivf'")
@@ -101,6 +109,9 @@ class VectorIndex:
         self.nprobe = nprobe
         self.screen = screen
         self.screen_min = max(1, int(screen_min))
+        if stage not in ("pq", "int8"):
+            raise InvalidInputError(f"unknown screen stage {stage!r}: use 'pq' or 'int8'")
+        self.stage: Literal["pq", "int8"] = stage
         # (base it screens, its inner index, the screen or None while building / when not worth it):
         # the screen reads the inner index's rows without a copy, so this keeps them alive
         self._screen: tuple[Any, Any, Screen | None] = (None, None, None)
@@ -391,7 +402,7 @@ class VectorIndex:
         base, inner = self._build_base(np.ascontiguousarray(ids), np.ascontiguousarray(vecs))
         # the new base comes with its screen: no search after the swap scans it in float32
         screened = self._wants_screen(inner, len(ids))
-        screen = self._new_screen(flat_view(inner)) if screened else None
+        screen = self._new_screen(flat_view(inner), inner) if screened else None
         with self._lock:
             if self._generation != gen0:
                 return  # a bulk load replaced everything meanwhile
@@ -438,12 +449,14 @@ class VectorIndex:
         nq = len(q)
         parts_s: list[np.ndarray] = []
         parts_i: list[np.ndarray] = []
+        screened = False  # the base went through its screen (best first, -inf / -1 in empty slots)
         if snap.base is not None and snap.base_count and isinstance(snap.base_inner, faiss.IndexFlat):
             screen = self._screen_of(snap)
             if screen is not None:
                 # INT8 screen + float32 re-rank of every row that can still reach the top-k
                 s, rows = screen.search(q, k, snap.base_dead())
                 i = np.where(rows >= 0, snap.base_id_array()[np.maximum(rows, 0)], -1)
+                screened = True
             else:
                 # Exact base: one matrix product and top-k over Faiss's own rows (no copy) in
                 # onnxruntime beat Faiss's flat search on few cores, single queries and batches alike.
@@ -467,6 +480,9 @@ class VectorIndex:
             parts_i.append(i)
         if not parts_s:
             return np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
+        if screened and len(parts_s) == 1 and parts_s[0].shape[1] == k:
+            # the screened base alone (the usual case: an empty delta): already in the final form
+            return parts_s[0].astype(np.float32, copy=False), parts_i[0]
         s = np.concatenate(parts_s, axis=1) if len(parts_s) > 1 else parts_s[0]
         i = np.concatenate(parts_i, axis=1) if len(parts_i) > 1 else parts_i[0]
         i = np.where(i < 0, -1, i)
@@ -511,22 +527,29 @@ class VectorIndex:
             return False
         return self.screen is True or count >= self.screen_min
 
-    def _new_screen(self, vecs: np.ndarray) -> Screen | None:
-        """The screen of these base rows (None where it cannot run or, unless forced, is slower)."""
-        return build_screen(vecs, calibrate=self.screen is None)
+    def _new_screen(self, vecs: np.ndarray, inner: Any = None) -> Screen | None:
+        """The screen of these base rows (None where it cannot run or, unless forced, is slower);
+        ``inner``: the Faiss flat index that holds them (re-scoring reads its rows in place)."""
+        calibrate = self.screen is None
+        if self.stage == "pq":
+            pq = build_pq_screen(vecs, calibrate=calibrate, flat=inner)
+            if pq is not None:
+                return pq
+        return build_screen(vecs, calibrate=calibrate)
 
     def _build_screen(self, snap: IndexSnapshot) -> None:
-        screen = self._new_screen(snap.base_vectors())
+        screen = self._new_screen(snap.base_vectors(), snap.base_inner)
         with self._lock:
             if self._screen[0] is snap.base:
                 self._screen = (snap.base, snap.base_inner, screen)
 
     def screen_info(self) -> dict[str, Any]:
-        """Whether the current base is screened in INT8 (for stats and benchmarks)."""
+        """Whether and how the current base is screened (for stats and benchmarks)."""
         base, _, screen = self._screen
         current = base is not None and base is self._snap.base
         return {
             "enabled": bool(current and screen is not None),
+            "stage": type(screen).__name__ if current and screen is not None else None,
             "rows": screen.n if current and screen is not None else 0,
             "build_seconds": screen.build_seconds if current and screen is not None else None,
             "candidates": screen.candidates if current and screen is not None else 0,
