@@ -9,6 +9,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .batching import LATENCY, THROUGHPUT, BatchingConfig
+from .clauses import ClauseMatch
+from .conversation import ConversationOptions, adecide_turn, decide_turn
 from .deps import require
 from .documents import DocumentHit, DocumentIndex, chunk_text
 from .encoders import (
@@ -68,7 +70,7 @@ from .seeding import (
 from .store import RouteStore
 from .sync import ReplicaSync
 from .text import message_text
-from .tools import ToolSelector
+from .tools import ToolSelector, refusal_text, resolve_k, route_name_for_tool
 
 try:
     __version__ = version("synaptoroute-agents")
@@ -121,6 +123,14 @@ __all__ = [
     "generate_utterances",
     "parse_docstring",
     "ToolSelector",
+    "refusal_text",
+    "resolve_k",
+    "route_name_for_tool",
+    # conversations and multi-intent
+    "ConversationOptions",
+    "decide_turn",
+    "adecide_turn",
+    "ClauseMatch",
     # documents (RAG fallback)
     "DocumentIndex",
     "DocumentHit",

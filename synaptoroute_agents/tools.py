@@ -20,7 +20,7 @@ from .router import SemanticRouter
 from .routes import Route, RouteMatch, validate_positive_int, validate_route_name, validate_threshold
 from .seeding.seed import FINGERPRINT_KEY, seed_route, tool_name
 
-__all__ = ["ToolSelector", "resolve_k", "route_name_for_tool"]
+__all__ = ["ToolSelector", "refusal_text", "resolve_k", "route_name_for_tool"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,23 @@ def route_name_for_tool(name: str) -> str:
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
     safe = _UNSAFE.sub("_", name).strip("_.:-") or "tool"
     return validate_route_name(f"{safe[:110]}.{digest}")
+
+
+def refusal_text(name: str, offered: Iterable[str]) -> str | None:
+    """What a face answers for a call to tool ``name``: None when it was offered, else the refusal.
+
+    Every face (the LangGraph tool node, the LangChain middleware) refuses a call to a tool it did
+    not offer on that turn with this text in an error ToolMessage, and never runs the tool. The
+    refusal is logged once per call.
+    """
+    allowed = sorted(set(offered))
+    if name in allowed:
+        return None
+    log.warning("refused a call to tool %r: it was not offered on this turn", name)
+    return (
+        f"Error: tool {name!r} is not available for this request: it was not offered on this turn"
+        f" and was not run. Available tools: {allowed}."
+    )
 
 
 def resolve_k(k: int | None, max_tools: int | None, default: int = 5) -> int:

@@ -22,6 +22,7 @@ from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage  # noq
 from langchain_core.tools import BaseTool  # noqa: E402
 
 from synaptoroute_agents import (  # noqa: E402
+    ConversationOptions,
     Encoder,
     InvalidInputError,
     InvalidThresholdError,
@@ -29,9 +30,9 @@ from synaptoroute_agents import (  # noqa: E402
     SemanticRouter,
     ToolSelector,
     message_text,
+    refusal_text,
+    resolve_k,
 )
-from synaptoroute_agents.conversation import ConversationOptions  # noqa: E402
-from synaptoroute_agents.tools import resolve_k  # noqa: E402
 
 __all__ = ["SynaptoRouteToolSelectionMiddleware", "human_texts", "last_human_text"]
 
@@ -236,17 +237,11 @@ class SynaptoRouteToolSelectionMiddleware(AgentMiddleware):
     # ------------------------------------------------------------------ the guard
     def _refusal(self, request: Any, offered: set[str] | None) -> ToolMessage | None:
         name = str(request.tool_call["name"])
-        if offered is None or name in offered:
+        text = None if offered is None else refusal_text(name, offered)
+        if text is None:
             return None
-        log.warning("refused a call to tool %r: it was not offered on this turn", name)
         return ToolMessage(
-            content=(
-                f"Error: tool {name!r} was not offered for this request and was not run. "
-                f"Available tools: {sorted(offered)}."
-            ),
-            name=name,
-            tool_call_id=request.tool_call["id"] or "",
-            status="error",
+            content=text, name=name, tool_call_id=request.tool_call["id"] or "", status="error"
         )
 
     def _narrowed(self, request: Any) -> tuple[ToolSelector, list[str]] | None:

@@ -20,16 +20,18 @@ from langchain_core.prompt_values import PromptValue  # noqa: E402
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda  # noqa: E402
 from langchain_core.runnables.config import patch_config  # noqa: E402
 
-from synaptoroute_agents import (  # noqa: E402
+from synaptoroute_agents import (  # noqa: E402  # noqa: E402
+    ConversationOptions,
     InvalidInputError,
     InvalidQueryError,
     InvalidTypeError,
     RouteMatch,
     SemanticRouter,
+    adecide_turn,
     clean_text,
+    decide_turn,
     message_text,
 )
-from synaptoroute_agents.conversation import ConversationOptions, adecide_turn, decide_turn  # noqa: E402
 
 __all__ = ["DECISION_EVENT", "SynaptoRouteRunnable", "as_runnable", "query_from_input", "turns_from_input"]
 

@@ -11,15 +11,17 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.types import Command, Send
 
 from synaptoroute_agents import (
+    ClauseMatch,
+    ConversationOptions,
     InvalidInputError,
     InvalidQueryError,
     InvalidTypeError,
     RouteMatch,
     SemanticRouter,
+    adecide_turn,
+    decide_turn,
     validate_positive_int,
 )
-from synaptoroute_agents.clauses import ClauseMatch
-from synaptoroute_agents.conversation import ConversationOptions, adecide_turn, decide_turn
 
 from ._state import state_get, turns_from_state
 

@@ -16,6 +16,7 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
 from synaptoroute_agents import (
+    ConversationOptions,
     DocumentIndex,
     Encoder,
     InvalidInputError,
@@ -23,8 +24,8 @@ from synaptoroute_agents import (
     InvalidTypeError,
     SemanticRouter,
     ToolSelector,
+    refusal_text,
 )
-from synaptoroute_agents.conversation import ConversationOptions
 
 from ._state import human_turns, latest_human_text, query_from_state, state_get
 from .rag import create_rag_fallback
@@ -194,17 +195,11 @@ class ToolInjector:
 
     def _refusal(self, request: ToolCallRequest, allowed: set[str] | None) -> ToolMessage | None:
         name = request.tool_call["name"]
-        if allowed is not None and name in allowed:
+        text = refusal_text(name, allowed or ())
+        if text is None:
             return None
-        log.warning("refused a call to tool %r: it was not selected for this turn", name)
         return ToolMessage(
-            content=(
-                f"Error: tool {name!r} is not available for this request. "
-                f"Available tools: {sorted(allowed or ())}."
-            ),
-            name=name,
-            tool_call_id=request.tool_call["id"] or "",
-            status="error",
+            content=text, name=name, tool_call_id=request.tool_call["id"] or "", status="error"
         )
 
     def wrap_tool_call(

@@ -21,8 +21,8 @@ from synaptoroute_agents import (  # noqa: E402
     LazyEncoder,
     SemanticRouter,
     ToolSelector,
+    resolve_k,  # noqa: E402
 )
-from synaptoroute_agents.tools import resolve_k  # noqa: E402
 
 __all__ = ["SynaptoRouteToolRetriever"]
 

@@ -33,10 +33,10 @@ from synaptoroute_agents import (  # noqa: E402
     LazyEncoder,
     RouteMatch,
     SemanticRouter,
+    route_name_for_tool,  # noqa: E402
     seed_route,
     validate_positive_int,
 )
-from synaptoroute_agents.tools import route_name_for_tool  # noqa: E402
 
 __all__ = ["SynaptoRouteSelector"]
 
