@@ -7,15 +7,14 @@ reports); :func:`cmd_eval` is the sub-command around it.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from ..encoders.base import Encoder
 from ..evaluation import read_labelled, sample_shots
+from ..fitting.data import route_names_for
 from ..router import SemanticRouter
 from ..routes import Route
 from .output import ExitCode, emit
@@ -23,21 +22,6 @@ from .output import ExitCode, emit
 __all__ = ["cmd_eval", "route_names_for", "run_eval"]
 
 Labelled = tuple[list[str], list[str]]
-
-
-def route_names_for(labels: Sequence[str]) -> dict[str, str]:
-    """A valid, unique route name for every label (labels may hold spaces, '?', any text)."""
-    out: dict[str, str] = {}
-    used: set[str] = set()
-    for lab in sorted(set(labels)):
-        name = re.sub(r"[^\w.:\-]+", "_", lab).strip("_.:-")[:100] or "label"
-        if not re.match(r"\w", name):
-            name = "l_" + name
-        if name in used:
-            name = f"{name[:90]}_{hashlib.sha1(lab.encode()).hexdigest()[:8]}"
-        used.add(name)
-        out[lab] = name
-    return out
 
 
 def _renamed(

@@ -1,0 +1,221 @@
+"""Out-of-scope scores for the refusal decision, in the agent setting (few shots, no oos examples).
+
+    uv run --group bench python -m benchmarks.oos --data ../shared/data [--seeds 0 1 2]
+
+Settings (test data only evaluates; every score is fitted on the training rows alone):
+- CLINC150, 10 examples per in-scope intent, no out-of-scope rows in training; test = full test
+  (1,000 out-of-scope queries).
+- HWU64 and Banking77, a random quarter of the intents held out (their test rows become
+  out-of-scope), 10 examples per remaining intent (``--holdout-routes 0.25 --shots 10``).
+
+Scores compared (higher = more in scope): the fitted head's blended top probability (what the
+router thresholds today), nearest-utterance cosine, nearest-centroid cosine, kNN density (mean of
+the top-k cosines), a Mahalanobis score (shared shrunk covariance, class means), the energy of the
+head's logits, and z-scored blends. For each: AUROC (in-scope vs out-of-scope) and the frontier of
+in-scope accuracy (refusals counted as errors) against out-of-scope recall. The last block is the
+router's own choice (``fit``'s route-holdout simulation, see docs/fitting.md) at each operating point.
+
+Embeddings are cached in .bench-cache/oos-<data>-<split>.npz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synaptoroute_agents.evaluation import read_labelled, sample_shots
+from synaptoroute_agents.fitting.numerics import design_logits, neighbours, vote
+from synaptoroute_agents.fitting.oos import OPERATING_POINTS, refusal_scores
+from synaptoroute_agents.fitting.train import fit_policy
+from synaptoroute_agents.routes import clean_text
+
+__all__ = ["auroc", "main"]
+
+CACHE = Path(".bench-cache")
+
+
+def _embedded(data: Path, name: str, split: str) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    texts, labels = read_labelled(data / name / f"{split}.jsonl")
+    texts = [clean_text(t) for t in texts]
+    path = CACHE / f"oos-{name}-{split}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            if int(z["n"]) == len(texts):
+                return texts, labels, z["X"], z["H"]
+    from synaptoroute_agents.encoders.bundled import BundledEncoder
+
+    enc = BundledEncoder()
+    Xs, Hs = [], []
+    for i in range(0, len(texts), 512):
+        x, h = enc.embed_with_features(texts[i : i + 512])
+        Xs.append(x)
+        Hs.append(h)
+    X, H = np.vstack(Xs).astype(np.float32), np.vstack(Hs).astype(np.float32)
+    CACHE.mkdir(exist_ok=True)
+    np.savez(path, X=X, H=H, n=len(texts))
+    return texts, labels, X, H
+
+
+def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(score of an in-scope query > score of an out-of-scope one), ties counted half."""
+    allv = np.concatenate([pos, neg])
+    order = allv.argsort(kind="mergesort")
+    ranks = np.empty(len(allv))
+    sv = allv[order]
+    # average ranks for ties
+    _, first, counts = np.unique(sv, return_index=True, return_counts=True)
+    avg = first + (counts - 1) / 2.0
+    ranks[order] = np.repeat(avg, counts) + 1
+    r_pos = ranks[: len(pos)].sum()
+    return float((r_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def frontier(score: np.ndarray, right: np.ndarray, is_oos: np.ndarray) -> list[tuple[float, float, float]]:
+    """(in-scope refused share, in-scope accuracy, oos recall) at in-scope refusal 0..30%."""
+    ins = ~is_oos
+    out = []
+    for q in (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.10, 0.15, 0.20, 0.30):
+        t = np.quantile(score[ins], q) if q > 0 else -np.inf
+        keep = score >= t
+        out.append((q, float((right & keep)[ins].mean()), float((~keep)[is_oos].mean())))
+    return out
+
+
+def _z(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    return (a - ref.mean()) / (ref.std() + 1e-9)
+
+
+def one_run(
+    train: tuple[list[str], list[str], np.ndarray, np.ndarray],
+    test: tuple[list[str], list[str], np.ndarray, np.ndarray],
+    *,
+    oos_label: str | None,
+    holdout: float,
+    shots: int,
+    seed: int,
+) -> dict[str, Any]:
+    texts, labels, X, H = train
+    t_texts, t_labels, Xt, Ht = test
+    rng = np.random.default_rng(seed)
+    known = sorted({lab for lab in labels if lab != oos_label})
+    if holdout:
+        held = set(rng.choice(known, int(round(holdout * len(known))), replace=False).tolist())
+        known = [lab for lab in known if lab not in held]
+    keep_set = set(known)
+    idx = [i for i, lab in enumerate(labels) if lab in keep_set]
+    s_texts, s_labels = sample_shots([str(i) for i in idx], [labels[i] for i in idx], shots, seed)
+    rows = np.array([int(s) for s in s_texts])
+    Xa, Ha, ya_lab = X[rows], H[rows], [labels[i] for i in rows]
+    ta = [texts[i] for i in rows]
+    is_oos = np.array([lab not in keep_set for lab in t_labels])
+    from synaptoroute_agents.encoders.bundled import HEAD_FEATURES
+
+    pol = fit_policy(Xa, ya_lab, seed=seed, texts=ta, H=Ha, features=HEAD_FEATURES)
+    col = {r: i for i, r in enumerate(pol.routes)}
+    ya = np.array([col[lab] for lab in ya_lab])
+    P = pol.head_probs(Xt, t_texts, Ht)
+    ni, ns = neighbours(Xt, Xa, ya, 32)
+    V = vote(ni, ns, np.isfinite(ns), len(pol.routes), pol.tau)
+    B = (1 - pol.alpha) * P[:, : len(pol.routes)] + pol.alpha * V
+    pred = B.argmax(axis=1)
+    yt = np.array([col.get(lab, -1) for lab in t_labels])
+    right = pred == yt
+    F = None if pol.lexicon is None else pol.lexicon.transform(t_texts)
+    Z = design_logits(Ht if pol.features else Xt, F, pol.weights, pol.scale) / pol.temperature
+    scores = refusal_scores(Xt, Xa, ya, len(pol.routes), ns)
+    scores["head probability"] = B.max(axis=1)
+    zmax = Z.max(axis=1)
+    scores["head energy"] = zmax + np.log(np.exp(Z - zmax[:, None]).sum(axis=1))
+    ins = ~is_oos
+    ref = {k: v[ins] for k, v in scores.items()}
+    for a, b in (
+        ("centroid", "knn density"),
+        ("centroid", "head probability"),
+        ("knn density", "head probability"),
+    ):
+        scores[f"{a} + {b}"] = _z(scores[a], ref[a]) + _z(scores[b], ref[b])
+    out: dict[str, Any] = {"top1": float(right[ins].mean()), "n_oos": int(is_oos.sum()), "methods": {}}
+    for name, s in scores.items():
+        out["methods"][name] = {
+            "auroc": auroc(s[ins], s[is_oos]),
+            "frontier": frontier(s, right, is_oos),
+        }
+    # the router's own choice: the policy's refusal as fitted, at each operating point
+    chosen: dict[str, Any] = {}
+    for point in OPERATING_POINTS:
+        pp = pol.with_operating_point(point)
+        assert pp.refusal is not None
+        refused = (pp.refusal.values(Xt, ns, B.max(axis=1)) < pp.refusal.threshold) | (
+            B.max(axis=1) < pol.threshold
+        )
+        chosen[point] = {
+            "in_scope_accuracy": float((right & ~refused)[ins].mean()),
+            "in_scope_refused": float(refused[ins].mean()),
+            "oos_recall": float(refused[is_oos].mean()),
+            "score": pp.refusal.score,
+            "threshold": pp.refusal.threshold,
+            "candidates": pp.refusal.candidates,
+        }
+    out["router"] = chosen
+    out["frontier_in_fit"] = pol.refusal.frontier if pol.refusal is not None else []
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--sets", nargs="+", default=["clinc150", "hwu64", "banking77"])
+    ap.add_argument("--out", default=".bench-cache/oos.json")
+    args = ap.parse_args(argv)
+    data = Path(args.data)
+    results: dict[str, Any] = {}
+    for name in args.sets:
+        train, test = _embedded(data, name, "train"), _embedded(data, name, "test")
+        for seed in args.seeds:
+            if name == "clinc150":
+                r = one_run(train, test, oos_label="oos", holdout=0.0, shots=10, seed=seed)
+            else:
+                r = one_run(train, test, oos_label=None, holdout=0.25, shots=10, seed=seed)
+            results[f"{name}/seed{seed}"] = r
+            print(f"\n== {name} seed {seed}: top-1 (refusal off) {100 * r['top1']:.2f}, {r['n_oos']} oos")
+            for m, v in r["methods"].items():
+                fr = " ".join(
+                    f"{100 * q:.0f}%:{100 * a:.1f}/{100 * rc:.1f}" for q, a, rc in v["frontier"][1:8]
+                )
+                print(f"  {m:32s} AUROC {v['auroc']:.3f}  refused:in-acc/oos-recall {fr}")
+            for p, v in r["router"].items():
+                print(
+                    f"  router {p:10s} {v['score']:>14s} in-scope {100 * v['in_scope_accuracy']:.2f} "
+                    f"refused {100 * v['in_scope_refused']:.2f} oos-recall {100 * v['oos_recall']:.2f}"
+                )
+    _summary(results, args.seeds, args.sets)
+    Path(args.out).parent.mkdir(exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def _summary(results: dict[str, Any], seeds: list[int], sets: list[str]) -> None:
+    mean: Callable[[Sequence[float]], float] = statistics.fmean
+    print("\n== mean over seeds", seeds)
+    for name in sets:
+        rs = [results[f"{name}/seed{s}"] for s in seeds]
+        print(f"{name}: top-1 {100 * mean([r['top1'] for r in rs]):.2f}")
+        for m in rs[0]["methods"]:
+            print(f"  {m:32s} AUROC {mean([r['methods'][m]['auroc'] for r in rs]):.3f}")
+        for p in rs[0]["router"]:
+            print(
+                f"  router {p:10s} in-scope {100 * mean([r['router'][p]['in_scope_accuracy'] for r in rs]):.2f}"
+                f" oos-recall {100 * mean([r['router'][p]['oos_recall'] for r in rs]):.2f}"
+                f" refused {100 * mean([r['router'][p]['in_scope_refused'] for r in rs]):.2f}"
+            )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
