@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from synaptoroute_agents.evaluation import read_labelled, sample_shots
-from synaptoroute_agents.fitting.numerics import design_logits, neighbours, vote
+from synaptoroute_agents.fitting.numerics import design_logits, logsumexp, neighbours, vote
 from synaptoroute_agents.fitting.oos import OPERATING_POINTS, refusal_scores
 from synaptoroute_agents.fitting.train import fit_policy
 from synaptoroute_agents.routes import clean_text
@@ -151,7 +151,8 @@ def one_run(
     for point in OPERATING_POINTS:
         pp = pol.with_operating_point(point)
         assert pp.refusal is not None
-        refused = (pp.refusal.values(Xt, ns, B.max(axis=1)) < pp.refusal.threshold) | (
+        en = logsumexp(Z[:, : len(pol.routes)])
+        refused = (pp.refusal.values(Xt, ns, B.max(axis=1), None, en) < pp.refusal.threshold) | (
             B.max(axis=1) < pol.threshold
         )
         chosen[point] = {

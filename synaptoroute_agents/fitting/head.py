@@ -22,7 +22,7 @@ from ..routes import Reason
 from ..scoring.base import Decision, Neighbors, QueryBatch
 from ..screen import FloatScan
 from .lexicon import Lexicon
-from .numerics import design_logits, softmax
+from .numerics import design_logits, logsumexp, softmax
 from .oos import Refusal, RefusalModel, check_refusal
 
 __all__ = ["KIND", "REJECT", "FittedPolicy"]
@@ -87,11 +87,17 @@ class FittedPolicy:
         )
 
     def refusal_values(
-        self, Q: np.ndarray, neighbors: Neighbors, live: Mapping[str, float | None], head: np.ndarray
+        self,
+        Q: np.ndarray,
+        neighbors: Neighbors,
+        live: Mapping[str, float | None],
+        head: np.ndarray,
+        energy: np.ndarray | None = None,
     ) -> np.ndarray:
         """The refusal score of each query (higher: more in scope); needs :attr:`refusal`.
 
-        ``head`` is each query's top blended probability (its decision's best score).
+        ``head`` is each query's top blended probability (its decision's best score),
+        ``energy`` the log-sum-exp of its head logits (:func:`.numerics.logsumexp`).
         """
         assert self.refusal is not None
         m = max((len(p) for p in neighbors), default=0)
@@ -100,13 +106,20 @@ class FittedPolicy:
             sims = [s for n, s in pairs if n in live]
             S[i, : len(sims)] = sims
         mask = np.array([r in live for r in self.routes], bool)
-        return self.refusal.values(np.asarray(Q, dtype=np.float64), S, head, mask)
+        return self.refusal.values(np.asarray(Q, dtype=np.float64), S, head, mask, energy)
 
     # -- scoring
     def head_probs(
         self, Q: np.ndarray, texts: Sequence[str] | None = None, features: np.ndarray | None = None
     ) -> np.ndarray:
-        """Calibrated head probabilities ``(b, k)`` (reject class last when present).
+        """Calibrated head probabilities ``(b, k)`` (reject class last when present); see
+        :meth:`head_logits`."""
+        return softmax(self.head_logits(Q, texts, features))
+
+    def head_logits(
+        self, Q: np.ndarray, texts: Sequence[str] | None = None, features: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The head's logits divided by its temperature, ``(b, k)`` (float64).
 
         ``features`` are the encoder's head features of the queries (when the head was fitted on
         them); without them the head reads the embeddings ``Q`` in their place, and without
@@ -128,7 +141,7 @@ class FittedPolicy:
         except Exception as exc:  # onnxruntime failing on this input: NumPy answers
             log.warning("the head's product failed in onnxruntime (%s); using NumPy", exc)
             Z = design_logits(Q, F, self.weights, self.scale)
-        return softmax(np.asarray(Z, dtype=np.float64) / self.temperature)
+        return np.asarray(Z, dtype=np.float64) / self.temperature
 
     def decide(
         self,
@@ -143,12 +156,14 @@ class FittedPolicy:
         carries them (see :meth:`head_probs`).
         """
         Q = np.asarray(queries.embeddings, dtype=np.float32)
-        P = self.head_probs(Q, queries.texts, queries.features)
+        Z = self.head_logits(Q, queries.texts, queries.features)
+        energy = logsumexp(Z[:, : len(self.routes)]) if self.refusal is not None else None
+        P = softmax(Z)
         out = [self._decide_one(P[qi], pairs, live_routes, top_k) for qi, pairs in enumerate(neighbors)]
         if self.refusal is None:
             return out
         head = np.array([d.ranked[0][1] if d.ranked else 0.0 for d in out])
-        refuse = self.refusal_values(Q, neighbors, live_routes, head) < self.refusal.threshold
+        refuse = self.refusal_values(Q, neighbors, live_routes, head, energy) < self.refusal.threshold
         for qi, d in enumerate(out):
             # a route added after the fit has no refusal score yet: its own threshold decides
             if refuse[qi] and d.chosen is not None and d.chosen in self._col:
@@ -252,11 +267,7 @@ class FittedPolicy:
                 refusal = (
                     Refusal.from_header(
                         header["refusal"],
-                        RefusalModel(
-                            np.array(z["refusal_centroids"]),
-                            np.array(z["refusal_means"]),
-                            np.array(z["refusal_whiten"]),
-                        ),
+                        RefusalModel(np.array(z["refusal_centroids"], dtype=np.float32)),
                     )
                     if "refusal" in header
                     else None

@@ -7,8 +7,8 @@ scope), all computed from the training rows alone:
 - ``nearest``: cosine to the nearest stored utterance;
 - ``knn3`` / ``knn5`` / ``knn10``: kNN density, the mean cosine of the k nearest utterances;
 - ``centroid``: cosine to the nearest route centroid (the normalized mean of its examples);
-- ``mahalanobis``: minus the smallest Mahalanobis distance to a route mean under one shared,
-  shrunk covariance;
+- ``head``: the head's blended top probability (what ranks the routes);
+- ``energy``: the log-sum-exp of the head's logits (high when some route's evidence is strong);
 - blends: the sum of two of them, each standardized on in-scope rows.
 
 Without out-of-scope examples, out-of-scope queries are *simulated*: the routes are split into k
@@ -164,12 +164,20 @@ class Refusal:
         return sum((_std(base[p], self.norms[p]) for p in parts), np.zeros(len(base[parts[0]])))
 
     def values(
-        self, Q: np.ndarray, top_sims: np.ndarray, head: np.ndarray, live: np.ndarray | None = None
+        self,
+        Q: np.ndarray,
+        top_sims: np.ndarray,
+        head: np.ndarray,
+        live: np.ndarray | None = None,
+        energy: np.ndarray | None = None,
     ) -> np.ndarray:
         """The refusal score of queries ``Q`` (higher: more in scope), from their nearest stored
-        cosines ``top_sims`` and the head's blended top probability ``head``."""
+        cosines ``top_sims``, the head's blended top probability ``head`` and the energy of its
+        logits (needed when the score reads it)."""
         base = self.model.scores(Q, top_sims, live)
         base["head"] = np.asarray(head, dtype=np.float64)
+        if energy is not None:
+            base["energy"] = np.asarray(energy, dtype=np.float64)
         return self.combine(base)
 
     def interpolate(self, share: float) -> float:

@@ -21,7 +21,7 @@ from ..errors import InvalidInputError
 from .data import FitData, LabelledSet
 from .head import REJECT, FittedPolicy
 from .lexicon import Lexicon
-from .numerics import design_logits, fit_softmax, neighbours, softmax, vote
+from .numerics import design_logits, fit_softmax, logsumexp, neighbours, softmax, vote
 from .oos import (
     DEFAULT_POINT,
     Refusal,
@@ -189,6 +189,15 @@ def _fit(data: FitData) -> FittedPolicy:
         raise InvalidInputError("fit needs examples of at least one route")
     all_labels = train.labels + (val.labels if val is not None else [])
     n_oos = sum(1 for lab in all_labels if data.oos_label is not None and lab == data.oos_label)
+    if val is None:
+        counts: dict[str, int] = {}
+        for lab in train.labels:
+            counts[lab] = counts.get(lab, 0) + 1
+        if all(counts[r] < 2 for r in routes):
+            raise InvalidInputError(
+                "fit chooses its settings on held-out examples and needs two examples of at least "
+                f"one route (or a validation set); every label has one: {routes[:10]}"
+            )
     prob = _Problem(routes, n_oos >= 10, data.oos_label)
     rows = _rows(data, prob)
     folds = _folds(data, prob, rows)
@@ -276,6 +285,7 @@ def _fit_refusal(
     pos = neighbour_scores(held.nb_sim[ins])
     pos["centroid"] = held.centroid[ins]
     pos["head"] = B[ins].max(axis=1)
+    pos["energy"] = logsumexp(held.logits[(use_lex, lam)][ins, :n_routes] / temp)
     neg_parts: list[dict[str, np.ndarray]] = []
     rng = np.random.default_rng(data.seed)
     k = int(min(5, len(usable)))
@@ -300,11 +310,13 @@ def _fit_refusal(
             F=None if F is None else F[kept],
             scale=scale,
         )
-        P = softmax(design_logits(rows.Xh[unseen], None if F is None else F[unseen], W, scale) / temp)
+        Zu = design_logits(rows.Xh[unseen], None if F is None else F[unseen], W, scale) / temp
+        P = softmax(Zu.copy())
         ni, ns = neighbours(rows.X[unseen], rows.X[kept], yk, _NEIGHBOURS)
         Vu = vote(ni, ns, np.isfinite(ns), len(kept_routes), tau)
         part = neighbour_scores(ns)
         part["head"] = ((1 - alpha) * P + alpha * Vu).max(axis=1)
+        part["energy"] = logsumexp(Zu)
         C = centroids(rows.X[kept], yk, len(kept_routes))
         part["centroid"] = (rows.X[unseen] @ C.T).max(axis=1).astype(np.float64)
         neg_parts.append(part)
@@ -351,11 +363,15 @@ def _splits(y: np.ndarray, seed: int, n_routes: int) -> list[tuple[np.ndarray, n
         use = 1
     else:
         routes_counts = counts[:n_routes]
-        folds = int(min(5, max(2, routes_counts[routes_counts > 0].min())))
+        several = routes_counts[routes_counts > 1]
+        folds = int(min(5, max(2, several.min()))) if len(several) else 2
         use = folds
     fold_of = np.empty(n, np.int64)
     for c in np.flatnonzero(counts):
         idx = np.flatnonzero(y == c)
+        if len(idx) == 1 and c < n_routes:
+            fold_of[idx] = -1  # a route's only example always trains (it cannot be held out)
+            continue
         rng.shuffle(idx)
         fold_of[idx] = (np.arange(len(idx)) + rng.integers(folds)) % folds
     return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(use)]
