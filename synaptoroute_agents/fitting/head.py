@@ -22,7 +22,7 @@ from ..routes import Reason
 from ..scoring.base import Decision, Neighbors, QueryBatch
 from ..screen import FloatScan
 from .lexicon import Lexicon
-from .numerics import design_logits, logsumexp, softmax
+from .numerics import design_logits, softmax
 from .oos import Refusal, RefusalModel, check_refusal
 
 __all__ = ["KIND", "REJECT", "FittedPolicy"]
@@ -157,13 +157,12 @@ class FittedPolicy:
         """
         Q = np.asarray(queries.embeddings, dtype=np.float32)
         Z = self.head_logits(Q, queries.texts, queries.features)
-        energy = logsumexp(Z[:, : len(self.routes)]) if self.refusal is not None else None
         P = softmax(Z)
         out = [self._decide_one(P[qi], pairs, live_routes, top_k) for qi, pairs in enumerate(neighbors)]
         if self.refusal is None:
             return out
         head = np.array([d.ranked[0][1] if d.ranked else 0.0 for d in out])
-        refuse = self.refusal_values(Q, neighbors, live_routes, head, energy) < self.refusal.threshold
+        refuse = self.refusal_values(Q, neighbors, live_routes, head) < self.refusal.threshold
         for qi, d in enumerate(out):
             # a route added after the fit has no refusal score yet: its own threshold decides
             if refuse[qi] and d.chosen is not None and d.chosen in self._col:

@@ -8,7 +8,7 @@ scope), all computed from the training rows alone:
 - ``knn3`` / ``knn5`` / ``knn10``: kNN density, the mean cosine of the k nearest utterances;
 - ``centroid``: cosine to the nearest route centroid (the normalized mean of its examples);
 - ``head``: the head's blended top probability (what ranks the routes);
-- ``energy``: the log-sum-exp of the head's logits (high when some route's evidence is strong);
+
 - blends: the sum of two of them, each standardized on in-scope rows.
 
 Without out-of-scope examples, out-of-scope queries are *simulated*: the routes are split into k

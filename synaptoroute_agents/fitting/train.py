@@ -21,7 +21,7 @@ from ..errors import InvalidInputError
 from .data import FitData, LabelledSet
 from .head import REJECT, FittedPolicy
 from .lexicon import Lexicon
-from .numerics import design_logits, fit_softmax, logsumexp, neighbours, softmax, vote
+from .numerics import design_logits, fit_softmax, neighbours, softmax, vote
 from .oos import (
     DEFAULT_POINT,
     Refusal,
@@ -285,7 +285,6 @@ def _fit_refusal(
     pos = neighbour_scores(held.nb_sim[ins])
     pos["centroid"] = held.centroid[ins]
     pos["head"] = B[ins].max(axis=1)
-    pos["energy"] = logsumexp(held.logits[(use_lex, lam)][ins, :n_routes] / temp)
     neg_parts: list[dict[str, np.ndarray]] = []
     rng = np.random.default_rng(data.seed)
     k = int(min(5, len(usable)))
@@ -316,7 +315,6 @@ def _fit_refusal(
         Vu = vote(ni, ns, np.isfinite(ns), len(kept_routes), tau)
         part = neighbour_scores(ns)
         part["head"] = ((1 - alpha) * P + alpha * Vu).max(axis=1)
-        part["energy"] = logsumexp(Zu)
         C = centroids(rows.X[kept], yk, len(kept_routes))
         part["centroid"] = (rows.X[unseen] @ C.T).max(axis=1).astype(np.float64)
         neg_parts.append(part)
