@@ -177,3 +177,27 @@ def test_a_tiny_fit_never_refuses_everything(encoder) -> None:
         assert router.policy.settings["threshold"] < 0.99
         names = [m.name for m in router.route_batch(["refund my payment please", "is it sunny today"])]
     assert names == ["billing", "weather"]
+
+
+def test_save_plots_draws_the_refusal_frontier_with_the_chosen_point(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    from synaptoroute_agents.evaluation import EvalExample, EvalReport
+
+    examples = [
+        EvalExample("a", "r1", "r1", "r1", 0.9, "matched"),
+        EvalExample("b", "r1", None, "r1", 0.4, "out_of_scope"),
+        EvalExample("c", "oos", None, "r1", 0.2, "out_of_scope"),
+        EvalExample("d", "oos", "r1", "r1", 0.7, "matched"),
+    ]
+    report = EvalReport.from_examples(examples, out_of_scope_label="oos")
+    assert (report.top1, report.refused, report.wrong_route) == (1.0, 0.5, 0.25)
+    assert {p.name for p in report.save_plots(tmp_path / "a")} == {"threshold_sweep.png", "reliability.png"}
+    report.operating_point = {
+        "point": "balanced",
+        "score": "centroid+head",
+        "frontier": [[0.02, 0.4], [0.05, 0.6], [0.1, 0.8]],
+    }
+    paths = report.save_plots(tmp_path / "b")
+    assert "refusal_frontier.png" in {p.name for p in paths}
+    assert (tmp_path / "b" / "refusal_frontier.png").stat().st_size > 1000
+    assert report.to_dict()["operating_point"]["point"] == "balanced"
