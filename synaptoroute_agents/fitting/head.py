@@ -268,7 +268,7 @@ class FittedPolicy:
                         header["refusal"],
                         RefusalModel(np.array(z["refusal_centroids"], dtype=np.float32)),
                     )
-                    if "refusal" in header
+                    if "refusal" in header and header.get("version", 0) >= 4
                     else None
                 )
         except Exception as exc:

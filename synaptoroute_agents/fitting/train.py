@@ -278,7 +278,8 @@ def _fit_refusal(
     counts = np.bincount(rows.y[route_rows], minlength=n_routes)
     usable = np.flatnonzero(counts >= 1)
     ins = yh < n_routes
-    if len(usable) < 2 or not ins.any():
+    if len(usable) < 3 or not ins.any():
+        # with two routes a held-out route is scored against one route alone: nothing to learn
         return None
     V = vote(held.nb_idx, held.nb_sim, np.isfinite(held.nb_sim), prob.k, tau)
     B = (1 - alpha) * Ph[:, :n_routes] + alpha * V[:, :n_routes]
@@ -503,6 +504,10 @@ def _choose_threshold(
     is_oos = ~in_scope
     if refusing:  # the refusal score (which may read the head's probability) decides alone
         return 0.0
+    if in_scope.sum() < 10:
+        # a threshold read off fewer than ten held-out queries (their top probabilities are often
+        # all within 1e-4 of 1) refused every new query alike: refuse nothing by probability
+        return 0.0
     if not is_oos.any():
         return float(np.quantile(top[in_scope], data.abstain_quantile)) if in_scope.any() else 0.0
     right = (pred == yh) & in_scope & ~rejected
@@ -512,7 +517,10 @@ def _choose_threshold(
     # a budget cannot be finer than one held-out query: with fewer than 1/budget of them,
     # one refusal is allowed (else a few out-of-scope examples would switch refusing off)
     budget = data.refusal_budget
-    allowed = max(budget, 1.0 / max(1, in_scope.sum())) if budget > 0 else 0.0
+    # (from ten held-out in-scope queries up: below that one refusal would be a tenth or more of
+    # them, and a threshold chosen on so few refused everything alike)
+    n_in = int(in_scope.sum())
+    allowed = max(budget, 1.0 / n_in) if budget > 0 and n_in >= 10 else budget
     for t in cands:
         ok_in = (right & (top >= t)).sum() / max(1, in_scope.sum())
         if base_right - ok_in > allowed:
