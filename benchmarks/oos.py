@@ -35,7 +35,7 @@ from synaptoroute_agents.fitting.oos import OPERATING_POINTS, refusal_scores
 from synaptoroute_agents.fitting.train import fit_policy
 from synaptoroute_agents.routes import clean_text
 
-from .report import DEFAULT_DOC, MANIFESTS, update_section, write_manifest
+from .report import DEFAULT_DOC, MANIFESTS, REPO_ROOT, update_section, write_manifest
 
 __all__ = ["auroc", "main"]
 
@@ -260,6 +260,9 @@ _SETTING = {
 def _markdown(results: dict[str, Any], seeds: list[int], sets: list[str], manifest: str) -> str:
     def pct(x: float) -> str:
         return f"{100 * x:.1f}"
+
+    if Path(manifest).resolve().is_relative_to(REPO_ROOT):
+        manifest = str(Path(manifest).resolve().relative_to(REPO_ROOT))
 
     rows = []
     for name in sets:
