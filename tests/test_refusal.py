@@ -85,6 +85,9 @@ def test_the_operating_point_moves_recall_the_documented_way(encoder, data, fitt
             router.fit(*in_scope(data["train"]), create_routes=True, refusal=0.9)
         s = router.fit(*in_scope(data["train"]), create_routes=True, refusal="cautious")
         assert s.settings["refusal"]["point"] == "cautious"
+        off = router.fit(*in_scope(data["train"]), create_routes=True, refusal=0)
+        assert off.settings["refusal"]["point"] == "0"  # refusal switched off: nothing is refused
+        assert all(m.name is not None for m in router.route_batch(FOREIGN))
 
 
 def test_labels_with_punctuation_become_route_names(encoder, data) -> None:
