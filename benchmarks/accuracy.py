@@ -126,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def record(key: str, res: dict[str, Any]) -> None:
         res.pop("report", None)
+        runs[key] = res
         name = key.split("/")[0]
         split, oos = sets[name]
         shots = int(res.get("shots") or 0)
