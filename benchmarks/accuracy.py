@@ -22,7 +22,7 @@ from synaptoroute_agents.cli.eval import run_eval
 from synaptoroute_agents.encoders.base import Encoder, head_features_of
 from synaptoroute_agents.evaluation import read_labelled, sample_shots
 
-from .report import DEFAULT_DOC, MANIFESTS, update_section, write_manifest
+from .report import DEFAULT_DOC, MANIFESTS, REPO_ROOT, update_section, write_manifest
 
 __all__ = ["CachedEncoder", "main"]
 
@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 Command: `uv run --group bench python -m benchmarks.accuracy --data ../shared/data` (each row is also
 `synaptoroute eval --train ... [--val ...] --test ... [--oos-label oos] [--shots 10 --seed S] --json`).
 Bundled encoder (all-MiniLM-L6-v2 INT8), fit on train (+ val for CLINC150) only; test is never used to choose anything.
-Manifest: `{args.out}`.
+Manifest: `{Path(args.out).resolve().relative_to(REPO_ROOT) if Path(args.out).resolve().is_relative_to(REPO_ROOT) else args.out}`.
 
 | | CLINC150 accuracy (5,500 incl. 1,000 oos) | CLINC150 in-scope | CLINC150 oos recall | Banking77 accuracy |
 | --- | --- | --- | --- | --- |
