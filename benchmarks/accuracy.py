@@ -20,9 +20,9 @@ import numpy as np
 
 from synaptoroute_agents.cli.eval import run_eval
 from synaptoroute_agents.encoders.base import Encoder, head_features_of
-from synaptoroute_agents.evaluation import read_labelled
+from synaptoroute_agents.evaluation import read_labelled, sample_shots
 
-from .report import DEFAULT_DOC, MANIFESTS, update_section, write_manifest
+from .report import DEFAULT_DOC, MANIFESTS, REPO_ROOT, update_section, write_manifest
 
 __all__ = ["CachedEncoder", "main"]
 
@@ -65,6 +65,44 @@ class CachedEncoder:
         return np.stack([cache[t] for t in texts]) if texts else np.empty((0, self.dim), np.float32)
 
 
+def baselines(
+    train: tuple[list[str], list[str]],
+    test: tuple[list[str], list[str]],
+    enc: CachedEncoder,
+    *,
+    oos_label: str | None = None,
+    shots: int = 0,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Top-1 accuracy on the in-scope test rows of two scikit-learn baselines trained on the same
+    in-scope rows: a LinearSVC on the embeddings, and one on TF-IDF word 1-2-grams + char 2-5-grams
+    + the embeddings (C=0.5). They never refuse, so compare them with the router's ``top1``."""
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    from synaptoroute_agents.routes import clean_text
+
+    texts, labels = train
+    if shots:
+        texts, labels = sample_shots(texts, labels, shots, seed)
+    tr = [(clean_text(t), lab) for t, lab in zip(texts, labels, strict=True) if lab != oos_label]
+    te = [(clean_text(t), lab) for t, lab in zip(*test, strict=True) if lab != oos_label]
+    Xa, Xb = enc.embed([t for t, _ in tr]), enc.embed([t for t, _ in te])
+    ya, yb = np.array([lab for _, lab in tr]), np.array([lab for _, lab in te])
+    emb = LinearSVC(C=1.0).fit(Xa, ya)
+    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, lowercase=True)
+    ta, tb = [t for t, _ in tr], [t for t, _ in te]
+    Fa = hstack([word.fit_transform(ta), char.fit_transform(ta), csr_matrix(Xa)]).tocsr()
+    Fb = hstack([word.transform(tb), char.transform(tb), csr_matrix(Xb)]).tocsr()
+    lex = LinearSVC(C=0.5).fit(Fa, ya)
+    return {
+        "embedding_linear_svc": float((emb.predict(Xb) == yb).mean()),
+        "tfidf_embedding_linear_svc": float((lex.predict(Fb) == yb).mean()),
+    }
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
@@ -82,14 +120,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     enc = CachedEncoder(BundledEncoder())
     clinc = {s: read_labelled(data / "clinc150" / f"{s}.jsonl") for s in ("train", "val", "test")}
     bank = {s: read_labelled(data / "banking77" / f"{s}.jsonl") for s in ("train", "test")}
+    hwu = {s: read_labelled(data / "hwu64" / f"{s}.jsonl") for s in ("train", "val", "test")}
+    sets = {"clinc150": (clinc, "oos"), "banking77": (bank, None), "hwu64": (hwu, None)}
     runs: dict[str, Any] = {}
 
     def record(key: str, res: dict[str, Any]) -> None:
         res.pop("report", None)
         runs[key] = res
+        name = key.split("/")[0]
+        split, oos = sets[name]
+        shots = int(res.get("shots") or 0)
+        if res.get("fitted") and key.split("/")[1] in ("fit", "10-shot"):
+            res["baselines"] = baselines(
+                split["train"], split["test"], enc, oos_label=oos, shots=shots, seed=res["seed"]
+            )
+        base = res.get("baselines", {})
         print(
             f"{key:28s} acc {_pct(res['accuracy'])} in-scope {_pct(res['in_scope_accuracy'])} "
-            f"oos-recall {_pct(res['oos_recall'])} fit {res['fit_seconds']:.1f}s",
+            f"oos-recall {_pct(res['oos_recall'])} top-1 {_pct(res.get('top1'))} refused {_pct(res.get('refused'))} "
+            f"| emb-SVC {_pct(base.get('embedding_linear_svc'))} tfidf+emb-SVC "
+            f"{_pct(base.get('tfidf_embedding_linear_svc'))} fit {res['fit_seconds']:.1f}s",
             flush=True,
         )
 
@@ -102,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_eval(clinc["train"], clinc["test"], val=clinc["val"], oos_label="oos", encoder=enc),
     )
     record("banking77/fit", run_eval(bank["train"], bank["test"], encoder=enc))
+    record("hwu64/fit", run_eval(hwu["train"], hwu["test"], val=hwu["val"], encoder=enc))
     record(
         "clinc150/fit/refusal-budget-0.02",
         run_eval(
@@ -131,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"banking77/10-shot/seed{seed}",
             run_eval(bank["train"], bank["test"], shots=10, seed=seed, encoder=enc),
         )
+        record(
+            f"hwu64/10-shot/seed{seed}",
+            run_eval(hwu["train"], hwu["test"], shots=10, seed=seed, encoder=enc),
+        )
 
     def mean(prefix: str, key: str) -> float:
         return statistics.fmean(runs[f"{prefix}/seed{s}"][key] for s in seeds)
@@ -159,6 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"| {_pct(runs[f'banking77/10-shot/seed{s}']['accuracy'])} |"
         for s in seeds
     )
+    base_rows = "\n".join(
+        f"| {key} | {_pct(r.get('top1'))} | {_pct(r['in_scope_accuracy'])} | {_pct(r.get('refused'))} "
+        f"| {_pct(r['baselines']['embedding_linear_svc'])} | {_pct(r['baselines']['tfidf_embedding_linear_svc'])} |"
+        for key, r in runs.items()
+        if "baselines" in r
+    )
     load = os.getloadavg()[0]
     cc, bc = runs["clinc150/cosine"], runs["banking77/cosine"]
     md = f"""## Accuracy
@@ -166,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 Command: `uv run --group bench python -m benchmarks.accuracy --data ../shared/data` (each row is also
 `synaptoroute eval --train ... [--val ...] --test ... [--oos-label oos] [--shots 10 --seed S] --json`).
 Bundled encoder (all-MiniLM-L6-v2 INT8), fit on train (+ val for CLINC150) only; test is never used to choose anything.
-Manifest: `{args.out}`.
+Manifest: `{Path(args.out).resolve().relative_to(REPO_ROOT) if Path(args.out).resolve().is_relative_to(REPO_ROOT) else args.out}`.
 
 | | CLINC150 accuracy (5,500 incl. 1,000 oos) | CLINC150 in-scope | CLINC150 oos recall | Banking77 accuracy |
 | --- | --- | --- | --- | --- |
@@ -190,6 +251,15 @@ Few-shot, 10 examples per label, mean of seeds {", ".join(map(str, seeds))}: CLI
 | seed | CLINC150 10-shot accuracy | in-scope | oos recall | Banking77 10-shot accuracy |
 | --- | --- | --- | --- | --- |
 {few_rows}
+
+The router beside two scikit-learn baselines trained on the same in-scope rows (in-scope test
+rows; the baselines never refuse, so compare them with the router's top-1 with refusal off):
+a LinearSVC on the bundled embeddings, and a LinearSVC (C=0.5) on TF-IDF word 1-2-grams + char
+2-5-grams + the embeddings. "accuracy" counts the router's refusals as errors.
+
+| run | router top-1 (refusal off) | router accuracy (refusals as errors) | in-scope refused | embedding LinearSVC | TF-IDF+embedding LinearSVC |
+| --- | --- | --- | --- | --- | --- |
+{base_rows}
 
 Fit time on CLINC150 ({c["n_train"]} train + {c["n_val"]} val examples), beyond embedding: {c["fit_seconds"]:.1f} s
 (embedding {c["embed_seconds"]:.1f} s); Banking77 ({b["n_train"]} examples): {b["fit_seconds"]:.1f} s.

@@ -60,6 +60,12 @@ class EvalReport:
         confused: the most frequent (true label, predicted label, count) mistakes.
         errors: the misrouted queries (at most ``max_errors``).
         examples: every query's outcome (kept for plots; left out of ``to_json``).
+        top1: share of in-scope queries whose top candidate is their label (refusal switched off).
+        refused: share of in-scope queries refused (sent to the fallback).
+        wrong_route: share of all queries sent to a route that is not theirs (in-scope queries
+            misrouted and out-of-scope queries routed: the costly mistake in an agent).
+        operating_point: the fitted refusal's operating point and the simulated frontier it was
+            chosen from (:attr:`FitSummary.operating_point`), when the caller records it.
     """
 
     n: int
@@ -73,6 +79,10 @@ class EvalReport:
     errors: list[EvalExample]
     out_of_scope_label: str | None = None
     examples: list[EvalExample] = field(default_factory=list, repr=False)
+    top1: float | None = None
+    refused: float | None = None
+    wrong_route: float | None = None
+    operating_point: dict[str, Any] | None = None
 
     @classmethod
     def from_examples(
@@ -122,6 +132,9 @@ class EvalReport:
         confusions = Counter((t, p) for t, p in zip(truth, pred, strict=True) if t != p)
         confused = [(t, p, c) for (t, p), c in confusions.most_common(top_confusions)]
         errors = [e for e, ok in zip(examples, correct, strict=True) if not ok][:max_errors]
+        top1 = sum(examples[i].top == truth[i] for i in in_idx) / len(in_idx) if in_idx else None
+        refused_in = sum(examples[i].predicted is None for i in in_idx) / len(in_idx) if in_idx else None
+        wrong = sum(e.predicted is not None and e.predicted != e.label for e in examples) / n
         return cls(
             n=n,
             accuracy=sum(correct) / n,
@@ -134,6 +147,9 @@ class EvalReport:
             errors=errors,
             out_of_scope_label=oos,
             examples=list(examples),
+            top1=top1,
+            refused=refused_in,
+            wrong_route=wrong,
         )
 
     # ------------------------------------------------------------------ output
@@ -147,6 +163,10 @@ class EvalReport:
             "oos_precision": self.oos_precision,
             "macro_f1": self.macro_f1,
             "out_of_scope_label": self.out_of_scope_label,
+            "top1": self.top1,
+            "refused": self.refused,
+            "wrong_route": self.wrong_route,
+            "operating_point": self.operating_point,
             "per_route": {k: asdict(v) for k, v in self.per_route.items()},
             "confused": [{"label": t, "predicted": p, "count": c} for t, p, c in self.confused],
             "errors": [asdict(e) for e in self.errors],
@@ -171,7 +191,12 @@ class EvalReport:
             f"in-scope accuracy  {pct(self.in_scope_accuracy)}",
             f"out-of-scope recall {pct(self.oos_recall)}  precision {pct(self.oos_precision)}",
             f"macro F1           {100 * self.macro_f1:.2f}",
+            f"in-scope refused   {pct(self.refused)}  top-1 with refusal off {pct(self.top1)}",
+            f"sent to a wrong route {pct(self.wrong_route)}",
         ]
+        if self.operating_point:
+            op = self.operating_point
+            lines.append(f"operating point    {op.get('point')} (refusal score {op.get('score')})")
         if self.confused:
             lines.append("most confused:")
             lines += [f"  {t} -> {p}: {c}" for t, p, c in self.confused[:5]]
@@ -260,10 +285,57 @@ class EvalReport:
                 "save_plots needs matplotlib: pip install 'synaptoroute-agents[plots]'"
             ) from exc
         chosen = self.operating_threshold() if threshold is None else float(threshold)
-        return {
+        figs = {
             "threshold_sweep": self._sweep_figure(plt, chosen, given=threshold is not None),
             "reliability": self._reliability_figure(plt),
         }
+        if self.operating_point and self.operating_point.get("frontier"):
+            figs["refusal_frontier"] = self._frontier_figure(plt, self.operating_point)
+        return figs
+
+    def _frontier_figure(self, plt: Any, op: dict[str, Any]) -> Any:
+        """The frontier the refusal's operating point was chosen from (simulated inside ``fit``),
+        the chosen point on it, and what this evaluation measured."""
+        from .fitting.oos import OPERATING_POINTS
+
+        pts = [(float(a), float(b)) for a, b in op["frontier"]]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot([a for a, _ in pts], [b for _, b in pts], "o-", label="simulated in fit (unseen routes)")
+        point = str(op.get("point"))
+        share = OPERATING_POINTS.get(point)
+        if share is None:
+            try:
+                share = float(point)
+            except ValueError:
+                share = None
+        if share is not None:
+            rec = float(np.interp(share, [a for a, _ in pts], [b for _, b in pts]))
+            ax.plot(
+                [share],
+                [rec],
+                marker="*",
+                markersize=14,
+                color="black",
+                linestyle="none",
+                label=f"chosen: {point} ({100 * share:g}% of in-scope refused)",
+            )
+        if self.refused is not None and self.oos_recall is not None:
+            ax.plot(
+                [self.refused],
+                [self.oos_recall],
+                marker="s",
+                color="tab:red",
+                linestyle="none",
+                label=f"this evaluation: refused {100 * self.refused:.1f}%, recall {100 * self.oos_recall:.1f}%",
+            )
+        ax.set_xlabel("share of in-scope queries refused")
+        ax.set_ylabel("out-of-scope recall")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        ax.set_title(f"Refusal frontier (score: {op.get('score')})")
+        fig.tight_layout()
+        return fig
 
     def _sweep_figure(self, plt: Any, chosen: float | None, *, given: bool) -> Any:
         """The threshold sweep, with the chosen threshold and the router's operating point."""
@@ -317,7 +389,9 @@ class EvalReport:
         return fig
 
     def save_plots(self, folder: str | os.PathLike[str], *, threshold: float | None = None) -> list[Path]:
-        """Draw the threshold sweep and a reliability diagram as PNG files (needs matplotlib).
+        """Draw the threshold sweep and a reliability diagram as PNG files (needs matplotlib);
+        with an :attr:`operating_point`, also ``refusal_frontier.png`` (the frontier it was
+        chosen from, the chosen point marked).
 
         The sweep marks the threshold (a dashed vertical line) and the router's operating point:
         its accuracy (circle) and out-of-scope recall (square) as evaluated, with the in-scope
@@ -365,6 +439,10 @@ def read_labelled(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
             raise RouteFileError(f"{p}:{n}: expected a JSON object with 'text' and 'label'") from None
         if not isinstance(text, str) or not isinstance(label, str):
             raise RouteFileError(f"{p}:{n}: 'text' and 'label' must be strings")
+        if not text.strip():
+            raise RouteFileError(f"{p}:{n}: the text is empty")
+        if not label.strip():
+            raise RouteFileError(f"{p}:{n}: the label is empty")
         texts.append(text)
         labels.append(label)
     if not texts:

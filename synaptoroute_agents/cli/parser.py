@@ -150,6 +150,19 @@ def _add_eval(sub: _Sub, parents: list[_Parser]) -> None:
         default=0.01,
         help="share of in-scope held-out queries the fitted threshold may refuse (default 0.01)",
     )
+    p.add_argument(
+        "--refusal",
+        default="balanced",
+        help="operating point of the refusal without out-of-scope examples: permissive (about 2%% "
+        "of in-scope queries refused), balanced (5%%, default), cautious (10%%) or a share",
+    )
+    p.add_argument(
+        "--holdout-routes",
+        type=float,
+        default=0.0,
+        help="remove this share of the labels (chosen by --seed) from training; their test rows "
+        "become out-of-scope queries",
+    )
 
 
 def _add_serve(sub: _Sub, parents: list[_Parser]) -> None:

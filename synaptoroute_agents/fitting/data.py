@@ -8,6 +8,7 @@ create. It embeds through a callable, so it needs no router.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,16 @@ import numpy as np
 from ..errors import InvalidInputError, InvalidTypeError, RouteNotFoundError
 from ..routes import Route, clean_text
 
-__all__ = ["FitData", "FitSummary", "LabelledSet", "PreparedFit", "labelled", "name_examples", "prepare_fit"]
+__all__ = [
+    "FitData",
+    "FitSummary",
+    "LabelledSet",
+    "PreparedFit",
+    "labelled",
+    "name_examples",
+    "prepare_fit",
+    "route_names_for",
+]
 
 #: Embeds cleaned texts: ``(unit embeddings, head features or None)``.
 EmbedFn = Callable[[Sequence[str]], tuple[np.ndarray, "np.ndarray | None"]]
@@ -36,6 +46,15 @@ class FitSummary:
     fit_seconds: float
     total_seconds: float
     settings: dict[str, Any]
+    route_names: dict[str, str] = field(default_factory=dict)
+    """Labels that were not valid route names, mapped to the route created for them."""
+
+    @property
+    def operating_point(self) -> dict[str, Any] | None:
+        """The refusal's chosen operating point, score, threshold and the simulated frontier
+        it was chosen from (``(in-scope refused, out-of-scope recall)`` pairs), or None."""
+        ref = self.settings.get("refusal")
+        return dict(ref) if isinstance(ref, dict) else None
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,8 @@ class FitData:
         abstain_quantile: without out-of-scope examples, the share of held-out in-scope queries
             the threshold may refuse.
         lexical: False fits on the embeddings alone even when texts are given.
+        refusal: the refusal's operating point: ``"permissive"``, ``"balanced"``, ``"cautious"``
+            or the share of in-scope queries it may refuse (see :mod:`~synaptoroute_agents.fitting.oos`).
         options: settings of a fitter other than the built-in one (plain data).
     """
 
@@ -89,6 +110,7 @@ class FitData:
     refusal_budget: float = 0.01
     abstain_quantile: float = 0.01
     lexical: bool = True
+    refusal: str | float = "balanced"
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -105,6 +127,7 @@ class PreparedFit:
     """:func:`prepare_fit`'s result: the data, the routes to create first, and counts."""
 
     data: FitData
+    route_names: dict[str, str]
     new_routes: list[Route]
     new_route_vectors: np.ndarray
     n_examples: int
@@ -158,6 +181,39 @@ def labelled(texts: Any, labels: Any, what: str) -> tuple[list[str], list[str]]:
     return [clean_text(t) for t in texts], list(labels)
 
 
+def route_names_for(labels: Sequence[str], taken: Sequence[str] = ()) -> dict[str, str]:
+    """A valid, unique route name for every label (labels may hold spaces, '?', '#', any text).
+
+    A label that is already a valid name keeps it; another becomes its words joined by ``_``
+    (``reverted_card_payment?`` -> ``reverted_card_payment``, ``atis_flight#atis_airfare`` ->
+    ``atis_flight_atis_airfare``), with a short hash of the label when that name is taken.
+    """
+    from ..errors import InvalidRouteError
+    from ..routes import validate_route_name
+
+    out: dict[str, str] = {}
+    uniq = sorted(set(labels))
+    used: set[str] = set(taken)
+    for lab in uniq:
+        try:
+            validate_route_name(lab)
+            out[lab] = lab
+            used.add(lab)
+        except InvalidRouteError:
+            pass
+    for lab in uniq:
+        if lab in out:
+            continue
+        name = re.sub(r"[^\w.:\-]+", "_", lab).strip("_.:-")[:100] or "label"
+        if not re.match(r"\w", name):
+            name = "l_" + name
+        if name in used:
+            name = f"{name[:90]}_{hashlib.sha1(lab.encode()).hexdigest()[:8]}"
+        used.add(name)
+        out[lab] = name
+    return out
+
+
 def _not_routes(unknown: list[str]) -> Exception:
     if len(unknown) == 1:
         return RouteNotFoundError(unknown[0])
@@ -207,6 +263,7 @@ def prepare_fit(
     with_name_examples: bool = True,
     seed: int = 0,
     refusal_budget: float = 0.01,
+    refusal: str | float = "balanced",
     options: Mapping[str, Any] | None = None,
 ) -> PreparedFit:
     """Check and embed the arguments of ``SemanticRouter.fit`` (see there).
@@ -230,9 +287,19 @@ def prepare_fit(
         or not 0.0 <= refusal_budget <= 1.0
     ):
         raise InvalidInputError("refusal_budget must be a number in [0, 1]")
+    from .oos import check_refusal
+
+    check_refusal(refusal)
     in_labels = sorted({lab for lab in labs if lab != oos})
     if not in_labels:
         raise InvalidInputError("fit needs examples of at least one route")
+    names: dict[str, str] = {}
+    if create_routes:  # labels as users write them: each becomes a valid route name
+        names = route_names_for([lab for lab in in_labels if lab not in routes], list(routes))
+        names = {lab: n for lab, n in names.items() if n != lab}
+        if names:
+            labs = [names.get(lab, lab) for lab in labs]
+            in_labels = sorted({lab for lab in labs if lab != oos})
     unknown = [lab for lab in in_labels if lab not in routes]
     if unknown and not create_routes:
         raise _not_routes(unknown)
@@ -245,6 +312,7 @@ def prepare_fit(
         if not isinstance(validation, tuple | list) or len(validation) != 2:
             raise InvalidTypeError("validation must be a (texts, labels) pair")
         v_texts, labs_val = labelled(validation[0], validation[1], "validation texts")
+        labs_val = [names.get(lab, lab) for lab in labs_val]
         t0 = time.perf_counter()
         X_val, H_val = embed(v_texts)
         embed_seconds += time.perf_counter() - t0
@@ -264,10 +332,12 @@ def prepare_fit(
         features=features,
         seed=seed,
         refusal_budget=float(refusal_budget),
+        refusal=refusal,
         options=dict(options or {}),
     )
     return PreparedFit(
         data=data,
+        route_names=names,
         new_routes=new_routes,
         new_route_vectors=new_vectors,
         n_examples=len(clean),

@@ -12,7 +12,7 @@ import io
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +23,7 @@ from ..routes import Reason
 from ..scoring.base import Decision, Neighbors, QueryBatch
 from .lexicon import Lexicon
 from .numerics import design_logits, softmax
+from .oos import Refusal, RefusalModel, check_refusal
 
 __all__ = ["KIND", "REJECT", "FittedPolicy"]
 
@@ -34,8 +35,8 @@ KIND = "fitted"
 REJECT = "\x00out_of_scope"
 
 _FORMAT = "synaptoroute-policy"
-_VERSION = 3
-_READABLE = (1, 2, 3)  # version 1: embeddings only, no lexicon; version 2: no head features
+_VERSION = 4
+_READABLE = (1, 2, 3, 4)  # 1: embeddings only, no lexicon; 2: no head features; 3: no refusal score
 
 
 @dataclass
@@ -53,17 +54,72 @@ class FittedPolicy:
     lexicon: Lexicon | None = None  # lexical features of the query text (None: embeddings only)
     scale: float = 1.0  # weight of the embedding block against the unit-norm lexical block
     features: str | None = None  # the encoder's head features the head reads (None: the embeddings)
+    refusal: Refusal | None = None  # whether any route fits (None: the head's threshold alone)
 
     kind: ClassVar[str] = KIND
 
     def __post_init__(self) -> None:
         self._col = {r: i for i, r in enumerate(self.routes)}
 
+    def with_operating_point(self, refusal: str | float) -> FittedPolicy:
+        """The same policy refusing at another operating point (no refit: every point's
+        threshold was computed by ``fit``; a share not computed there is interpolated on the
+        simulated in-scope scores' quantiles it kept).
+
+        Raises:
+            InvalidInputError: an unknown operating point.
+        """
+        share = check_refusal(refusal)
+        if self.refusal is None:
+            return self
+        key = refusal if isinstance(refusal, str) else f"{share:g}"
+        thresholds = dict(self.refusal.thresholds)
+        if key not in thresholds:
+            thresholds[key] = self.refusal.interpolate(share)
+        settings = dict(self.settings)
+        settings["refusal"] = {  # the rest (score, frontier) stays as fitted
+            **dict(settings.get("refusal", {})),
+            "point": key,
+            "threshold": round(thresholds[key], 4),
+        }
+        return replace(
+            self, refusal=replace(self.refusal, thresholds=thresholds, point=key), settings=settings
+        )
+
+    def refusal_values(
+        self,
+        Q: np.ndarray,
+        neighbors: Neighbors,
+        live: Mapping[str, float | None],
+        head: np.ndarray,
+        energy: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The refusal score of each query (higher: more in scope); needs :attr:`refusal`.
+
+        ``head`` is each query's top blended probability (its decision's best score),
+        ``energy`` the log-sum-exp of its head logits (:func:`.numerics.logsumexp`).
+        """
+        assert self.refusal is not None
+        m = max((len(p) for p in neighbors), default=0)
+        S = np.full((len(Q), max(m, 1)), -np.inf)
+        for i, pairs in enumerate(neighbors):
+            sims = [s for n, s in pairs if n in live]
+            S[i, : len(sims)] = sims
+        mask = np.array([r in live for r in self.routes], bool)
+        return self.refusal.values(np.asarray(Q, dtype=np.float64), S, head, mask, energy)
+
     # -- scoring
     def head_probs(
         self, Q: np.ndarray, texts: Sequence[str] | None = None, features: np.ndarray | None = None
     ) -> np.ndarray:
-        """Calibrated head probabilities ``(b, k)`` (reject class last when present).
+        """Calibrated head probabilities ``(b, k)`` (reject class last when present); see
+        :meth:`head_logits`."""
+        return softmax(self.head_logits(Q, texts, features))
+
+    def head_logits(
+        self, Q: np.ndarray, texts: Sequence[str] | None = None, features: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The head's logits divided by its temperature, ``(b, k)`` (float64).
 
         ``features`` are the encoder's head features of the queries (when the head was fitted on
         them); without them the head reads the embeddings ``Q`` in their place, and without
@@ -85,7 +141,7 @@ class FittedPolicy:
         except Exception as exc:  # onnxruntime failing on this input: NumPy answers
             log.warning("the head's product failed in onnxruntime (%s); using NumPy", exc)
             Z = design_logits(Q, F, self.weights, self.scale)
-        return softmax(np.asarray(Z, dtype=np.float64) / self.temperature)
+        return np.asarray(Z, dtype=np.float64) / self.temperature
 
     def decide(
         self,
@@ -99,8 +155,19 @@ class FittedPolicy:
         The head reads the queries' texts (lexical features) and head features when the batch
         carries them (see :meth:`head_probs`).
         """
-        P = self.head_probs(np.asarray(queries.embeddings, dtype=np.float32), queries.texts, queries.features)
-        return [self._decide_one(P[qi], pairs, live_routes, top_k) for qi, pairs in enumerate(neighbors)]
+        Q = np.asarray(queries.embeddings, dtype=np.float32)
+        Z = self.head_logits(Q, queries.texts, queries.features)
+        P = softmax(Z)
+        out = [self._decide_one(P[qi], pairs, live_routes, top_k) for qi, pairs in enumerate(neighbors)]
+        if self.refusal is None:
+            return out
+        head = np.array([d.ranked[0][1] if d.ranked else 0.0 for d in out])
+        refuse = self.refusal_values(Q, neighbors, live_routes, head) < self.refusal.threshold
+        for qi, d in enumerate(out):
+            # a route added after the fit has no refusal score yet: its own threshold decides
+            if refuse[qi] and d.chosen is not None and d.chosen in self._col:
+                out[qi] = Decision(d.ranked, None, Reason.OUT_OF_SCOPE)
+        return out
 
     def _decide_one(
         self,
@@ -167,6 +234,10 @@ class FittedPolicy:
             "features": self.features,
         }
         arrays: dict[str, np.ndarray] = {"weights": self.weights}
+        if self.refusal is not None:
+            header["refusal"] = self.refusal.header()
+            m = self.refusal.model
+            arrays["refusal_centroids"] = m.centroids
         if self.lexicon is not None:
             lex_header, lex_arrays = self.lexicon.to_state()
             header["lexicon"] = lex_header
@@ -192,6 +263,14 @@ class FittedPolicy:
                     if "lexicon" in header
                     else None
                 )
+                refusal = (
+                    Refusal.from_header(
+                        header["refusal"],
+                        RefusalModel(np.array(z["refusal_centroids"], dtype=np.float32)),
+                    )
+                    if "refusal" in header and header.get("version", 0) >= 4
+                    else None
+                )
         except Exception as exc:
             raise NotFittedError(f"the stored fitted state cannot be read: {exc}") from exc
         if header.get("format") != _FORMAT or header.get("version") not in _READABLE:
@@ -208,4 +287,5 @@ class FittedPolicy:
             lexicon=lexicon,
             scale=float(header.get("scale", 1.0)),
             features=header.get("features"),
+            refusal=refusal,
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["design_logits", "fit_softmax", "lbfgs", "neighbours", "softmax", "vote"]
+__all__ = ["design_logits", "fit_softmax", "lbfgs", "logsumexp", "neighbours", "softmax", "vote"]
 
 #: ``matmul(a, b)``: a dense product computed elsewhere (e.g. in onnxruntime).
 MatMul = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -25,6 +25,12 @@ def softmax(z: np.ndarray) -> np.ndarray:
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z
+
+
+def logsumexp(z: np.ndarray) -> np.ndarray:
+    """``log(sum(exp(z)))`` of each row (the head's *energy* when ``z`` are its logits)."""
+    m = z.max(axis=1)
+    return np.asarray(m + np.log(np.exp(z - m[:, None]).sum(axis=1)), dtype=np.float64)
 
 
 def design_logits(

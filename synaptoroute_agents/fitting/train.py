@@ -22,6 +22,15 @@ from .data import FitData, LabelledSet
 from .head import REJECT, FittedPolicy
 from .lexicon import Lexicon
 from .numerics import design_logits, fit_softmax, neighbours, softmax, vote
+from .oos import (
+    DEFAULT_POINT,
+    Refusal,
+    RefusalModel,
+    centroids,
+    check_refusal,
+    choose_refusal,
+    neighbour_scores,
+)
 
 __all__ = ["fit", "fit_policy"]
 
@@ -52,6 +61,7 @@ def fit_policy(
     H: np.ndarray | None = None,
     H_val: np.ndarray | None = None,
     features: str | None = None,
+    refusal: str | float = DEFAULT_POINT,
 ) -> FittedPolicy:
     """Fit a :class:`FittedPolicy` on unit embeddings ``X`` labelled with route names.
 
@@ -74,6 +84,7 @@ def fit_policy(
             :meth:`~synaptoroute_agents.encoders.bundled.BundledEncoder.embed_with_features`):
             the head reads them instead of ``X``; the neighbour vote always uses ``X``.
         features: the id of those features, kept with the policy.
+        refusal: the operating point of the refusal (see :mod:`.oos`).
     """
     if H_val is not None and H is None:
         raise InvalidInputError("head features need H (and H_val with X_val) and their id")
@@ -95,6 +106,7 @@ def fit_policy(
         refusal_budget=refusal_budget,
         abstain_quantile=abstain_quantile,
         lexical=lexical,
+        refusal=refusal,
     )
     return fit(data)
 
@@ -167,6 +179,7 @@ class _Held:
     nb_sim: np.ndarray
     y: np.ndarray
     path: dict[tuple[bool, float], np.ndarray]  # the last fold's weights, per (lexical, l2)
+    centroid: np.ndarray  # cosine to the nearest centroid of the fold's training routes
 
 
 def _fit(data: FitData) -> FittedPolicy:
@@ -176,6 +189,15 @@ def _fit(data: FitData) -> FittedPolicy:
         raise InvalidInputError("fit needs examples of at least one route")
     all_labels = train.labels + (val.labels if val is not None else [])
     n_oos = sum(1 for lab in all_labels if data.oos_label is not None and lab == data.oos_label)
+    if val is None:
+        counts: dict[str, int] = {}
+        for lab in train.labels:
+            counts[lab] = counts.get(lab, 0) + 1
+        if all(counts[r] < 2 for r in routes):
+            raise InvalidInputError(
+                "fit chooses its settings on held-out examples and needs two examples of at least "
+                f"one route (or a validation set); every label has one: {routes[:10]}"
+            )
     prob = _Problem(routes, n_oos >= 10, data.oos_label)
     rows = _rows(data, prob)
     folds = _folds(data, prob, rows)
@@ -186,7 +208,10 @@ def _fit(data: FitData) -> FittedPolicy:
         rows.lexicon, rows.F, rows.Fv, rows.scale = None, None, None, 1.0
     Ph = softmax(held.logits[(use_lex, lam)] / temp)
     acc, alpha, tau = _choose_blend(held, Ph, prob)
-    threshold = _choose_threshold(held, Ph, prob, alpha, tau, data)
+    refusal = (
+        None if prob.reject else _fit_refusal(data, prob, rows, held, Ph, (use_lex, lam, temp, alpha, tau))
+    )
+    threshold = _choose_threshold(held, Ph, prob, alpha, tau, data, refusal is not None)
     W = _refit(rows, folds, val is not None, prob, lam, held.path[(use_lex, lam)])
     settings = {
         "l2": lam,
@@ -204,10 +229,99 @@ def _fit(data: FitData) -> FittedPolicy:
             for v in variants
         },
     }
+    if refusal is not None:
+        settings["refusal"] = {
+            "score": refusal.score,
+            "point": refusal.point,
+            "threshold": round(refusal.threshold, 4),
+            "simulated_auroc": refusal.auroc,
+            "frontier": [list(p) for p in refusal.frontier],
+            "candidates": refusal.candidates,
+        }
     log.info("fitted policy: %s", settings)
     return FittedPolicy(
-        routes, W, temp, alpha, tau, threshold, prob.reject, settings, rows.lexicon, rows.scale, data.features
+        routes,
+        W,
+        temp,
+        alpha,
+        tau,
+        threshold,
+        prob.reject,
+        settings,
+        rows.lexicon,
+        rows.scale,
+        data.features,
+        refusal,
     )
+
+
+def _fit_refusal(
+    data: FitData,
+    prob: _Problem,
+    rows: _Rows,
+    held: _Held,
+    Ph: np.ndarray,
+    chosen: tuple[bool, float, float, float, float],
+) -> Refusal | None:
+    """The refusal score and thresholds (see :mod:`.oos`).
+
+    In-scope queries are the held-out rows (scored by heads and neighbours that never saw
+    them); out-of-scope queries are simulated: the routes are split into folds, and a fold's
+    examples are scored by a head fitted without its routes and against the other routes'
+    examples only. Out-of-scope examples (too few for a reject class) join them.
+    """
+    point = data.refusal if isinstance(data.refusal, str) else f"{check_refusal(data.refusal):g}"
+    check_refusal(data.refusal)
+    use_lex, lam, temp, alpha, tau = chosen
+    n_routes, yh = prob.n_routes, held.y
+    route_rows = rows.y < n_routes
+    counts = np.bincount(rows.y[route_rows], minlength=n_routes)
+    usable = np.flatnonzero(counts >= 1)
+    ins = yh < n_routes
+    if len(usable) < 3 or not ins.any():
+        # with two routes a held-out route is scored against one route alone: nothing to learn
+        return None
+    V = vote(held.nb_idx, held.nb_sim, np.isfinite(held.nb_sim), prob.k, tau)
+    B = (1 - alpha) * Ph[:, :n_routes] + alpha * V[:, :n_routes]
+    pos = neighbour_scores(held.nb_sim[ins])
+    pos["centroid"] = held.centroid[ins]
+    pos["head"] = B[ins].max(axis=1)
+    neg_parts: list[dict[str, np.ndarray]] = []
+    rng = np.random.default_rng(data.seed)
+    k = int(min(5, len(usable)))
+    fold_of = np.full(n_routes + 1, -1)
+    fold_of[rng.permutation(usable)] = np.arange(len(usable)) % k
+    fold_of[n_routes] = 0  # out-of-scope rows (no reject class) are unseen queries in one fold
+    F = rows.F if use_lex else None
+    scale = rows.scale if use_lex else 1.0
+    for f in range(k):
+        kept = route_rows & (fold_of[rows.y] != f)
+        unseen = fold_of[rows.y] == f
+        kept_routes = np.unique(rows.y[kept])
+        remap = np.full(prob.k, -1)
+        remap[kept_routes] = np.arange(len(kept_routes))
+        yk = remap[rows.y[kept]]
+        W = fit_softmax(
+            rows.Xh[kept],
+            yk,
+            len(kept_routes),
+            lam,
+            maxiter=150,
+            F=None if F is None else F[kept],
+            scale=scale,
+        )
+        Zu = design_logits(rows.Xh[unseen], None if F is None else F[unseen], W, scale) / temp
+        P = softmax(Zu.copy())
+        ni, ns = neighbours(rows.X[unseen], rows.X[kept], yk, _NEIGHBOURS)
+        Vu = vote(ni, ns, np.isfinite(ns), len(kept_routes), tau)
+        part = neighbour_scores(ns)
+        part["head"] = ((1 - alpha) * P + alpha * Vu).max(axis=1)
+        C = centroids(rows.X[kept], yk, len(kept_routes))
+        part["centroid"] = (rows.X[unseen] @ C.T).max(axis=1).astype(np.float64)
+        neg_parts.append(part)
+    neg = {name: np.concatenate([p[name] for p in neg_parts]) for name in pos}
+    model = RefusalModel(centroids(rows.X[route_rows], rows.y[route_rows], n_routes))
+    return choose_refusal(pos, neg, model, point)
 
 
 def _rows(data: FitData, prob: _Problem) -> _Rows:
@@ -248,11 +362,15 @@ def _splits(y: np.ndarray, seed: int, n_routes: int) -> list[tuple[np.ndarray, n
         use = 1
     else:
         routes_counts = counts[:n_routes]
-        folds = int(min(5, max(2, routes_counts[routes_counts > 0].min())))
+        several = routes_counts[routes_counts > 1]
+        folds = int(min(5, max(2, several.min()))) if len(several) else 2
         use = folds
     fold_of = np.empty(n, np.int64)
     for c in np.flatnonzero(counts):
         idx = np.flatnonzero(y == c)
+        if len(idx) == 1 and c < n_routes:
+            fold_of[idx] = -1  # a route's only example always trains (it cannot be held out)
+            continue
         rng.shuffle(idx)
         fold_of[idx] = (np.arange(len(idx)) + rng.integers(folds)) % folds
     return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(use)]
@@ -286,6 +404,7 @@ def _held_out_path(folds: list[_Fold], variants: list[bool], prob: _Problem, sca
     logits: dict[tuple[bool, float], list[np.ndarray]] = {(v, lam): [] for v in variants for lam in _LAMBDAS}
     nb_idx: list[np.ndarray] = []
     nb_sim: list[np.ndarray] = []
+    cent: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     path: dict[tuple[bool, float], np.ndarray] = {}
     for fold in folds:
@@ -305,6 +424,8 @@ def _held_out_path(folds: list[_Fold], variants: list[bool], prob: _Problem, sca
         ni, ns = neighbours(fold.Xb, fold.Xa[route_rows], fold.ya[route_rows], _NEIGHBOURS)
         nb_idx.append(ni)
         nb_sim.append(ns)
+        C = centroids(fold.Xa[route_rows], fold.ya[route_rows], prob.n_routes)
+        cent.append((fold.Xb @ C.T).max(axis=1).astype(np.float64))
         ys.append(fold.yb)
     return _Held(
         {key: np.concatenate(ls) for key, ls in logits.items()},
@@ -312,6 +433,7 @@ def _held_out_path(folds: list[_Fold], variants: list[bool], prob: _Problem, sca
         np.concatenate(nb_sim),
         np.concatenate(ys),
         path,
+        np.concatenate(cent),
     )
 
 
@@ -365,7 +487,7 @@ def _choose_blend(held: _Held, Ph: np.ndarray, prob: _Problem) -> tuple[float, f
 
 
 def _choose_threshold(
-    held: _Held, Ph: np.ndarray, prob: _Problem, alpha: float, tau: float, data: FitData
+    held: _Held, Ph: np.ndarray, prob: _Problem, alpha: float, tau: float, data: FitData, refusing: bool
 ) -> float:
     """The threshold on the blended top probability.
 
@@ -380,6 +502,12 @@ def _choose_threshold(
     pred = B.argmax(axis=1)
     rejected = (1 - alpha) * Ph[:, n_routes] > top if prob.reject else np.zeros(len(yh), bool)
     is_oos = ~in_scope
+    if refusing:  # the refusal score (which may read the head's probability) decides alone
+        return 0.0
+    if in_scope.sum() < 10:
+        # a threshold read off fewer than ten held-out queries (their top probabilities are often
+        # all within 1e-4 of 1) refused every new query alike: refuse nothing by probability
+        return 0.0
     if not is_oos.any():
         return float(np.quantile(top[in_scope], data.abstain_quantile)) if in_scope.any() else 0.0
     right = (pred == yh) & in_scope & ~rejected
@@ -389,7 +517,10 @@ def _choose_threshold(
     # a budget cannot be finer than one held-out query: with fewer than 1/budget of them,
     # one refusal is allowed (else a few out-of-scope examples would switch refusing off)
     budget = data.refusal_budget
-    allowed = max(budget, 1.0 / max(1, in_scope.sum())) if budget > 0 else 0.0
+    # (from ten held-out in-scope queries up: below that one refusal would be a tenth or more of
+    # them, and a threshold chosen on so few refused everything alike)
+    n_in = int(in_scope.sum())
+    allowed = max(budget, 1.0 / n_in) if budget > 0 and n_in >= 10 else budget
     for t in cands:
         ok_in = (right & (top >= t)).sum() / max(1, in_scope.sum())
         if base_right - ok_in > allowed:

@@ -279,6 +279,7 @@ class SemanticRouter:
         seed: int = 0,
         name_examples: bool = True,
         refusal_budget: float = 0.01,
+        refusal: str | float = "balanced",
         policy: str = DEFAULT_KIND,
         options: Mapping[str, Any] | None = None,
     ) -> FitSummary:
@@ -305,6 +306,12 @@ class SemanticRouter:
                 (beyond those the head gets wrong anyway) the fitted threshold may refuse to
                 catch more out-of-scope ones. Lower keeps more in-scope answers, higher sends
                 more doubtful queries to the abstention branch.
+            refusal: without (enough) out-of-scope examples, the operating point of the
+                refusal: ``"permissive"`` (refuses about 2% of in-scope queries),
+                ``"balanced"`` (5%), ``"cautious"`` (10%) or a share in [0, 0.5]. Which score
+                decides and its threshold are chosen by simulating unseen routes (docs/fitting.md).
+                Labels that are not valid route names (``card_payment?``) become valid ones
+                with ``create_routes``; :attr:`FitSummary.route_names` lists them.
             policy: the registered kind of policy to fit (see
                 :func:`~synaptoroute_agents.scoring.register_policy`); ``"fitted"`` is the
                 built-in head.
@@ -340,6 +347,7 @@ class SemanticRouter:
             with_name_examples=name_examples,
             seed=seed,
             refusal_budget=refusal_budget,
+            refusal=refusal,
             options=options,
         )
         if prepared.new_routes:
@@ -359,6 +367,7 @@ class SemanticRouter:
             fit_seconds=fit_seconds,
             total_seconds=time.perf_counter() - t_all,
             settings=dict(fitted.settings),
+            route_names=prepared.route_names,
         )
 
     def unfit(self) -> None:
