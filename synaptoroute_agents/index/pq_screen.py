@@ -29,6 +29,7 @@ import faiss
 import numpy as np
 
 from .exact import float_top_k
+from .stages import faster_than_float
 
 __all__ = ["PqScreen", "build_pq_screen", "CANDIDATES"]
 
@@ -134,18 +135,10 @@ def build_pq_screen(vecs: np.ndarray, *, calibrate: bool = True, **options: Any)
     except Exception as exc:  # a Faiss without fast-scan PQ, or any build failure
         log.warning("the product-quantized screen is unavailable (%s)", exc)
         return None
-    if calibrate:
-        t_pq = min(_timed(lambda: [screen.search(p[None, :], 32, None) for p in probe]) for _ in range(3))
-        t_float = min(
-            _timed(lambda: [float_top_k(p[None, :], vecs, None, 32) for p in probe]) for _ in range(3)
-        )
-        if t_pq >= t_float:
-            log.info("the PQ screen (%.2f ms) is not faster than float32 (%.2f ms)", t_pq / 16, t_float / 16)
-            return None
+    if calibrate and not faster_than_float(
+        "product-quantized",
+        lambda: [screen.search(p[None, :], 32, None) for p in probe],
+        lambda: [float_top_k(p[None, :], vecs, None, 32) for p in probe],
+    ):
+        return None
     return screen
-
-
-def _timed(fn: Any) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1e3

@@ -55,6 +55,7 @@ from .onnxproto import (
     tensor,
     value_info,
 )
+from .stages import faster_than_float
 
 __all__ = ["Int8Screen", "build_screen", "screen_model"]
 
@@ -358,16 +359,8 @@ def build_screen(vecs: np.ndarray, *, calibrate: bool = True, **options: Any) ->
     except Exception as exc:  # an onnxruntime without the operators, or any build failure
         log.warning("the INT8 screen is unavailable (%s); using float32 search", exc)
         return None
-    if calibrate:
-        t_int8 = min(_timed(lambda: screen.search(probe, 8, None)) for _ in range(3))
-        t_float = min(_timed(lambda: probe @ vecs.T) for _ in range(3))
-        if t_int8 >= t_float:
-            log.info("the INT8 screen (%.1f ms) is not faster than float32 (%.1f ms)", t_int8, t_float)
-            return None
+    if calibrate and not faster_than_float(
+        "INT8", lambda: screen.search(probe, 8, None), lambda: probe @ vecs.T
+    ):
+        return None
     return screen
-
-
-def _timed(fn: Any) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1e3

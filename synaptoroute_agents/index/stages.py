@@ -12,11 +12,16 @@ re-scores its candidates exactly, plus a builder the index calls in
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Screen"]
+__all__ = ["Screen", "faster_than_float"]
+
+log = logging.getLogger(__name__)
 
 
 class Screen(Protocol):
@@ -33,3 +38,25 @@ class Screen(Protocol):
         """Exact top-``k`` ``(scores, rows)`` ``(b, k)`` for each query, best first, ties by the
         lower row; missing slots ``-inf`` and ``-1``. ``dead`` masks rows that must not appear."""
         ...
+
+
+def _best_ms(run: Callable[[], Any], rounds: int = 3) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        run()
+        best = min(best, (time.perf_counter() - t0) * 1e3)
+    return best
+
+
+def faster_than_float(name: str, stage: Callable[[], Any], scan: Callable[[], Any]) -> bool:
+    """Whether a freshly built screen answers its probe queries faster than a float32 scan does.
+
+    Each is timed three times on this machine and the best time counts: a screen that does not pay
+    for itself here is not used (the index keeps scanning in float32).
+    """
+    t_stage, t_float = _best_ms(stage), _best_ms(scan)
+    if t_stage < t_float:
+        return True
+    log.info("the %s screen (%.2f ms) is not faster than float32 (%.2f ms)", name, t_stage, t_float)
+    return False
