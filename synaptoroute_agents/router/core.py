@@ -104,14 +104,9 @@ class SemanticRouter:
             raise InvalidInputError("ambiguity_margin must be a number in [0, 2]")
         if on_encoder_mismatch not in ("reembed", "error"):
             raise InvalidInputError("on_encoder_mismatch must be 'reembed' or 'error'")
-        if encoder is not None and not isinstance(encoder, str | Encoder):
-            raise InvalidTypeError(
-                "encoder must be a name such as 'bundled-int8' or implement the Encoder protocol"
-                " (model_id, dim, embed)"
-            )
         from ..encoders.registry import resolve_encoder
 
-        encoder = resolve_encoder(encoder)
+        encoder = resolve_encoder(encoder)  # a name, an Encoder or None; anything else: InvalidTypeError
         self.encoder: Encoder = encoder
         self.neighbors = max(1, int(neighbors))
         self.cosine_policy = CosinePolicy(threshold_value, float(ambiguity_margin))

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..index import VectorIndex
-from ..routes import Evidence, Reason, RouteCandidate, RouteMatch
+from ..routes import Evidence, Reason, RouteCandidate, RouteMatch, validate_positive_int
 from ..scoring import QueryBatch, ScoringPolicy
 from .tables import IdTables
 
@@ -26,10 +26,7 @@ MAX_TOP_K = 1000
 
 def check_top_k(top_k: Any) -> None:
     """Raise :class:`InvalidInputError` unless ``top_k`` is an int in ``[1, MAX_TOP_K]``."""
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise InvalidInputError(f"top_k must be a positive integer (at most {MAX_TOP_K}), got {top_k!r}")
-    if top_k > MAX_TOP_K:
-        raise InvalidInputError(f"top_k must be at most {MAX_TOP_K}, got {top_k}")
+    validate_positive_int(top_k, "top_k", maximum=MAX_TOP_K)
 
 
 def empty_match() -> RouteMatch:

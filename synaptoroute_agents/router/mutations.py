@@ -63,22 +63,18 @@ def upsert(router: SemanticRouter, route: Route) -> bool:
     """See :meth:`SemanticRouter.upsert`."""
     router._check_open()
     route = router._as_route(route)
+    exists = route.name in router._tables.routes
     for _attempt in range(3):
-        if route.name in router._tables.routes:
-            try:
+        try:
+            if exists:
                 router.update(route)
                 return False
-            except RouteNotFoundError:  # deleted elsewhere since we last looked
-                router._tables.routes.pop(route.name, None)
-        try:
             router.add(route)
             return True
+        except RouteNotFoundError:  # deleted elsewhere since we last looked
+            exists = False
         except DuplicateRouteError:  # added elsewhere since we last looked
-            try:
-                router.update(route)
-                return False
-            except RouteNotFoundError:
-                continue
+            exists = True
     raise StoreError(f"route {route.name!r} kept changing concurrently; try again")
 
 
@@ -90,10 +86,11 @@ def add_many(router: SemanticRouter, routes: Iterable[Route], *, replace: bool =
     if len(set(names)) != len(names):
         raise InvalidInputError("route names must be unique")
     if replace:
-        existing = [r for r in items if r.name in router._tables.routes]
-        for route in existing:
-            router.upsert(route)
-        items = [r for r in items if r.name not in {e.name for e in existing}]
+        existing = {r.name for r in items if r.name in router._tables.routes}
+        for route in items:
+            if route.name in existing:
+                router.upsert(route)
+        items = [r for r in items if r.name not in existing]
     if not items:
         return
     flat = [t for r in items for t in r.utterances]
