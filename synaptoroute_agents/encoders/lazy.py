@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from ..errors import InvalidTypeError
 from .base import Encoder
-from .registry import resolve_encoder
+from .registry import check_encoder_type, resolve_encoder
 
 __all__ = ["LazyEncoder"]
 
@@ -30,8 +29,7 @@ class LazyEncoder:
     """
 
     def __init__(self, encoder: Encoder | str | None = None) -> None:
-        if encoder is not None and not isinstance(encoder, str | Encoder):
-            raise InvalidTypeError("encoder must implement the Encoder protocol (model_id, dim, embed)")
+        check_encoder_type(encoder)
         self._spec: str | None = encoder if isinstance(encoder, str) else None
         self._encoder: Encoder | None = encoder if isinstance(encoder, Encoder) else None
         self._lock = threading.Lock()

@@ -20,7 +20,14 @@ from collections.abc import Callable
 from ..errors import InvalidInputError, InvalidTypeError
 from .base import Encoder
 
-__all__ = ["EncoderFactory", "check_encoder_name", "encoder_names", "register_encoder", "resolve_encoder"]
+__all__ = [
+    "EncoderFactory",
+    "check_encoder_name",
+    "check_encoder_type",
+    "encoder_names",
+    "register_encoder",
+    "resolve_encoder",
+]
 
 #: Builds an encoder from the part of its name after the first ``:`` (None when absent).
 EncoderFactory = Callable[[str | None], Encoder]
@@ -50,6 +57,18 @@ def encoder_names() -> list[str]:
         return sorted(_FACTORIES)
 
 
+def check_encoder_type(spec: object) -> None:
+    """Raise :class:`InvalidTypeError` unless ``spec`` is None, a name or an :class:`Encoder`.
+
+    Names are not looked up here (see :func:`check_encoder_name`), so nothing is built.
+    """
+    if spec is not None and not isinstance(spec, str | Encoder):
+        raise InvalidTypeError(
+            "encoder must be a name such as 'bundled-int8' or implement the Encoder protocol"
+            f" (model_id, dim, embed), not {type(spec).__name__}"
+        )
+
+
 def check_encoder_name(spec: str) -> str:
     """``spec`` when its kind is registered, without building the encoder (which may load a model).
 
@@ -71,16 +90,13 @@ def resolve_encoder(spec: str | Encoder | None) -> Encoder:
     Raises :class:`InvalidInputError` for an unknown name (the message lists the known ones) and
     :class:`InvalidTypeError` for anything that is neither a name nor an :class:`Encoder`.
     """
-    if spec is None:
-        spec = "bundled"
-    if isinstance(spec, str):
-        kind, sep, arg = check_encoder_name(spec).strip().partition(":")
-        with _LOCK:
-            factory = _FACTORIES[kind]
-        return factory(arg if sep else None)
+    check_encoder_type(spec)
     if isinstance(spec, Encoder):
         return spec
-    raise InvalidTypeError(f"encoder must be a name or an Encoder, got {type(spec).__name__}")
+    kind, sep, arg = check_encoder_name(spec or "bundled").strip().partition(":")
+    with _LOCK:
+        factory = _FACTORIES[kind]
+    return factory(arg if sep else None)
 
 
 def _no_argument(kind: str, arg: str | None) -> None:

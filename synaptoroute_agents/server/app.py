@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, TypeVar
@@ -27,7 +26,6 @@ from ..encoders import Encoder
 from ..errors import (
     DuplicateRouteError,
     InvalidInputError,
-    InvalidTypeError,
     RouteNotFoundError,
     RouterClosedError,
     RouterOverloadedError,
@@ -36,7 +34,7 @@ from ..errors import (
 )
 from ..router import SemanticRouter
 from ..routes import Route
-from ..sync import DEFAULT_CHANNEL, check_poll_interval
+from ..sync import DEFAULT_CHANNEL
 from .guard import DOCS_ASSETS_URL, Auth, AuthError, Guard
 from .models import (
     MATCH_EXAMPLES,
@@ -63,7 +61,6 @@ from .state import (
     RETRY_AFTER_SECONDS,
     NotReady,
     ServerState,
-    resolve_api_key,
 )
 
 __all__ = ["create_app"]
@@ -183,9 +180,7 @@ def create_app(
             with ``router`` (or twice, also in ``router_options``).
         InvalidTypeError: ``encoder`` is neither a name nor an :class:`Encoder`.
     """
-    if poll_interval is not None:
-        check_poll_interval(poll_interval)  # a bad value fails here, not when the router loads
-    state = _make_state(
+    state = ServerState(
         router,
         db=db,
         encoder=encoder,
@@ -234,59 +229,6 @@ def _lifespan(state: ServerState) -> Callable[[FastAPI], AbstractAsyncContextMan
             await state.stop()
 
     return lifespan
-
-
-def _make_state(
-    router: SemanticRouter | None,
-    *,
-    db: str | None,
-    encoder: str | Encoder | None,
-    redis_url: str | None,
-    api_key: str | None,
-    protect_routing: bool,
-    max_body_bytes: int,
-    max_inflight: int,
-    max_queries: int,
-    max_query_chars: int,
-    body_timeout: float,
-    poll_interval: float | None,
-    channel: str,
-    router_options: Mapping[str, Any],
-) -> ServerState:
-    """Check the settings, fill in the environment's defaults and build the app's state."""
-    if min(max_inflight, max_body_bytes, max_queries, max_query_chars) < 1:
-        raise InvalidInputError(
-            "max_inflight, max_body_bytes, max_queries and max_query_chars must be positive"
-        )
-    if not body_timeout > 0:
-        raise InvalidInputError(f"body_timeout must be a positive number of seconds, got {body_timeout!r}")
-    if encoder is not None and not isinstance(encoder, str | Encoder):
-        raise InvalidTypeError(
-            "encoder must be a name such as 'bundled-int8' or implement the Encoder protocol"
-        )
-    if encoder is not None and router is not None:
-        raise InvalidInputError("give encoder only when the app opens its own router (router=None)")
-    if {"encoder", "store"} & set(router_options):
-        raise InvalidInputError("router_options cannot hold 'encoder' or 'store': use encoder= and db=")
-    api_key = resolve_api_key(api_key)
-    if router is None and db is None:
-        db = os.environ.get("SYNAPTOROUTE_DB") or "synaptoroute.db"
-    return ServerState(
-        router,
-        db=db,
-        encoder=encoder,
-        redis_url=redis_url,
-        api_key=api_key,
-        protect_routing=protect_routing,
-        max_body_bytes=int(max_body_bytes),
-        max_inflight=int(max_inflight),
-        max_queries=int(max_queries),
-        max_query_chars=int(max_query_chars),
-        body_timeout=float(body_timeout),
-        poll_interval=poll_interval,
-        channel=channel,
-        router_options=router_options,
-    )
 
 
 # ---------------------------------------------------------------------- error mapping

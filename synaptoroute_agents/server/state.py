@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from ..encoders import Encoder
+from ..encoders.registry import check_encoder_type
 from ..errors import InvalidInputError
 from ..router import SemanticRouter
-from ..sync import ReplicaSync
+from ..sync import ReplicaSync, check_poll_interval
 from .metrics import Metrics
 
 __all__ = [
@@ -75,12 +76,15 @@ class NotReady(Exception):
 class ServerState:
     """The app's settings, its router and its replica sync; ``app.state.synaptoroute`` holds it.
 
+    The settings are checked here, and the environment fills in the key
+    (:func:`resolve_api_key`) and the store (``$SYNAPTOROUTE_DB``, else ``synaptoroute.db``).
+
     Args:
         router: the router to serve (owned by the caller), or None to open one on ``db`` at start.
         db: the store the app opens its own router on.
         encoder: the encoder (or its registered name) of the router the app opens.
         redis_url: Redis for change notifications between replicas, or None.
-        api_key: the key mutations need, or None for none.
+        api_key: the key mutations need, or None to look in the environment (see :func:`resolve_api_key`).
         protect_routing: also require the key for routing and reads.
         max_body_bytes: the largest body accepted.
         max_inflight: requests served at once per class.
@@ -110,18 +114,36 @@ class ServerState:
         channel: str,
         router_options: Mapping[str, Any],
     ) -> None:
+        if min(max_inflight, max_body_bytes, max_queries, max_query_chars) < 1:
+            raise InvalidInputError(
+                "max_inflight, max_body_bytes, max_queries and max_query_chars must be positive"
+            )
+        if not body_timeout > 0:
+            raise InvalidInputError(
+                f"body_timeout must be a positive number of seconds, got {body_timeout!r}"
+            )
+        if poll_interval is not None:
+            check_poll_interval(poll_interval)  # a bad value fails now, not when the router loads
+        check_encoder_type(encoder)  # its name is resolved when the router loads
+        if encoder is not None and router is not None:
+            raise InvalidInputError("give encoder only when the app opens its own router (router=None)")
+        if {"encoder", "store"} & set(router_options):
+            raise InvalidInputError("router_options cannot hold 'encoder' or 'store': use encoder= and db=")
+        key = resolve_api_key(api_key)
+        if router is None and db is None:
+            db = os.environ.get("SYNAPTOROUTE_DB") or "synaptoroute.db"
         self.router = router
         self.owns_router = router is None
         self.db = db
         self.encoder = encoder
         self.redis_url = redis_url
-        self.api_key = api_key.encode() if api_key else None
+        self.api_key = key.encode() if key else None
         self.protect_routing = protect_routing
-        self.max_body_bytes = max_body_bytes
-        self.max_inflight = max_inflight
-        self.max_queries = max_queries
-        self.max_query_chars = max_query_chars
-        self.body_timeout = body_timeout
+        self.max_body_bytes = int(max_body_bytes)
+        self.max_inflight = int(max_inflight)
+        self.max_queries = int(max_queries)
+        self.max_query_chars = int(max_query_chars)
+        self.body_timeout = float(body_timeout)
         self.poll_interval = poll_interval
         self.channel = channel
         self.router_options = dict(router_options)
