@@ -16,6 +16,7 @@ import importlib
 import inspect
 import json
 import math
+import os
 import re
 import statistics
 import time
@@ -166,7 +167,10 @@ def run(variants: list[str], encoder: Any = None, limit: int | None = None) -> d
         router.close()
         results[variant] = res
     info = machine_info()
-    machine = f"{info['cores']} cores ({info['cpu']})"
+    load_avg = os.getloadavg()[0]
+    machine = (
+        f"{info['cores']} cores ({info['cpu']}), 1-minute load average {load_avg:.1f} at the end of the run"
+    )
     return {"tools": len(tool_names), "requests": len(pairs), "variants": results, "machine": machine}
 
 
