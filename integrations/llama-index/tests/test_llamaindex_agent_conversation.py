@@ -119,7 +119,7 @@ async def test_a_call_to_an_offered_tool_runs(retriever):
     assert not output.is_error and output.content == "sunny in Paris"
 
 
-async def test_the_guard_refuses_in_a_react_agent_and_an_agent_workflow(retriever):
+async def test_the_guard_refuses_in_an_agent_workflow(retriever):
     RAN.clear()
     script = Script(lambda offered: "send_email")
     agent = FunctionAgent(name="helper", description="helps", tool_retriever=retriever, llm=_llm(script))
@@ -127,10 +127,26 @@ async def test_the_guard_refuses_in_a_react_agent_and_an_agent_workflow(retrieve
     assert "send_email" not in script.offered[0]
     assert RAN == []
     assert any("'send_email' is not available" in o.content for o in _results(result))
-    # ReActAgent gets the same tools through the same retriever and the same call_tool step
-    react = ReActAgent(tool_retriever=retriever, llm=MockFunctionCallingLLM(response_generator=script))
-    tools = await react.get_tools("convert 100 euros to yen")
-    assert [t.metadata.name for t in tools][0] == "convert_currency"
+
+
+async def test_the_guard_refuses_in_a_react_agent(retriever):
+    """ReActAgent parses the call from the model's text; the same lookup refuses it."""
+    RAN.clear()
+
+    def react(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+        if any("Observation" in (m.content or "") for m in messages[1:]):
+            return ChatMessage(role=MessageRole.ASSISTANT, content="Thought: I can answer.\nAnswer: done")
+        return ChatMessage(
+            role=MessageRole.ASSISTANT,
+            content='Thought: I need a tool.\nAction: send_email\nAction Input: {"to": "x@y.z"}',
+        )
+
+    agent = ReActAgent(tool_retriever=retriever, llm=MockFunctionCallingLLM(response_generator=react))
+    result = await agent.run("convert 100 euros to yen")
+    assert RAN == []
+    (output,) = _results(result)
+    assert output.is_error and "'send_email' is not available" in output.content
+    assert "convert_currency" in output.content
 
 
 async def test_follow_ups_keep_their_tools_and_a_new_topic_switches(retriever):
