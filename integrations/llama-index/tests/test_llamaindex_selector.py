@@ -284,3 +284,14 @@ def test_select_turn_in_seeded_mode_and_bad_previous(selector):
         selector.select_turn(CHOICES, turns, previous=1.5)
     with pytest.raises(InvalidInputError):
         SynaptoRouteSelector(context_turns=0)
+
+
+def test_top_k_routes_each_clause_and_names_it(router):
+    """Two requests in one query: the whole passes one threshold at most, each clause its own."""
+    selector = SynaptoRouteSelector(router, route_map={"payments": "billing"}, fallback="hr", top_k=2)
+    query = "I was charged twice on my card last week, and also where is my parcel"
+    result = selector.select(CHOICES, query)
+    assert sorted(result.inds) == [0, 1]
+    reasons = {s.index: s.reason for s in result.selections}
+    assert "where is my parcel'" in reasons[1]
+    assert selector.select(CHOICES, "who painted the mona lisa?").inds == [2]  # nothing: the fallback

@@ -28,6 +28,7 @@ from llama_index.core.schema import QueryBundle  # noqa: E402
 from llama_index.core.tools.types import ToolMetadata  # noqa: E402
 
 from synaptoroute_agents import (  # noqa: E402
+    ClauseMatch,
     ConversationOptions,
     Encoder,
     InvalidInputError,
@@ -107,8 +108,10 @@ class SynaptoRouteSelector(BaseSelector):
             choices' descriptions.
         route_map: route name -> choice name or index (router mode).
         fallback: the choice (name or index) to return when nothing passes.
-        top_k: at most this many choices are selected (every one that passes its threshold); 1
-            (default) selects one.
+        top_k: at most this many choices are selected; 1 (default) selects one. Above 1 the query
+            is also split into clauses ("refund me, and where is my parcel?") and each clause is
+            routed as well as the whole (the engine's ``route_multi``): every choice the whole or
+            a clause selects, each selection's reason naming the text that selected it.
         threshold: the minimum score of a seeded route (no-router mode; a router uses its own).
             Descriptions make looser examples than real utterances, so the default is lower than
             the router's.
@@ -292,8 +295,35 @@ class SynaptoRouteSelector(BaseSelector):
 
     def _select(self, choices: Sequence[ToolMetadata], query: QueryBundle) -> SelectorResult:
         router, seeded = self._router_for(choices)
+        if self.top_k > 1:
+            result = self._multi(router.route_multi(query.query_str, top_k=self.top_k), choices, seeded)
+            if result is not None:
+                return result
         match = router.route(query.query_str, top_k=self.top_k)
         return self._result(match, choices, seeded)
+
+    def _multi(
+        self, found: list[ClauseMatch], choices: Sequence[ToolMetadata], seeded: bool
+    ) -> SelectorResult | None:
+        """Multi-intent: every choice the whole query or one of its clauses selected, each with
+        the text that selected it; None when none of them is a choice."""
+        picked: list[SingleSelection] = []
+        for found_match in found:
+            index = self._index_of(found_match.name, choices, seeded)
+            if index is None or any(s.index == index for s in picked):
+                continue
+            picked.append(
+                SingleSelection(
+                    index=index,
+                    reason=(
+                        f"synaptoroute: matched {self._label(choices, index)} for {found_match.clause!r} "
+                        f"(score {found_match.score:.3f})"
+                    ),
+                )
+            )
+            if len(picked) >= self.top_k:
+                break
+        return MultiSelection(selections=picked) if picked else None
 
     # ------------------------------------------------------------------ conversations
     def _previous_route(
