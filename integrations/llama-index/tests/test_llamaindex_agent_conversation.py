@@ -222,3 +222,35 @@ def test_conversation_options_are_checked(li_encoder):
         SynaptoRouteToolRetriever(TOOLS, encoder=li_encoder, context_turns=0)
     with pytest.raises(InvalidTypeError):
         SynaptoRouteToolRetriever(TOOLS, encoder=li_encoder, query_from="text")
+
+
+def lookup_order(order_id: str = "A1") -> str:
+    """Look up an order."""
+    RAN.append("lookup_order")
+    return "shipped"
+
+
+async def test_the_agents_own_tools_run_and_leave_the_conversation_alone(retriever):
+    """A tool given with tools= is not the retriever's: a call to it runs, and the lookup (the
+    agent asks the retriever with the tool's name) neither refuses it nor counts as a turn."""
+    RAN.clear()
+    script = Script(lambda offered: "lookup_order")
+    agent = FunctionAgent(
+        tools=[FunctionTool.from_defaults(lookup_order)], tool_retriever=retriever, llm=_llm(script)
+    )
+    ctx = Context(agent)
+    await agent.run("book a table for two at an italian restaurant at 8pm", ctx=ctx)
+    assert RAN == ["lookup_order"]
+    state = await ctx.store.get("synaptoroute_tools")
+    assert state["query"] == "book a table for two at an italian restaurant at 8pm"
+    assert state["turns"] == ["book a table for two at an italian restaurant at 8pm"]
+    assert state["offered"][0] == "book_table"
+
+
+async def test_guard_false_turns_the_refusal_off(li_encoder):
+    RAN.clear()
+    retriever = SynaptoRouteToolRetriever(TOOLS, k=2, encoder=li_encoder, guard=False)
+    agent = FunctionAgent(tool_retriever=retriever, llm=_llm(Script(lambda offered: "track_parcel")))
+    result = await agent.run("what's the weather like in Paris tomorrow?")
+    (output,) = _results(result)
+    assert RAN == ["track_parcel"] and not output.is_error  # looked up by its name, and run

@@ -112,7 +112,8 @@ class SynaptoRouteToolRetriever(ObjectRetriever[BaseTool]):
             turns and keep the previous turn's tools they still rank (default on).
         query_from: a hook ``query_from(messages) -> str`` (the memory's messages) giving the one
             text to select tools for (no context is added).
-        guard: refuse calls to tools that were not offered on the turn (default on).
+        guard: refuse calls to tools that were not offered on the turn (default on). Off, the
+            agent's lookup of a called tool is an ordinary query for its name, so the tool runs.
         state_key: where in ``ctx.store`` the tools offered on the turn are kept.
 
     **In an agent** (``await retriever.aretrieve(...)`` from the agent's steps, with the running
@@ -239,7 +240,12 @@ class SynaptoRouteToolRetriever(ObjectRetriever[BaseTool]):
         agent = str(await ctx.store.get("current_agent_name", default=None) or "")
         # one record per agent of a multi-agent workflow; a single agent keeps it at the top
         record = states.get(agent) if agent else (states or None)
-        if self.guard and text in self._tools and record is not None and text != record.get("query"):
+        # the agent passes the user's message when it picks the tools for a step, and the tool's
+        # name when it looks up a tool the model called (then nothing is selected or recorded)
+        asked = await ctx.store.get("user_msg_str", default=None)
+        if record is not None and isinstance(asked, str) and text != asked:
+            if not self.guard:  # no guard: the name is an ordinary query, as outside an agent
+                return self._assemble(await self.selector.aselect(text))
             return self._lookup(text, list(record.get("offered", [])))
         messages = await self._messages(ctx)
         turn = [sum(m.role == MessageRole.USER for m in messages), text]
@@ -286,9 +292,11 @@ class SynaptoRouteToolRetriever(ObjectRetriever[BaseTool]):
         return [*(human or kept), text]
 
     def _lookup(self, name: str, offered: list[str]) -> list[BaseTool]:
-        """The tools the agent may call for the model's call to ``name`` on this turn."""
+        """The tools the agent may call for the model's call to ``name`` on this turn: the offered
+        ones, and a :class:`RefusedTool` in place of one of ours that was not offered (a tool
+        that is not ours, such as the agent's own ``tools=`` or a handoff, is left to the agent)."""
         tools: list[BaseTool] = [self._tools[n] for n in offered if n in self._tools]
-        if name not in offered:
+        if name in self._tools and name not in offered:
             tools.append(RefusedTool(name, offered))
         return tools
 
