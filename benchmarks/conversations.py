@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from synaptoroute_agents import BundledEncoder, Route, SemanticRouter, ToolSelector
+from synaptoroute_agents import BundledEncoder, Route, SemanticRouter, ToolSelector, conversation
 from synaptoroute_agents.conversation import ConversationOptions, decide_turn
 
 from .report import DEFAULT_DOC, MANIFESTS, update_section, write_manifest
@@ -96,6 +96,47 @@ def run(context_turns: int = 2) -> dict[str, Any]:
     }
 
 
+STRESS_THRESHOLDS = (0.5, 0.45, 0.4)
+
+
+def stress(check: bool = True) -> dict[str, dict[str, int]]:
+    """Every first request followed directly by every foreign message of the set (and by its own
+    follow-up), at several router thresholds: a request that scores high leaves the joined text
+    above the threshold, the case a foreign message could stay on the old route. ``check=False``
+    decides without the follow-up check (``conversation.is_follow_up``), as before it existed."""
+    conversations = load_conversations()
+    foreign = sorted({t["text"] for turns in conversations for t in turns if t["kind"] == "foreign"})
+    follows = [(turns[0], turns[1]) for turns in conversations if turns[1]["kind"] == "follow"]
+    encoder = BundledEncoder()
+    saved = conversation.is_follow_up
+    out: dict[str, dict[str, int]] = {}
+    try:
+        if not check:
+            conversation.is_follow_up = lambda vectors: True
+        for threshold in STRESS_THRESHOLDS:
+            router = SemanticRouter(encoder, threshold=threshold)
+            router.add_many(routes())
+            c: dict[str, int] = defaultdict(int)
+            for turns in conversations:
+                request = turns[0]["text"]
+                previous = router.route(request).name
+                for text in foreign:
+                    c["foreign"] += 1
+                    c["foreign_fallback"] += (
+                        decide_turn(router, [request, text], previous=previous).name is None
+                    )
+            for first, follow in follows:
+                previous = router.route(first["text"]).name
+                c["follow"] += 1
+                got = decide_turn(router, [first["text"], follow["text"]], previous=previous).name
+                c["follow_right"] += got == follow["route"]
+            out[str(threshold)] = dict(c)
+            router.close()
+    finally:
+        conversation.is_follow_up = saved
+    return out
+
+
 def _pct(num: int, den: int) -> str:
     return f"{num / den:.1%}" if den else "-"
 
@@ -153,6 +194,27 @@ def markdown(out: dict[str, Any]) -> str:
                 f"{_pct(k['foreign']['route_context'], k['foreign']['turns'])} | "
                 f"{_pct(k['switch']['route_context'], k['switch']['turns'])} |"
             )
+    before, after = out.get("stress_before") or {}, out.get("stress") or {}
+    if after:
+        first = next(iter(after.values()))
+        lines += [
+            "",
+            f"Stress: each of the {out['conversations']} first requests followed directly by each distinct "
+            f"foreign message of the set ({first['foreign']} pairs), and each request followed by its own "
+            f"follow-up ({first['follow']} pairs), at lower router thresholds. *Before*: without the "
+            "follow-up check (`conversation.is_follow_up`: the joined text must stay closer to the earlier "
+            "turns than to the latest message); *after*: with it (the default).",
+            "",
+            "| threshold | foreign to the fallback, before | after | follow-ups right, before | after |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for key, a in after.items():
+            b = before.get(key, {})
+            lines.append(
+                f"| {key} | {_pct(b.get('foreign_fallback', 0), b.get('foreign', 0))} | "
+                f"{_pct(a['foreign_fallback'], a['foreign'])} | {_pct(b.get('follow_right', 0), b.get('follow', 0))} | "
+                f"{_pct(a['follow_right'], a['follow'])} |"
+            )
     lines += ["", "Command: `uv run --group bench python -m benchmarks.conversations`"]
     return "\n".join(lines)
 
@@ -167,10 +229,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = run(args.context_turns)
     out["sweep"] = {value: run(value)["kinds"] for value in (2, 3)}
+    out["stress_before"] = stress(check=False)
+    out["stress"] = stress()
     print(markdown(out))
     for miss in out["misses"][: args.show_misses]:
         print("  miss:", miss)
-    write_manifest(args.manifest, "conversations", out["kinds"], misses=out["misses"])
+    write_manifest(
+        args.manifest,
+        "conversations",
+        out["kinds"],
+        misses=out["misses"],
+        stress=out["stress"],
+        stress_before=out["stress_before"],
+    )
     if not args.no_doc:
         update_section("conversations", markdown(out), doc=args.doc)
     return 0

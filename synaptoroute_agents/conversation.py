@@ -11,7 +11,13 @@ LangChain, LlamaIndex) pass the conversation's human turns here, and this module
    pulls the text away and still abstains, so it reaches the fallback. When the caller knows the
    previous route and it still passes its threshold on the joined text, it is kept even if a
    neighbouring route scores a little higher.
-3. The carry is bounded: a request older than ``context_turns`` human turns no longer counts.
+3. The latest message must read as a follow-up: the joined text must stay closer to the earlier
+   turns than to the latest message (cosine of their embeddings). A foreign message right after
+   a request that matches a stored utterance almost word for word ("will it rain tomorrow" then
+   "who painted the mona lisa") can leave the joined text above the request's threshold, but it
+   takes the text's meaning over, so it is no follow-up and reaches the fallback. This check has
+   no setting to tune: both sides are read by the same encoder.
+4. The carry is bounded: a request older than ``context_turns`` human turns no longer counts.
 
 Everything is a pure function of the turns (and, for tools, of the tools offered on the previous
 turn), so a checkpointed graph decides the same way after a restart.
@@ -19,10 +25,13 @@ turn), so a checkpointed graph decides the same way after a restart.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 from .errors import InvalidQueryError, InvalidTypeError
 from .router import SemanticRouter
@@ -37,6 +46,8 @@ __all__ = [
     "decide_turn",
     "adecide_turn",
     "carry_tools",
+    "follow_up_texts",
+    "is_follow_up",
     "recent_turns",
 ]
 
@@ -110,6 +121,19 @@ def recent_turns(turns: Sequence[str], context_turns: int) -> list[str]:
 def context_text(turns: Sequence[str]) -> str:
     """The recent turns (oldest first) as the one text a follow-up is decided from."""
     return TURN_SEPARATOR.join(t.strip().rstrip(".") for t in turns if t.strip())
+
+
+def follow_up_texts(turns: Sequence[str]) -> list[str]:
+    """The three texts :func:`is_follow_up` compares: the earlier turns, the latest, all joined."""
+    return [context_text(turns[:-1]), turns[-1], context_text(turns)]
+
+
+def is_follow_up(vectors: np.ndarray) -> bool:
+    """Whether the latest turn follows the earlier ones, from the unit embeddings of
+    :func:`follow_up_texts`: the joined text stays closer to the earlier turns than to the
+    latest message (a follow-up leans on the request; a foreign message takes the text over)."""
+    earlier, latest, joined = (np.asarray(v, dtype=np.float64) for v in vectors[:3])
+    return bool(joined @ earlier > joined @ latest)
 
 
 def _check(router: SemanticRouter, previous: str | None) -> None:
@@ -189,7 +213,10 @@ def decide_turn(
     if latest.name is not None or len(recent) < 2 or not opts.active:
         return TurnDecision(latest, "latest" if latest.name is not None else "none", latest)
     context = router.route(context_text(recent), top_k=_context_top(router, top_k, previous))
-    return _from_context(latest, context, previous)
+    decision = _from_context(latest, context, previous)
+    if decision.source == "none" or is_follow_up(router.embed(follow_up_texts(recent))):
+        return decision
+    return TurnDecision(latest, "none", latest)
 
 
 async def adecide_turn(
@@ -206,7 +233,12 @@ async def adecide_turn(
     if latest.name is not None or len(recent) < 2 or not opts.active:
         return TurnDecision(latest, "latest" if latest.name is not None else "none", latest)
     context = await router.aroute(context_text(recent), top_k=_context_top(router, top_k, previous))
-    return _from_context(latest, context, previous)
+    decision = _from_context(latest, context, previous)
+    if decision.source == "none":
+        return decision
+    if is_follow_up(await asyncio.to_thread(router.embed, follow_up_texts(recent))):
+        return decision
+    return TurnDecision(latest, "none", latest)
 
 
 def carry_tools(

@@ -7,13 +7,21 @@ LangChain middleware, the LlamaIndex tool retriever). Routes are seeded from the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .conversation import ConversationOptions, carry_tools, context_text, recent_turns
+from .conversation import (
+    ConversationOptions,
+    carry_tools,
+    context_text,
+    follow_up_texts,
+    is_follow_up,
+    recent_turns,
+)
 from .encoders.base import Encoder
 from .errors import InvalidInputError, InvalidQueryError, InvalidTypeError, RouteNotFoundError
 from .router import SemanticRouter
@@ -264,8 +272,9 @@ class ToolSelector:
             options: context length and carry-over (:class:`ConversationOptions`).
 
         With a ``threshold``, a latest message that some tool passes is a new request (its tools
-        only); one no tool passes is decided from the recent turns (nothing there: no tools, so
-        the caller's fallback runs). Without one, the best tool for the recent turns read
+        only); one no tool passes is decided from the recent turns (nothing there, or a latest
+        message that is no follow-up (:func:`~synaptoroute_agents.conversation.is_follow_up`):
+        no tools, so the caller's fallback runs). Without one, the best tool for the recent turns read
         together comes first, then the latest message's best, then the kept tools and the
         latest's other picks (so with ``k >= 2`` both a follow-up's and a new request's tool are
         offered).
@@ -275,6 +284,12 @@ class ToolSelector:
         context = None
         if self._needs_context(recent, latest, opts):
             context = self._pick(self.router.route(context_text(recent), top_k=self._top(k)), k)
+            if (
+                context
+                and self.threshold is not None
+                and not is_follow_up(self.router.embed(follow_up_texts(recent)))
+            ):
+                context = []  # a foreign message, not a follow-up: no tools, the fallback
         return self._turn_result(recent, latest, context, previous, k)
 
     async def aselect_turn(
@@ -291,6 +306,10 @@ class ToolSelector:
         context = None
         if self._needs_context(recent, latest, opts):
             context = self._pick(await self.router.aroute(context_text(recent), top_k=self._top(k)), k)
+            if context and self.threshold is not None:
+                vectors = await asyncio.to_thread(self.router.embed, follow_up_texts(recent))
+                if not is_follow_up(vectors):
+                    context = []  # a foreign message, not a follow-up: no tools, the fallback
         return self._turn_result(recent, latest, context, previous, k)
 
     def select_tools(self, query: str, k: int | None = None) -> list[Any]:

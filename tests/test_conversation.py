@@ -47,6 +47,29 @@ def test_a_follow_up_keeps_the_route_a_new_topic_switches_a_foreign_message_abst
     assert off.name is None
 
 
+@pytest.mark.parametrize("threshold", [0.55, 0.45, 0.4])
+def test_a_foreign_message_right_after_a_near_exact_match_reaches_the_fallback(
+    encoder: BundledEncoder, threshold: float
+) -> None:
+    """The request matches a stored utterance word for word, so the joined text "will it rain
+    tomorrow. who painted the mona lisa" still passed the weather threshold; the foreign message
+    took over the conversation's meaning, so it is no follow-up and must reach the fallback."""
+    r = SemanticRouter(encoder, threshold=threshold)
+    r.add(Route("billing", ["I was charged twice", "where is my invoice", "refund my payment"]))
+    r.add(Route("weather", ["will it rain tomorrow", "weekend forecast", "how hot is it today"]))
+    r.add(Route("network", ["the wifi keeps dropping", "I cannot reach the VPN", "ping is very slow"]))
+    for request, foreign in [
+        ("will it rain tomorrow", "who painted the mona lisa"),
+        ("refund my payment", "what is the capital of australia"),
+    ]:
+        assert r.route(foreign).name is None
+        decision = decide_turn(r, [request, foreign], previous=r.route(request).name)
+        assert (decision.name, decision.source) == (None, "none"), (request, foreign)
+    # a real follow-up of the same request is still carried
+    kept = decide_turn(r, ["will it rain tomorrow", "and on saturday?"], previous="weather")
+    assert kept.name == "weather"
+
+
 def test_context_is_bounded_by_context_turns(router: SemanticRouter) -> None:
     turns = ["I was charged twice for my last order", "it happened again this morning"]
     one = ConversationOptions(context_turns=1)

@@ -314,3 +314,25 @@ def test_seed_route_with_model_option(encoder) -> None:
     route = seed_route(statistics.median, complete=_complete(model), n=5, encoder=encoder)
     assert route.utterances[-1] == "what is the middle value of 3, 9 and 4?"
     assert "hi" not in route.utterances  # too short
+
+
+def test_signature_lines_of_builtins_are_not_seeded() -> None:
+    """Builtins' docstrings start with their call signature ("log(x, [base=math.e])",
+    "max(iterable, *[, default=obj, key=func]) -> value"); it is no request, so it is dropped."""
+    import builtins
+    import math
+
+    for fn, signature in (
+        (math.log, "log(x, [base=math.e])"),
+        (builtins.max, "max(iterable"),
+        (builtins.getattr, "getattr(object, name[, default])"),
+    ):
+        utterances = seed_route(fn).utterances
+        assert not any(signature in u for u in utterances), utterances
+        assert utterances
+    parsed = parse_docstring(
+        "max(iterable, *[, key=func]) -> value\nmax(a, b) -> value\n\nReturn the largest item."
+    )
+    assert parsed.summary == "Return the largest item."
+    # a first line that is a sentence mentioning a call is kept
+    assert parse_docstring("Return f(x) for every x.").summary == "Return f(x) for every x."

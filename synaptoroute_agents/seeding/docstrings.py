@@ -222,6 +222,21 @@ def _parse_examples(lines: list[str]) -> list[str]:
     return out
 
 
+#: A call signature line, as builtins' docstrings start with: ``log(x, [base=math.e])``,
+#: ``max(iterable, *[, default=obj, key=func]) -> value``.
+_SIGNATURE_LINE = re.compile(r"^[A-Za-z_][\w.]*\(.*\)\s*(->\s*\S.*)?$")
+
+
+def _drop_signature_lines(lines: list[str]) -> list[str]:
+    """``lines`` without the call signatures (and the blank line after them) at their start."""
+    i = 0
+    while i < len(lines) and _SIGNATURE_LINE.match(lines[i].strip()):
+        i += 1
+    while i and i < len(lines) and not lines[i].strip():
+        i += 1
+    return lines[i:]
+
+
 def parse_docstring(doc: str | None) -> ParsedDocstring:
     """Split a docstring into summary, body sentences, argument descriptions and example requests.
 
@@ -234,7 +249,7 @@ def parse_docstring(doc: str | None) -> ParsedDocstring:
         return parsed
     if not isinstance(doc, str):
         raise InvalidTypeError(f"a docstring must be a str, not {type(doc).__name__}")
-    lines = inspect.cleandoc(doc).splitlines()
+    lines = _drop_signature_lines(inspect.cleandoc(doc).splitlines())
     prose: list[str] = []
     sections: dict[str, list[str]] = {}
     current: str | None = None

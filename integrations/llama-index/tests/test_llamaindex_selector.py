@@ -256,3 +256,42 @@ def test_similar_descriptions_are_told_apart_by_name_and_reordering_keeps_the_ma
     picked = sel.select(reordered, "what is the share price of ACME today?").selections[0]
     assert reordered[picked.index].name == "stock_prices"
     assert len(sel._seeded) == 1  # the reordered list reused the seeded routes
+
+
+def test_select_turn_keeps_a_follow_up_on_its_choice(router):
+    """RouterQueryEngine hands the selector one query; select_turn reads the chat's human turns:
+    the follow-up keeps billing, a new topic switches, a foreign message gets the fallback."""
+    selector = SynaptoRouteSelector(router, route_map={"payments": "billing"}, fallback="hr")
+    request = "I was charged twice, please refund my payment"
+    follow_up = "and the one from last month too"
+    assert selector.select(CHOICES, follow_up).inds == [2]  # alone: nothing passes, the fallback
+    assert selector.select_turn(CHOICES, [request, follow_up]).inds == [0]
+    assert selector.select_turn(CHOICES, [request, follow_up], previous="billing").inds == [0]
+    assert selector.select_turn(CHOICES, [request, "where is my parcel"]).inds == [1]
+    assert selector.select_turn(CHOICES, [request, "who painted the mona lisa?"]).inds == [2]
+    off = SynaptoRouteSelector(router, route_map={"payments": "billing"}, fallback="hr", carry_over=False)
+    assert off.select_turn(CHOICES, [request, follow_up]).inds == [2]
+    result = asyncio.run(selector.aselect_turn(CHOICES, [request, follow_up], previous=0))
+    assert result.inds == [0]
+
+
+def test_select_turn_in_seeded_mode_and_bad_previous(selector):
+    turns = ["can I get a refund for a double charge", "and for the other invoice as well?"]
+    assert selector.select_turn(CHOICES, turns, previous="billing").inds == [0]
+    with pytest.raises(InvalidInputError, match="none of the choices"):
+        selector.select_turn(CHOICES, turns, previous="nope")
+    with pytest.raises(InvalidTypeError):
+        selector.select_turn(CHOICES, turns, previous=1.5)
+    with pytest.raises(InvalidInputError):
+        SynaptoRouteSelector(context_turns=0)
+
+
+def test_top_k_routes_each_clause_and_names_it(router):
+    """Two requests in one query: the whole passes one threshold at most, each clause its own."""
+    selector = SynaptoRouteSelector(router, route_map={"payments": "billing"}, fallback="hr", top_k=2)
+    query = "I was charged twice on my card last week, and also where is my parcel"
+    result = selector.select(CHOICES, query)
+    assert sorted(result.inds) == [0, 1]
+    reasons = {s.index: s.reason for s in result.selections}
+    assert "where is my parcel'" in reasons[1]
+    assert selector.select(CHOICES, "who painted the mona lisa?").inds == [2]  # nothing: the fallback

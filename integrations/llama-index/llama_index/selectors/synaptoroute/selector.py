@@ -17,15 +17,19 @@ require("llama_index.core")
 
 from llama_index.core.base.base_selector import (  # noqa: E402
     BaseSelector,
+    MetadataType,
     MultiSelection,
     SelectorResult,
     SingleSelection,
+    _wrap_choice,
 )
 from llama_index.core.prompts.mixin import PromptDictType  # noqa: E402
 from llama_index.core.schema import QueryBundle  # noqa: E402
 from llama_index.core.tools.types import ToolMetadata  # noqa: E402
 
 from synaptoroute_agents import (  # noqa: E402
+    ClauseMatch,
+    ConversationOptions,
     Encoder,
     InvalidInputError,
     InvalidThresholdError,
@@ -33,7 +37,9 @@ from synaptoroute_agents import (  # noqa: E402
     LazyEncoder,
     RouteMatch,
     SemanticRouter,
-    route_name_for_tool,  # noqa: E402
+    adecide_turn,
+    decide_turn,
+    route_name_for_tool,
     seed_route,
     validate_positive_int,
 )
@@ -102,14 +108,25 @@ class SynaptoRouteSelector(BaseSelector):
             choices' descriptions.
         route_map: route name -> choice name or index (router mode).
         fallback: the choice (name or index) to return when nothing passes.
-        top_k: at most this many choices are selected (every one that passes its threshold); 1
-            (default) selects one.
+        top_k: at most this many choices are selected; 1 (default) selects one. Above 1 the query
+            is also split into clauses ("refund me, and where is my parcel?") and each clause is
+            routed as well as the whole (the engine's ``route_multi``): every choice the whole or
+            a clause selects, each selection's reason naming the text that selected it.
         threshold: the minimum score of a seeded route (no-router mode; a router uses its own).
             Descriptions make looser examples than real utterances, so the default is lower than
             the router's.
         examples: choice name -> example queries, added to that choice's seeded route (a few real
             examples sharpen a route much more than a longer description).
         encoder: the encoder of seeded routes (the bundled offline model, loaded on first use).
+        context_turns: the most human turns :meth:`select_turn` decides a follow-up from.
+        carry_over: in :meth:`select_turn`, a follow-up that selects nothing on its own is decided
+            from the recent turns and keeps the previous choice (default on).
+
+    ``RouterQueryEngine`` and ``RouterRetriever`` hand the selector one query, so
+    :meth:`select` decides from that text alone. In a chat, call :meth:`select_turn` with the
+    conversation's human turns: a follow-up ("and last month's?") keeps the previous turn's
+    choice, a new topic switches, a foreign message gets the fallback (the engine's
+    conversation module, as on the LangGraph and LangChain faces).
     """
 
     def __init__(
@@ -122,7 +139,10 @@ class SynaptoRouteSelector(BaseSelector):
         threshold: float = 0.2,
         examples: Mapping[str, Sequence[str]] | None = None,
         encoder: Encoder | None = None,
+        context_turns: int = 2,
+        carry_over: bool = True,
     ) -> None:
+        self.conversation = ConversationOptions(context_turns=context_turns, carry_over=carry_over)
         if router is not None and not isinstance(router, SemanticRouter):
             raise InvalidTypeError(
                 f"router must be a synaptoroute_agents.SemanticRouter, not {type(router).__name__}"
@@ -266,15 +286,105 @@ class SynaptoRouteSelector(BaseSelector):
             index=0, reason=f"synaptoroute: {why}; no fallback set and no candidate, using choice 0"
         )
 
-    def _select(self, choices: Sequence[ToolMetadata], query: QueryBundle) -> SelectorResult:
+    def _router_for(self, choices: Sequence[ToolMetadata]) -> tuple[SemanticRouter, bool]:
         if not choices:
             raise InvalidInputError("there are no choices to select from")
         if self.router is None:
-            router, seeded = self._seeded_router(choices), True
-        else:
-            router, seeded = self.router, False
+            return self._seeded_router(choices), True
+        return self.router, False
+
+    def _select(self, choices: Sequence[ToolMetadata], query: QueryBundle) -> SelectorResult:
+        router, seeded = self._router_for(choices)
+        if self.top_k > 1:
+            result = self._multi(router.route_multi(query.query_str, top_k=self.top_k), choices, seeded)
+            if result is not None:
+                return result
         match = router.route(query.query_str, top_k=self.top_k)
         return self._result(match, choices, seeded)
+
+    def _multi(
+        self, found: list[ClauseMatch], choices: Sequence[ToolMetadata], seeded: bool
+    ) -> SelectorResult | None:
+        """Multi-intent: every choice the whole query or one of its clauses selected, each with
+        the text that selected it; None when none of them is a choice."""
+        picked: list[SingleSelection] = []
+        for found_match in found:
+            index = self._index_of(found_match.name, choices, seeded)
+            if index is None or any(s.index == index for s in picked):
+                continue
+            picked.append(
+                SingleSelection(
+                    index=index,
+                    reason=(
+                        f"synaptoroute: matched {self._label(choices, index)} for {found_match.clause!r} "
+                        f"(score {found_match.score:.3f})"
+                    ),
+                )
+            )
+            if len(picked) >= self.top_k:
+                break
+        return MultiSelection(selections=picked) if picked else None
+
+    # ------------------------------------------------------------------ conversations
+    def _previous_route(
+        self, previous: str | int | None, choices: Sequence[ToolMetadata], seeded: bool
+    ) -> str | None:
+        """The route of the choice selected on the previous turn (a choice name or index)."""
+        if previous is None:
+            return None
+        if isinstance(previous, bool) or not isinstance(previous, str | int):
+            raise InvalidTypeError("previous must be a choice name, a choice index or None")
+        index = previous if isinstance(previous, int) else None
+        if index is None:
+            index = next((i for i, c in enumerate(choices) if c.name == previous), None)
+        if index is None or not 0 <= index < len(choices):
+            raise InvalidInputError(f"previous {previous!r} is none of the choices")
+        if seeded:
+            return _route_names(choices)[index]
+        names = [r for r, target in self.route_map.items() if target in (index, choices[index].name)]
+        return names[0] if names else choices[index].name
+
+    def select_turn(
+        self,
+        choices: Sequence[MetadataType],
+        turns: Sequence[str],
+        *,
+        previous: str | int | None = None,
+    ) -> SelectorResult:
+        """Select for the latest of ``turns`` (the human turns of a chat, oldest first).
+
+        Args:
+            choices: the choices, as for :meth:`select`.
+            turns: the human messages, oldest first; the last one is being decided.
+            previous: the choice (name or index) selected on the previous turn, when you keep
+                it; None decides the previous turn again from its text.
+
+        A confident latest message decides alone (a new topic switches); a follow-up that passes
+        nothing is decided from the last ``context_turns`` turns read together and keeps the
+        previous choice while it still passes; nothing confident: the fallback, as in
+        :meth:`select`.
+        """
+        metadatas = [_wrap_choice(c) for c in choices]
+        router, seeded = self._router_for(metadatas)
+        before = self._previous_route(previous, metadatas, seeded)
+        decision = decide_turn(router, turns, previous=before, options=self.conversation, top_k=self.top_k)
+        return self._result(decision.match, metadatas, seeded)
+
+    async def aselect_turn(
+        self,
+        choices: Sequence[MetadataType],
+        turns: Sequence[str],
+        *,
+        previous: str | int | None = None,
+    ) -> SelectorResult:
+        """Async twin of :meth:`select_turn` (seeding and embedding off the event loop)."""
+        metadatas = [_wrap_choice(c) for c in choices]
+        router, seeded = await asyncio.to_thread(self._router_for, metadatas)
+        before = self._previous_route(previous, metadatas, seeded)
+        decision = await adecide_turn(
+            router, turns, previous=before, options=self.conversation, top_k=self.top_k
+        )
+        return self._result(decision.match, metadatas, seeded)
 
     async def _aselect(self, choices: Sequence[ToolMetadata], query: QueryBundle) -> SelectorResult:
         # Seeding (first call for a choice set) and embedding both run off the event loop.
