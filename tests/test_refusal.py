@@ -237,12 +237,16 @@ def test_real_out_of_scope_examples_and_the_refusal_score_decide_together() -> N
 
     rng = np.random.default_rng(1)
     centers = rng.standard_normal((3, 16))
-    X = np.vstack([np.repeat(centers, 60, axis=0) + rng.standard_normal((180, 16)), rng.standard_normal((30, 16))])
+    X = np.vstack(
+        [np.repeat(centers, 60, axis=0) + rng.standard_normal((180, 16)), rng.standard_normal((30, 16))]
+    )
     X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
     labels = [f"r{i // 60}" for i in range(180)] + ["oos"] * 30
     pol = fit_policy(X, labels, oos_label="oos", refusal_budget=0.05)
     assert pol.reject and pol.refusal is not None and pol.refusal.point == WITH_OOS_EXAMPLES
-    Xq = np.vstack([np.repeat(centers, 40, axis=0) + rng.standard_normal((120, 16)), rng.standard_normal((200, 16))])
+    Xq = np.vstack(
+        [np.repeat(centers, 40, axis=0) + rng.standard_normal((120, 16)), rng.standard_normal((200, 16))]
+    )
     Xq = (Xq / np.linalg.norm(Xq, axis=1, keepdims=True)).astype(np.float32)
     oos = np.arange(len(Xq)) >= 120
 
