@@ -452,7 +452,7 @@ def _open_markdown(results: dict[str, Any], seeds: list[int], sets: list[str], m
 
 Command: `uv run --group bench python -m benchmarks.oos --open --data ../shared/data --sets {" ".join(sets)}`
 (seeds {", ".join(map(str, seeds))}; each is also `synaptoroute eval --train train.jsonl --test test.jsonl
---holdout-routes 0.25 --seed S`). The published protocol (TEXTOIR, 75% known intents): all training
+--holdout-routes 0.25 --seed S`, for CLINC150 on files without their `oos` rows). The published protocol (TEXTOIR, 75% known intents): all training
 rows of the known routes, no validation set, no out-of-scope rows (CLINC150: its `oos` rows are
 dropped from train and test); the test queries of the removed routes are the open class. Bundled
 encoder, frozen; test only evaluates. Accuracy is over every test query (an open one is right when
