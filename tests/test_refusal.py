@@ -263,6 +263,8 @@ def test_real_out_of_scope_examples_and_the_refusal_score_decide_together() -> N
     restored = FittedPolicy.from_bytes(pol.to_bytes())  # stored with the policy
     assert restored.refusal is not None and restored.refusal.threshold == pol.refusal.threshold
     assert (refused(restored) == both).all()
+    off = fit_policy(X, labels, oos_label="oos", refusal_budget=0.05, refusal=0)
+    assert off.reject and off.refusal is None  # refusal=0: the reject class alone
 
 
 def test_open_intent_metrics_follow_textoir() -> None:

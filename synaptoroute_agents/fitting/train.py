@@ -212,7 +212,10 @@ def _fit(data: FitData) -> FittedPolicy:
     refusal = _fit_refusal(data, prob, rows, held, Ph, (use_lex, lam, temp, alpha, tau))
     threshold = _choose_threshold(held, Ph, prob, alpha, tau, data, refusal is not None and not prob.reject)
     if prob.reject and refusal is not None:
-        threshold, refusal = _with_reject_class(held, Ph, prob, alpha, tau, data, threshold, refusal)
+        if check_refusal(data.refusal) == 0:  # refusal=0: no refusal score, the reject class alone
+            refusal = None
+        else:
+            threshold, refusal = _with_reject_class(held, Ph, prob, alpha, tau, data, threshold, refusal)
     W = _refit(rows, folds, val is not None, prob, lam, held.path[(use_lex, lam)])
     settings = {
         "l2": lam,
