@@ -168,7 +168,15 @@ def test_refusal_budget_is_validated_and_moves_the_threshold(encoder, data) -> N
     labels = [f"r{i // 60}" for i in range(180)] + ["oos"] * 30
     strict = fit_policy(X, labels, oos_label="oos", refusal_budget=0.0)
     loose = fit_policy(X, labels, oos_label="oos", refusal_budget=0.3)
-    assert loose.threshold > strict.threshold + 0.1  # a larger budget lets the threshold refuse more
+    # new queries like them: a larger budget lets the thresholds (probability and refusal score,
+    # chosen together) refuse more of both kinds
+    Xq = np.vstack(
+        [np.repeat(centers, 40, axis=0) + rng.standard_normal((120, 16)), rng.standard_normal((60, 16))]
+    )
+    Xq = (Xq / np.linalg.norm(Xq, axis=1, keepdims=True)).astype(np.float32)
+    oos = np.arange(len(Xq)) >= 120
+    a, b = refused_by(strict, Xq, X[:180], labels[:180]), refused_by(loose, Xq, X[:180], labels[:180])
+    assert b[oos].mean() > a[oos].mean() + 0.1 and b[~oos].mean() >= a[~oos].mean()
 
 
 def refused_by(pol: FittedPolicy, Xq: np.ndarray, Xs: np.ndarray, ys: list[str]) -> np.ndarray:

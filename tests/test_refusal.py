@@ -4,6 +4,7 @@ routes, its operating points, labels as users write them (fixtures/clinc10, see 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,76 @@ def test_save_plots_draws_the_refusal_frontier_with_the_chosen_point(tmp_path) -
     assert "refusal_frontier.png" in {p.name for p in paths}
     assert (tmp_path / "b" / "refusal_frontier.png").stat().st_size > 1000
     assert report.to_dict()["operating_point"]["point"] == "balanced"
+
+
+def test_an_operating_point_promises_the_share_of_correctly_routed_queries_it_refuses() -> None:
+    # What refusing costs the user is the in-scope queries the ranking would have routed
+    # correctly: queries it would misroute (here the least confident tenth) may be refused on top.
+    from synaptoroute_agents.fitting.oos import RefusalModel, choose_refusal
+
+    rng = np.random.default_rng(0)
+    pos = rng.normal(0.0, 1.0, 1000)
+    right = pos > np.quantile(pos, 0.1)  # the ranking misroutes the least confident 10%
+    neg = rng.normal(-2.0, 1.0, 500)
+    model = RefusalModel(np.eye(3, dtype=np.float32))
+    ref = choose_refusal({"head": pos}, {"head": neg}, model, "balanced", right=right)
+    refused = pos < ref.threshold
+    assert refused[right].mean() == pytest.approx(OPERATING_POINTS["balanced"], abs=0.005)
+    assert refused[~right].all()  # every misrouted query is refused, at no cost
+    # without knowing which are right, every in-scope query counts against the promise
+    plain = choose_refusal({"head": pos}, {"head": neg}, model, "balanced")
+    assert (pos < plain.threshold).mean() == pytest.approx(OPERATING_POINTS["balanced"], abs=0.005)
+    assert ref.threshold > plain.threshold
+
+
+def test_real_out_of_scope_examples_and_the_refusal_score_decide_together() -> None:
+    # With a reject class (ten or more out-of-scope examples) the refusal score is chosen too;
+    # its threshold is chosen on the held-out rows together with the probability threshold (one
+    # in-scope budget), and it refuses out-of-scope queries the reject class lets through.
+    from synaptoroute_agents.fitting import fit_policy
+    from synaptoroute_agents.fitting.oos import WITH_OOS_EXAMPLES
+    from synaptoroute_agents.scoring import QueryBatch
+
+    rng = np.random.default_rng(1)
+    centers = rng.standard_normal((3, 16))
+    X = np.vstack(
+        [np.repeat(centers, 60, axis=0) + rng.standard_normal((180, 16)), rng.standard_normal((30, 16))]
+    )
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    labels = [f"r{i // 60}" for i in range(180)] + ["oos"] * 30
+    pol = fit_policy(X, labels, oos_label="oos", refusal_budget=0.05)
+    assert pol.reject and pol.refusal is not None and pol.refusal.point == WITH_OOS_EXAMPLES
+    Xq = np.vstack(
+        [np.repeat(centers, 40, axis=0) + rng.standard_normal((120, 16)), rng.standard_normal((200, 16))]
+    )
+    Xq = (Xq / np.linalg.norm(Xq, axis=1, keepdims=True)).astype(np.float32)
+    oos = np.arange(len(Xq)) >= 120
+
+    def refused(p: FittedPolicy) -> np.ndarray:
+        S = Xq @ X[:180].T
+        order = np.argsort(-S, axis=1)[:, :32]
+        pairs = [[(labels[j], float(S[i, j])) for j in row] for i, row in enumerate(order)]
+        live: dict[str, float | None] = {r: None for r in p.routes}
+        return np.array([d.chosen is None for d in p.decide(QueryBatch(Xq), pairs, live)])
+
+    both, alone = refused(pol), refused(replace(pol, refusal=None))
+    assert both[oos].mean() > alone[oos].mean()
+    assert both[~oos].mean() <= alone[~oos].mean() + 0.05
+    restored = FittedPolicy.from_bytes(pol.to_bytes())  # stored with the policy
+    assert restored.refusal is not None and restored.refusal.threshold == pol.refusal.threshold
+    assert (refused(restored) == both).all()
+    off = fit_policy(X, labels, oos_label="oos", refusal_budget=0.05, refusal=0)
+    assert off.reject and off.refusal is None  # refusal=0: the reject class alone
+
+
+def test_open_intent_metrics_follow_textoir() -> None:
+    from benchmarks.oos import open_metrics
+
+    truth = np.array([0, 0, 1, 1, -1, -1, -1, -1])
+    pred = np.array([0, -1, 1, 0, -1, -1, 1, -1])
+    m = open_metrics(pred, truth)
+    assert m["accuracy"] == pytest.approx(5 / 8)
+    assert m["oos_precision"] == pytest.approx(3 / 4) and m["oos_recall"] == pytest.approx(3 / 4)
+    assert m["f1_open"] == pytest.approx(0.75)
+    # known classes: class 0 P=1/2 R=1/2 -> F1 0.5; class 1 P=1/2 R=1/2 -> 0.5
+    assert m["f1_known"] == pytest.approx(0.5)

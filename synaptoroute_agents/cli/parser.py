@@ -153,8 +153,9 @@ def _add_eval(sub: _Sub, parents: list[_Parser]) -> None:
     p.add_argument(
         "--refusal",
         default="balanced",
-        help="operating point of the refusal without out-of-scope examples: permissive (about 2%% "
-        "of in-scope queries refused), balanced (5%%, default), cautious (10%%) or a share",
+        help="operating point of the refusal without out-of-scope examples: the share of correctly "
+        "routed queries it may refuse: permissive (about 0.5%%), balanced (2%%, default), cautious "
+        "(5%%) or a share",
     )
     p.add_argument(
         "--holdout-routes",

@@ -16,10 +16,15 @@ folds; a fold's examples play queries for which no route exists, scored against 
 only, while the other routes' examples play in-scope queries, each scored leave-one-out (its own
 row removed, as a real query is never one of the stored examples). Out-of-scope examples given
 to ``fit`` (too few for a reject class) join the simulated ones. The score with the best
-simulated AUROC is kept, and its thresholds are quantiles of the in-scope simulated scores: an
-operating point promises the share of in-scope queries it refuses (see
-:data:`OPERATING_POINTS`). Leave-one-out scores are a little lower than a real query's (one
-example fewer), so the share refused on new data is at most about the promised one.
+simulated AUROC is kept, and its thresholds are quantiles of the simulated scores of the in-scope
+rows the ranking routes correctly: an operating point promises the share of queries that would
+have been routed correctly and are refused (see :data:`OPERATING_POINTS`); queries the ranking
+would misroute may be refused on top of it, which costs an agent nothing. On the public intent
+sets the promise held on test within about a point (docs/fitting.md).
+
+With ten or more out-of-scope examples (a reject class), the score is chosen the same way (the
+real examples join the simulated ones) and refuses too when a threshold chosen on the held-out
+rows does better than the reject class alone (:data:`WITH_OOS_EXAMPLES`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ..errors import InvalidInputError
 
 __all__ = [
     "DEFAULT_POINT",
+    "WITH_OOS_EXAMPLES",
     "OPERATING_POINTS",
     "Refusal",
     "RefusalModel",
@@ -44,10 +50,14 @@ __all__ = [
     "refusal_scores",
 ]
 
-#: Named operating points: the share of in-scope queries the refusal may turn away.
-OPERATING_POINTS: dict[str, float] = {"permissive": 0.02, "balanced": 0.05, "cautious": 0.10}
+#: Named operating points: the share of the in-scope queries the ranking would route correctly
+#: that the refusal may turn away (what refusing costs the user; see docs/fitting.md).
+OPERATING_POINTS: dict[str, float] = {"permissive": 0.005, "balanced": 0.02, "cautious": 0.05}
 #: The default operating point (chosen on the route-holdout measurements in docs/fitting.md).
 DEFAULT_POINT = "balanced"
+#: The point of a refusal whose threshold was chosen on real out-of-scope examples (with a
+#: reject class), not read off a promised in-scope share.
+WITH_OOS_EXAMPLES = "out-of-scope examples"
 
 _KNN = (3, 5, 10)
 _GRID = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.10, 0.15, 0.20, 0.30)
@@ -186,6 +196,7 @@ class Refusal:
         pts = sorted(
             (check_refusal(float(k)) if k not in OPERATING_POINTS else OPERATING_POINTS[k], t)
             for k, t in self.thresholds.items()
+            if k != WITH_OOS_EXAMPLES
         )
         xs, ts = [p for p, _ in pts], [t for _, t in pts]
         return float(np.interp(share, xs, ts))
@@ -234,12 +245,17 @@ def choose_refusal(
     neg: Mapping[str, np.ndarray],
     model: RefusalModel,
     point: str = DEFAULT_POINT,
+    *,
+    right: np.ndarray | None = None,
 ) -> Refusal:
     """Choose the refusal score and its thresholds from simulated in-scope (``pos``) and
     out-of-scope (``neg``) scores, one array per base score (see the module).
 
-    The score with the best AUROC is kept (a single score before a blend on a tie); each
-    operating point's threshold is the quantile of the in-scope scores at its share.
+    The score with the best AUROC is kept (a single score before a blend on a tie). ``right``
+    marks the in-scope rows the ranking routes correctly: each operating point's threshold is the
+    quantile of *their* scores at its share, so a point promises the share of queries that would
+    have been routed correctly and are refused (refusing a query the ranking would misroute is no
+    loss to an agent). Without ``right`` (or with fewer than ten such rows) every in-scope row counts.
     """
     norms = {n: (float(v.mean()), float(v.std() + 1e-9)) for n, v in pos.items()}
     cands: dict[str, tuple[np.ndarray, np.ndarray]] = {n: (pos[n], neg[n]) for n in pos}
@@ -256,8 +272,9 @@ def choose_refusal(
     shares = {**OPERATING_POINTS, **{f"{s:g}": s for s in (0.0, *_GRID)}}
     if point not in shares:
         shares[point] = check_refusal(float(point))
-    thresholds = {name: float(np.quantile(p, s)) if s > 0 else -1e9 for name, s in shares.items()}
-    frontier = [(s, float((q < np.quantile(p, s)).mean())) for s in _GRID]
+    ref = p[right] if right is not None and int(np.count_nonzero(right)) >= 10 else p
+    thresholds = {name: float(np.quantile(ref, s)) if s > 0 else -1e9 for name, s in shares.items()}
+    frontier = [(s, float((q < np.quantile(ref, s)).mean())) for s in _GRID]
     return Refusal(
         score=best,
         norms={n: norms[n] for n in best.split("+")},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from .lexicon import Lexicon
 from .numerics import design_logits, fit_softmax, neighbours, softmax, vote
 from .oos import (
     DEFAULT_POINT,
+    WITH_OOS_EXAMPLES,
     Refusal,
     RefusalModel,
     centroids,
@@ -208,10 +209,13 @@ def _fit(data: FitData) -> FittedPolicy:
         rows.lexicon, rows.F, rows.Fv, rows.scale = None, None, None, 1.0
     Ph = softmax(held.logits[(use_lex, lam)] / temp)
     acc, alpha, tau = _choose_blend(held, Ph, prob)
-    refusal = (
-        None if prob.reject else _fit_refusal(data, prob, rows, held, Ph, (use_lex, lam, temp, alpha, tau))
-    )
-    threshold = _choose_threshold(held, Ph, prob, alpha, tau, data, refusal is not None)
+    refusal = _fit_refusal(data, prob, rows, held, Ph, (use_lex, lam, temp, alpha, tau))
+    threshold = _choose_threshold(held, Ph, prob, alpha, tau, data, refusal is not None and not prob.reject)
+    if prob.reject and refusal is not None:
+        if check_refusal(data.refusal) == 0:  # refusal=0: no refusal score, the reject class alone
+            refusal = None
+        else:
+            threshold, refusal = _with_reject_class(held, Ph, prob, alpha, tau, data, threshold, refusal)
     W = _refit(rows, folds, val is not None, prob, lam, held.path[(use_lex, lam)])
     settings = {
         "l2": lam,
@@ -286,6 +290,7 @@ def _fit_refusal(
     pos = neighbour_scores(held.nb_sim[ins])
     pos["centroid"] = held.centroid[ins]
     pos["head"] = B[ins].max(axis=1)
+    right = B[ins].argmax(axis=1) == yh[ins]
     neg_parts: list[dict[str, np.ndarray]] = []
     rng = np.random.default_rng(data.seed)
     k = int(min(5, len(usable)))
@@ -315,13 +320,70 @@ def _fit_refusal(
         ni, ns = neighbours(rows.X[unseen], rows.X[kept], yk, _NEIGHBOURS)
         Vu = vote(ni, ns, np.isfinite(ns), len(kept_routes), tau)
         part = neighbour_scores(ns)
-        part["head"] = ((1 - alpha) * P + alpha * Vu).max(axis=1)
+        Bu = (1 - alpha) * P + alpha * Vu
+        part["head"] = Bu.max(axis=1)
         C = centroids(rows.X[kept], yk, len(kept_routes))
         part["centroid"] = (rows.X[unseen] @ C.T).max(axis=1).astype(np.float64)
         neg_parts.append(part)
     neg = {name: np.concatenate([p[name] for p in neg_parts]) for name in pos}
     model = RefusalModel(centroids(rows.X[route_rows], rows.y[route_rows], n_routes))
-    return choose_refusal(pos, neg, model, point)
+    return choose_refusal(pos, neg, model, point, right=right)
+
+
+def _with_reject_class(
+    held: _Held,
+    Ph: np.ndarray,
+    prob: _Problem,
+    alpha: float,
+    tau: float,
+    data: FitData,
+    threshold: float,
+    refusal: Refusal,
+) -> tuple[float, Refusal | None]:
+    """With a reject class (ten or more out-of-scope examples): the probability threshold and
+    the refusal score's threshold chosen together on the held-out rows.
+
+    The score was chosen on the simulated unseen routes and the real out-of-scope rows together.
+    Both thresholds run over the quantiles 0-10% of the held-out in-scope rows (and "off"); the
+    pair kept maximizes in-scope accuracy + out-of-scope recall with the in-scope queries lost
+    beyond the reject class's own within ``refusal_budget`` (one budget for both). Returns the
+    probability threshold and the refusal (None when the pair kept switches it off).
+    """
+    yh, n_routes = held.y, prob.n_routes
+    in_scope, is_oos = yh < n_routes, yh >= n_routes
+    n_in = int(in_scope.sum())
+    if n_in < 10 or not is_oos.any():
+        return threshold, None
+    V = vote(held.nb_idx, held.nb_sim, np.isfinite(held.nb_sim), prob.k, tau)
+    B = (1 - alpha) * Ph[:, :n_routes] + alpha * V[:, :n_routes]
+    top = B.max(axis=1)
+    rejected = (1 - alpha) * Ph[:, n_routes] > top
+    right = (B.argmax(axis=1) == yh) & in_scope & ~rejected
+    base = neighbour_scores(held.nb_sim)
+    base["centroid"] = held.centroid
+    base["head"] = top
+    score = refusal.combine(base)
+    base_right = right.sum() / n_in
+    allowed = max(data.refusal_budget, 1.0 / n_in) if data.refusal_budget > 0 else 0.0
+    qs = np.linspace(0.0, 0.1, 41)[1:]
+    probs = [threshold, 0.0, *np.quantile(top[in_scope], qs).tolist()]
+    cuts = [-np.inf, *np.quantile(score[in_scope], qs).tolist()]
+    best = (-np.inf, threshold, -np.inf)
+    for p in probs:
+        kept = ~(top < p)
+        for t in cuts:
+            keep = kept & (score >= t)
+            ok_in = (right & keep).sum() / n_in
+            if base_right - ok_in > allowed:
+                continue
+            j = float(ok_in + (rejected | ~keep)[is_oos].mean())
+            if j > best[0] + 1e-12:
+                best = (j, float(p), float(t))
+    _, p_best, t_best = best
+    if not np.isfinite(t_best):
+        return p_best, None
+    thresholds = {**refusal.thresholds, WITH_OOS_EXAMPLES: t_best}
+    return p_best, replace(refusal, thresholds=thresholds, point=WITH_OOS_EXAMPLES)
 
 
 def _rows(data: FitData, prob: _Problem) -> _Rows:

@@ -302,8 +302,9 @@ class SemanticRouter:
                 catch more out-of-scope ones. Lower keeps more in-scope answers, higher sends
                 more doubtful queries to the abstention branch.
             refusal: without (enough) out-of-scope examples, the operating point of the
-                refusal: ``"permissive"`` (refuses about 2% of in-scope queries),
-                ``"balanced"`` (5%), ``"cautious"`` (10%) or a share in [0, 0.5]. Which score
+                refusal: the share of the queries it would route correctly that it may refuse:
+                ``"permissive"`` (about 0.5%), ``"balanced"`` (2%), ``"cautious"`` (5%) or a share
+                in [0, 0.5] (misrouted queries may be refused on top). Which score
                 decides and its threshold are chosen by simulating unseen routes (docs/fitting.md).
                 Labels that are not valid route names (``card_payment?``) become valid ones
                 with ``create_routes``; :attr:`FitSummary.route_names` lists them.
