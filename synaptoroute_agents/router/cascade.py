@@ -1,0 +1,345 @@
+"""The cascade's static tier inside the router (for encoders with the ``TieredEncoder`` capability).
+
+The tier keeps a second index, of the stored utterances' static embeddings (recomputed from their
+texts at boot and on every change: tens of microseconds each; the store is unchanged). A query's
+static embedding is searched there and ranked by nearest utterance per route; the tier answers
+when its best route's static score is at least the gate's ``floor`` and leads the runner-up by at
+least the gate's ``margin`` (and the route has no threshold of its own, which is on the
+transformer's scale). Every other query goes to the transformer and the router's policy, as
+without the cascade.
+
+The gate: :data:`DEFAULT_GATE` for an unfitted router (measured on public intent sets, see its
+comment); ``fit`` chooses one by cross-validation (:func:`fit_gate`) and the store keeps it
+under :data:`GATE_KEY`, so every replica and every boot uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..encoders.base import TieredEncoder
+from ..errors import InvalidInputError
+from ..index import VectorIndex
+from ..routes import RouteMatch
+from ..scoring import CosinePolicy, QueryBatch
+from .decide import decide
+from .tables import IdTables
+
+if TYPE_CHECKING:
+    from ..fitting.data import PreparedFit
+    from ..store import RouteStore
+    from .core import SemanticRouter
+
+__all__ = [
+    "DEFAULT_GATE",
+    "GATE_KEY",
+    "Gate",
+    "StaticTier",
+    "choose_gate",
+    "fit_cascade_gate",
+    "fit_gate",
+    "route_cascade",
+]
+
+log = logging.getLogger(__name__)
+
+#: The store key of the fitted gate.
+GATE_KEY = "cascade"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """When the static tier answers: best static score >= ``floor`` and lead >= ``margin``."""
+
+    floor: float
+    margin: float
+    source: str = "default"
+
+    def to_json(self) -> bytes:
+        return json.dumps({"floor": self.floor, "margin": self.margin, "source": self.source}).encode()
+
+    @staticmethod
+    def from_json(blob: bytes) -> Gate:
+        d = json.loads(blob.decode())
+        return Gate(float(d["floor"]), float(d["margin"]), str(d.get("source", "fitted")))
+
+
+#: The gate of an unfitted router, measured on the train/validation splits of CLINC150 (with its
+#: out-of-scope queries), Banking77 and HWU64 with the cosine policy (train stored, validation as
+#: queries; test never read): the least conservative gate that kept the static tier's
+#: disagreement with the transformer-only decision within 0.2% of the queries and let none of
+#: CLINC150's out-of-scope queries through on every set
+#: (``uv run --group bench python -m benchmarks.cascade --calibrate``).
+DEFAULT_GATE = Gate(floor=0.80, margin=0.10, source="default")
+
+#: The share of queries the fitted gate may answer differently from the transformer-only decision
+#: (estimated by cross-validation inside ``fit``).
+DISAGREEMENT_BUDGET = 0.002
+
+
+class StaticTier:
+    """The static index beside the router's index, and the gate.
+
+    Args:
+        encoder: the router's encoder (with the ``TieredEncoder`` capability).
+    """
+
+    def __init__(self, encoder: TieredEncoder) -> None:
+        self.encoder = encoder
+        self.index = VectorIndex(encoder.static_dim)
+        self.gate = DEFAULT_GATE
+        self._policy = CosinePolicy(0.0)
+        #: queries answered by the static tier and by the transformer since the router started
+        self.answered = {"static": 0, "transformer": 0}
+
+    # -- the static index follows the router's index (the caller holds the write lock)
+    def load(self, ids: np.ndarray, texts: Sequence[str]) -> None:
+        """Make the static index hold ``texts`` under ``ids`` (the router's whole content)."""
+        self.index.load(ids, self.encoder.static_embed(list(texts)))
+
+    def apply(self, removed: Sequence[int], added: Sequence[int], texts: Sequence[str]) -> None:
+        """Mirror a committed change (ids removed, ids added with their texts)."""
+        vecs = (
+            self.encoder.static_embed(list(texts))
+            if len(added)
+            else np.empty((0, self.index.dim), np.float32)
+        )
+        self.index.apply(
+            np.asarray(list(removed), dtype=np.int64), np.asarray(list(added), dtype=np.int64), vecs
+        )
+
+    # -- the gate
+    def load_gate(self, store: RouteStore, model_id: str) -> None:
+        """The store's fitted gate when it was chosen for this encoder, else the default."""
+        saved = store.load_fitted(GATE_KEY)
+        gate = DEFAULT_GATE
+        if saved is not None:
+            blob, mid, _version = saved
+            if mid == self._gate_model_id(model_id):
+                gate = Gate.from_json(blob)
+            else:
+                log.warning("the stored cascade gate was chosen with %r; using the default", mid)
+        self.gate = gate
+
+    def gate_model_id(self, model_id: str) -> str:
+        """The id a fitted gate is stored under: the transformer's and the static table's."""
+        return self._gate_model_id(model_id)
+
+    def _gate_model_id(self, model_id: str) -> str:
+        return f"{model_id}+{self.encoder.static_id}"
+
+    # -- queries
+    def split(
+        self, tables: IdTables, texts: Sequence[str], top_k: int, neighbors: int
+    ) -> tuple[list[RouteMatch | None], list[int]]:
+        """The static tier's answers (None where it defers) and the positions it defers.
+
+        The caller has registered as a reader of ``tables``.
+        """
+        S = self.encoder.static_embed(list(texts))
+        gate = self.gate
+        policy = self._policy
+        policy.threshold, policy.ambiguity_margin = gate.floor, gate.margin
+        matches = decide(tables, self.index, policy, QueryBatch(S, None, None), top_k, neighbors)
+        own = tables.thresholds
+        out: list[RouteMatch | None] = []
+        rest: list[int] = []
+        for i, m in enumerate(matches):
+            # a route's own threshold is on the transformer's scale: the transformer decides it
+            if m.name is not None and own.get(m.name) is None:
+                out.append(replace(m, tier="static"))
+            else:
+                out.append(None)
+                rest.append(i)
+        self.answered["static"] += len(texts) - len(rest)
+        self.answered["transformer"] += len(rest)
+        return out, rest
+
+
+# --------------------------------------------------------------------------- choosing the gate
+def choose_gate(
+    best: np.ndarray,
+    lead: np.ndarray,
+    agree: np.ndarray,
+    oos: np.ndarray,
+    budget: float = DISAGREEMENT_BUDGET,
+) -> Gate | None:
+    """The gate that answers the most in-scope queries statically within the rules, or None.
+
+    Args:
+        best: each held-out query's best static route score.
+        lead: its lead over the runner-up route.
+        agree: whether the static best route is the transformer-only decision (in-scope rows).
+        oos: the rows that are (simulated or real) out-of-scope queries: none may pass.
+        budget: the most disagreements allowed, as a share of the in-scope rows.
+    """
+    best, lead = np.asarray(best, np.float64), np.asarray(lead, np.float64)
+    agree, oos = np.asarray(agree, bool), np.asarray(oos, bool)
+    ins = ~oos
+    n_in = int(ins.sum())
+    if n_in == 0:
+        return None
+    qs = np.linspace(0.0, 1.0, 41)
+    floors = np.unique(np.quantile(best[ins], qs))
+    margins = np.unique(np.concatenate(([0.0], np.quantile(lead[ins], qs))))
+    allowed = budget * n_in
+    found: tuple[float, float, float] | None = None  # (share, floor, margin)
+    for f in floors:
+        over = best >= f
+        if not over[ins].any():
+            continue
+        for m in margins:
+            passes = over & (lead >= m)
+            if (passes & oos).any():
+                continue
+            p_in = passes & ins
+            if int((p_in & ~agree).sum()) > allowed:
+                continue
+            share = p_in.sum() / n_in
+            if found is None or share > found[0]:
+                found = (float(share), float(f), float(m))
+            break  # a larger margin at this floor passes fewer
+    if found is None or found[0] == 0.0:
+        return None
+    return Gate(found[1], found[2], source="fitted")
+
+
+def held_out_static(
+    rows: np.ndarray,
+    row_route: np.ndarray,
+    row_fold: np.ndarray,
+    queries: np.ndarray,
+    query_fold: np.ndarray,
+    n_routes: int,
+    hide_routes: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best static route, its score and its lead for each query, out of fold.
+
+    A query does not see rows of its own fold; with ``hide_routes`` (a route per query, -1 for
+    none) it does not see that route's rows either (the query then simulates an unseen route).
+    """
+    n = len(queries)
+    best_route = np.full(n, -1, dtype=np.int64)
+    best = np.zeros(n)
+    lead = np.zeros(n)
+    for s in range(0, n, 512):
+        sc = queries[s : s + 512] @ rows.T
+        sc[query_fold[s : s + 512, None] == row_fold[None, :]] = -np.inf
+        if hide_routes is not None:
+            sc[hide_routes[s : s + 512, None] == row_route[None, :]] = -np.inf
+        per = np.full((len(sc), n_routes), -np.inf)
+        _route_max(per, sc, row_route)
+        if n_routes >= 2:
+            top2 = np.partition(-per, 1, axis=1)[:, :2]
+            b1, b2 = -top2[:, 0], -top2[:, 1]
+        else:
+            b1, b2 = per[:, 0], np.full(len(per), -np.inf)
+        best[s : s + 512] = np.where(np.isfinite(b1), b1, 0.0)
+        lead[s : s + 512] = np.where(np.isfinite(b2), b1 - b2, 1.0)
+        best_route[s : s + 512] = np.argmax(per, axis=1)
+    return best_route, best, lead
+
+
+def _route_max(per: np.ndarray, sc: np.ndarray, row_route: np.ndarray) -> None:
+    """``per[q, r] = max over rows of route r of sc[q, row]`` (rows sorted by route first)."""
+    order = np.argsort(row_route, kind="stable")
+    routes_sorted = row_route[order]
+    starts = np.flatnonzero(np.r_[True, routes_sorted[1:] != routes_sorted[:-1]])
+    per[:, routes_sorted[starts]] = np.maximum.reduceat(sc[:, order], starts, axis=1)
+
+
+def fit_gate(
+    tier: StaticTier,
+    tables: IdTables,
+    prepared: PreparedFit,
+    transformer_decisions: Sequence[str | None],
+    seed: int = 0,
+    folds: int = 5,
+) -> Gate | None:
+    """Choose the gate by cross-validation on the fit examples.
+
+    Each fit example is scored by the static tier out of fold (rows with the same text in the
+    same fold, so an example never finds itself); it agrees when the static best route is the
+    transformer-only decision of the fitted router. Out-of-scope rows are the fit's
+    out-of-scope examples plus every in-scope example scored again with its own route hidden
+    (the route-holdout simulation): the gate may let none of them through.
+    """
+    data = prepared.data
+    texts = data.train.texts
+    if texts is None or len(texts) != len(transformer_decisions):
+        raise InvalidInputError("the cascade gate needs the fit examples' texts")
+    labels = list(data.train.labels)
+    ids = sorted(tables.id_route)
+    route_names = sorted(set(tables.id_route.values()))
+    if len(ids) < 2 or len(route_names) < 2:
+        return None
+    pos = {n: i for i, n in enumerate(route_names)}
+    row_texts = [tables.id_text[i] for i in ids]
+    rows = tier.encoder.static_embed(row_texts).astype(np.float64)
+    row_route = np.array([pos[tables.id_route[i]] for i in ids], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    fold_of: dict[str, int] = {}
+    for t in dict.fromkeys([*row_texts, *texts]):
+        fold_of[t] = int(rng.integers(folds))
+    row_fold = np.array([fold_of[t] for t in row_texts], dtype=np.int64)
+    q = tier.encoder.static_embed(list(texts)).astype(np.float64)
+    q_fold = np.array([fold_of[t] for t in texts], dtype=np.int64)
+    is_oos = np.array([lab == data.oos_label or lab not in pos for lab in labels])
+    route_ids, best, lead = held_out_static(rows, row_route, row_fold, q, q_fold, len(route_names))
+    want = np.array([pos.get(d, -1) if d is not None else -1 for d in transformer_decisions])
+    agree = route_ids == want
+    # the route-holdout simulation: each in-scope example with its own route's rows hidden
+    ins = np.flatnonzero(~is_oos)
+    hide = np.array([pos[labels[i]] for i in ins], dtype=np.int64)
+    _, sim_best, sim_lead = held_out_static(
+        rows, row_route, row_fold, q[ins], q_fold[ins], len(route_names), hide
+    )
+    all_best = np.concatenate([best, sim_best])
+    all_lead = np.concatenate([lead, sim_lead])
+    all_agree = np.concatenate([agree, np.zeros(len(ins), bool)])
+    all_oos = np.concatenate([is_oos, np.ones(len(ins), bool)])
+    return choose_gate(all_best, all_lead, all_agree, all_oos)
+
+
+# --------------------------------------------------------------------------- the router's side
+def route_cascade(router: SemanticRouter, tier: StaticTier, texts: list[str], top_k: int) -> list[RouteMatch]:
+    """Route cleaned queries: the static tier's confident answers, the transformer for the rest."""
+    tables = router._tables
+    token = tables.enter()
+    try:
+        static, rest = tier.split(tables, texts, top_k, router.neighbors)
+    finally:
+        tables.leave(token)
+    if rest:
+        sub = [texts[i] for i in rest]
+        Q, H = router._embed_queries(sub)
+        for i, m in zip(rest, router.decide(Q, top_k=top_k, texts=sub, features=H), strict=True):
+            static[i] = replace(m, tier="transformer")
+    return [m for m in static if m is not None]
+
+
+def fit_cascade_gate(
+    router: SemanticRouter, tier: StaticTier, prepared: PreparedFit, seed: int
+) -> dict[str, float]:
+    """Choose the fitted router's gate (:func:`fit_gate`), keep it in the store and use it.
+
+    Returns the settings it reports in :class:`~synaptoroute_agents.fitting.FitSummary`.
+    """
+    train = prepared.data.train
+    decided = router.decide(train.embeddings, texts=train.texts, features=train.features)
+    gate = fit_gate(tier, router._tables, prepared, [m.name for m in decided], seed=seed)
+    if gate is None:  # nothing is safe to answer statically: every query goes to the transformer
+        gate = Gate(2.0, 2.0, source="fitted")
+    with router._write_lock:
+        version = router.store.save_fitted(
+            GATE_KEY, gate.to_json(), tier.gate_model_id(router.encoder.model_id)
+        )
+        tier.gate = gate
+        router._note_version(version, "fit", None)
+    return {"cascade_floor": gate.floor, "cascade_margin": gate.margin}
