@@ -134,14 +134,16 @@ def accuracy_run(name: str, d: Path, cache: Path) -> tuple[dict[str, Any], Path]
             *data["train"], out_of_scope_label=data["oos"], validation=data["val"], create_routes=True
         )
         res["fit_seconds"] = time.perf_counter() - t0
-        gate = router._cascade.gate
+        tier = router._cascade
+        assert tier is not None
+        gate = tier.gate
         res["gate"] = {"floor": gate.floor, "margin": gate.margin, "source": gate.source}
         names = summary.route_names
         texts, labels = data["test"]
         truth = [names.get(lab, lab) if lab != data["oos"] else lab for lab in labels]
-        router._cascade.gate = Gate(*NEVER)
+        tier.gate = Gate(*NEVER)
         t_pred, _ = decisions(router, texts)
-        router._cascade.gate = gate
+        tier.gate = gate
         c_pred, tiers = decisions(router, texts)
         res["n_test"] = len(texts)
         res["static_share"] = tiers.count("static") / len(tiers)
@@ -223,6 +225,7 @@ def calibrate(data_dir: Path, cache: Path) -> dict[str, Any]:
                 by.setdefault(y.replace("?", "").replace(" ", "_"), []).append(t)
         with SemanticRouter(CascadeEncoder(enc)) as r:
             r.add_many([Route(n, tuple(dict.fromkeys(ts))) for n, ts in sorted(by.items())])
+            assert r._cascade is not None
             r._cascade.gate = Gate(*NEVER)
             t_pred, _ = decisions(r, va_x)
             s_name, s_best, s_lead = static_view(r, va_x)
@@ -281,6 +284,7 @@ def headline(cache: Path, extra: list[Path], n_single: int) -> dict[str, Any]:
     expected = w["expected"]
     with SemanticRouter(CascadeEncoder(model), db) as rc:
         c_pred, tiers = decisions(rc, queries)
+        assert rc._cascade is not None
         rc._cascade.gate = Gate(*NEVER)
         t_pred, _ = decisions(rc, queries)
         s_name, s_best, s_lead = static_view(rc, queries)
@@ -393,9 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd = "uv run --group bench python -m benchmarks.cascade " + " ".join(argv or [])
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.calibrate:
-        fig = calibrate(args.data, args.cache)
-        print(json.dumps(fig, indent=1))
-        write_manifest(args.manifest, "cascade-calibrate", fig, command=cmd)
+        cal = calibrate(args.data, args.cache)
+        print(json.dumps(cal, indent=1))
+        write_manifest(args.manifest, "cascade-calibrate", cal, command=cmd)
         return 0
     fig: dict[str, Any] = {"sets": {}}
     want = {s.strip() for s in args.sets.split(",") if s.strip()}
