@@ -94,8 +94,8 @@ class StaticTier:
     def __init__(self, encoder: TieredEncoder) -> None:
         self.encoder = encoder
         self.index = VectorIndex(encoder.static_dim)
-        self.gate = DEFAULT_GATE
-        self._policy = CosinePolicy(0.0)
+        self._gate = DEFAULT_GATE
+        self._policy = CosinePolicy(DEFAULT_GATE.floor, DEFAULT_GATE.margin)
         #: queries answered by the static tier and by the transformer since the router started
         self.answered = {"static": 0, "transformer": 0}
 
@@ -116,6 +116,17 @@ class StaticTier:
         )
 
     # -- the gate
+    @property
+    def gate(self) -> Gate:
+        """The gate in use."""
+        return self._gate
+
+    @gate.setter
+    def gate(self, gate: Gate) -> None:
+        # one policy object per gate: a query running meanwhile keeps the one it read
+        self._policy = CosinePolicy(gate.floor, gate.margin)
+        self._gate = gate
+
     def load_gate(self, store: RouteStore, model_id: str) -> None:
         """The store's fitted gate when it was chosen for this encoder, else the default."""
         saved = store.load_fitted(GATE_KEY)
@@ -144,9 +155,7 @@ class StaticTier:
         The caller has registered as a reader of ``tables``.
         """
         S = self.encoder.static_embed(list(texts))
-        gate = self.gate
         policy = self._policy
-        policy.threshold, policy.ambiguity_margin = gate.floor, gate.margin
         matches = decide(tables, self.index, policy, QueryBatch(S, None, None), top_k, neighbors)
         own = tables.thresholds
         out: list[RouteMatch | None] = []
@@ -217,10 +226,11 @@ def held_out_static(
     row_fold: np.ndarray,
     queries: np.ndarray,
     query_fold: np.ndarray,
-    n_routes: int,
+    neighbors: int,
     hide_routes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best static route, its score and its lead for each query, out of fold.
+    """Best static route, its score and its lead for each query, out of fold, as the router sees
+    them: among the query's ``neighbors`` nearest rows (no runner-up among them: lead 1).
 
     A query does not see rows of its own fold; with ``hide_routes`` (a route per query, -1 for
     none) it does not see that route's rows either (the query then simulates an unseen route).
@@ -229,30 +239,24 @@ def held_out_static(
     best_route = np.full(n, -1, dtype=np.int64)
     best = np.zeros(n)
     lead = np.zeros(n)
+    k = max(1, min(neighbors, len(rows)))
     for s in range(0, n, 512):
         sc = queries[s : s + 512] @ rows.T
         sc[query_fold[s : s + 512, None] == row_fold[None, :]] = -np.inf
         if hide_routes is not None:
             sc[hide_routes[s : s + 512, None] == row_route[None, :]] = -np.inf
-        per = np.full((len(sc), n_routes), -np.inf)
-        _route_max(per, sc, row_route)
-        if n_routes >= 2:
-            top2 = np.partition(-per, 1, axis=1)[:, :2]
-            b1, b2 = -top2[:, 0], -top2[:, 1]
-        else:
-            b1, b2 = per[:, 0], np.full(len(per), -np.inf)
-        best[s : s + 512] = np.where(np.isfinite(b1), b1, 0.0)
-        lead[s : s + 512] = np.where(np.isfinite(b2), b1 - b2, 1.0)
-        best_route[s : s + 512] = np.argmax(per, axis=1)
+        top = np.argpartition(-sc, k - 1, axis=1)[:, :k] if k < sc.shape[1] else np.argsort(-sc, axis=1)
+        tsc = np.take_along_axis(sc, top, axis=1)
+        troute = row_route[top]
+        at = np.argmax(tsc, axis=1)
+        b1 = tsc[np.arange(len(tsc)), at]
+        r1 = troute[np.arange(len(tsc)), at]
+        b2 = np.where(troute != r1[:, None], tsc, -np.inf).max(axis=1)
+        ok = np.isfinite(b1)
+        best[s : s + 512] = np.where(ok, b1, 0.0)
+        lead[s : s + 512] = np.where(ok, np.where(np.isfinite(b2), b1 - b2, 1.0), 0.0)
+        best_route[s : s + 512] = np.where(ok, r1, -1)
     return best_route, best, lead
-
-
-def _route_max(per: np.ndarray, sc: np.ndarray, row_route: np.ndarray) -> None:
-    """``per[q, r] = max over rows of route r of sc[q, row]`` (rows sorted by route first)."""
-    order = np.argsort(row_route, kind="stable")
-    routes_sorted = row_route[order]
-    starts = np.flatnonzero(np.r_[True, routes_sorted[1:] != routes_sorted[:-1]])
-    per[:, routes_sorted[starts]] = np.maximum.reduceat(sc[:, order], starts, axis=1)
 
 
 def fit_gate(
@@ -262,14 +266,17 @@ def fit_gate(
     transformer_decisions: Sequence[str | None],
     seed: int = 0,
     folds: int = 5,
+    neighbors: int = 32,
+    refused_unseen: Sequence[bool] | None = None,
 ) -> Gate | None:
     """Choose the gate by cross-validation on the fit examples.
 
     Each fit example is scored by the static tier out of fold (rows with the same text in the
     same fold, so an example never finds itself); it agrees when the static best route is the
-    transformer-only decision of the fitted router. Out-of-scope rows are the fit's
-    out-of-scope examples plus every in-scope example scored again with its own route hidden
-    (the route-holdout simulation): the gate may let none of them through.
+    transformer-only decision of the fitted router. The gate may let through none of the fit's
+    out-of-scope examples, and none of the route-holdout simulation's queries (each in-scope
+    example scored again with its own route hidden) that the transformer would refuse:
+    ``refused_unseen`` says which (one flag per in-scope example, in order; None: all).
     """
     data = prepared.data
     texts = data.train.texts
@@ -292,20 +299,59 @@ def fit_gate(
     q = tier.encoder.static_embed(list(texts)).astype(np.float64)
     q_fold = np.array([fold_of[t] for t in texts], dtype=np.int64)
     is_oos = np.array([lab == data.oos_label or lab not in pos for lab in labels])
-    route_ids, best, lead = held_out_static(rows, row_route, row_fold, q, q_fold, len(route_names))
+    route_ids, best, lead = held_out_static(rows, row_route, row_fold, q, q_fold, neighbors)
     want = np.array([pos.get(d, -1) if d is not None else -1 for d in transformer_decisions])
     agree = route_ids == want
     # the route-holdout simulation: each in-scope example with its own route's rows hidden
     ins = np.flatnonzero(~is_oos)
     hide = np.array([pos[labels[i]] for i in ins], dtype=np.int64)
-    _, sim_best, sim_lead = held_out_static(
-        rows, row_route, row_fold, q[ins], q_fold[ins], len(route_names), hide
-    )
-    all_best = np.concatenate([best, sim_best])
-    all_lead = np.concatenate([lead, sim_lead])
-    all_agree = np.concatenate([agree, np.zeros(len(ins), bool)])
-    all_oos = np.concatenate([is_oos, np.ones(len(ins), bool)])
+    _, sim_best, sim_lead = held_out_static(rows, row_route, row_fold, q[ins], q_fold[ins], neighbors, hide)
+    # a simulated query the transformer would route somewhere wrong anyway changes nothing
+    keep = np.ones(len(ins), bool) if refused_unseen is None else np.asarray(refused_unseen, bool)
+    if len(keep) != len(ins):
+        raise InvalidInputError("refused_unseen needs one flag per in-scope example")
+    all_best = np.concatenate([best, sim_best[keep]])
+    all_lead = np.concatenate([lead, sim_lead[keep]])
+    all_agree = np.concatenate([agree, np.zeros(int(keep.sum()), bool)])
+    all_oos = np.concatenate([is_oos, np.ones(int(keep.sum()), bool)])
     return choose_gate(all_best, all_lead, all_agree, all_oos)
+
+
+def refused_unseen(router: SemanticRouter, prepared: PreparedFit) -> list[bool]:
+    """The route-holdout simulation on the transformer's side: for each in-scope fit example,
+    whether the fitted router would refuse it if its own route were not there (its route's
+    utterances dropped from the neighbours and the route from the live routes)."""
+    data = prepared.data
+    train, oos_label = data.train, data.oos_label
+    tables, policy = router._tables, router._policy
+    live = tables.thresholds
+    labels = list(train.labels)
+    have = set(tables.id_route.values())
+    ins = [i for i, lab in enumerate(labels) if lab != oos_label and lab in have]
+    if not ins:
+        return []
+    E = train.embeddings[ins]
+    F = train.features[ins] if train.features is not None else None
+    T = [train.texts[i] for i in ins] if train.texts is not None else None
+    k = max(router.neighbors, 4)
+    scores, ids = router.index.search(E, 2 * k)
+    by_route: dict[str, list[int]] = {}
+    for j, i in enumerate(ins):
+        by_route.setdefault(labels[i], []).append(j)
+    out = [False] * len(ins)
+    id_route = tables.id_route
+    for route, js in by_route.items():
+        pairs: list[list[tuple[str, float]]] = []
+        for j in js:
+            row = [(id_route.get(int(x)), float(sc)) for sc, x in zip(scores[j], ids[j], strict=True)]
+            pairs.append([(n, sc) for n, sc in row if n is not None and n != route][:k])
+        others = {n: t for n, t in live.items() if n != route}
+        sub = QueryBatch(
+            E[js], [T[j] for j in js] if T is not None else None, F[js] if F is not None else None
+        )
+        for j, (_ranked, chosen, _reason) in zip(js, policy.decide(sub, pairs, others, 1), strict=True):
+            out[j] = chosen is None
+    return out
 
 
 # --------------------------------------------------------------------------- the router's side
@@ -334,7 +380,15 @@ def fit_cascade_gate(
     """
     train = prepared.data.train
     decided = router.decide(train.embeddings, texts=train.texts, features=train.features)
-    gate = fit_gate(tier, router._tables, prepared, [m.name for m in decided], seed=seed)
+    gate = fit_gate(
+        tier,
+        router._tables,
+        prepared,
+        [m.name for m in decided],
+        seed=seed,
+        neighbors=router.neighbors,
+        refused_unseen=refused_unseen(router, prepared),
+    )
     if gate is None:  # nothing is safe to answer statically: every query goes to the transformer
         gate = Gate(2.0, 2.0, source="fitted")
     with router._write_lock:

@@ -633,6 +633,8 @@ class SemanticRouter:
         if batcher is not None:
             batcher.close()
         self.index.wait_idle(5)
+        if self._cascade is not None:
+            self._cascade.index.wait_idle(5)
         self.wait_snapshot()  # a snapshot write is one transaction: let it finish or fail whole
         if self._owns_store:
             self.store.close()
