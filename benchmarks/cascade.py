@@ -288,6 +288,17 @@ def headline(cache: Path, extra: list[Path], n_single: int) -> dict[str, Any]:
         rc._cascade.gate = Gate(*NEVER)
         t_pred, _ = decisions(rc, queries)
         s_name, s_best, s_lead = static_view(rc, queries)
+        # the ceiling: every query answered by the static tier (gate wide open)
+        rc._cascade.gate = Gate(-1.0, 0.0)
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for s in range(0, len(queries), 64):
+                rc.route_batch(queries[s : s + 64])
+            runs.append(time.perf_counter() - t0)
+        out["static_only_batched_qps"] = len(queries) / statistics.median(runs)
+        top_s = [(p, e) for p, e in zip(s_name, expected, strict=True) if e is not None]
+        out["static_only_accuracy_vs_expected"] = sum(p == e for p, e in top_s) / len(top_s)
     top = [(p, e) for p, e in zip(c_pred, expected, strict=True) if e is not None]
     out["accuracy_vs_expected"] = {
         "cascade": sum(p == e for p, e in top) / len(top),
@@ -367,6 +378,8 @@ def markdown(fig: dict[str, Any], cmd: str) -> str:
             f"| {_pct(h['accuracy_vs_expected']['transformer_only'])} "
             f"| {_pct((h['peer'].get('accuracy') or {}).get('accuracy'))} |",
             f"| answered statically | {100 * h['static_share']:.1f}% | | |",
+            f"| static tier alone (gate open): batched q/s, accuracy | {h['static_only_batched_qps']:.0f}, "
+            f"{_pct(h['static_only_accuracy_vs_expected'])} | | |",
             f"| load (1 min) start / end | {o['load_start']:.1f} / {o['load_end']:.1f} | | "
             f"{' / '.join(f'{x:.1f}' for x in h['peer'].get('loadavg_start_end') or [])} |",
             "",
