@@ -203,3 +203,12 @@ def test_the_async_path_uses_the_cascade(encoder: BundledEncoder) -> None:
             return [m.tier for m in got]
 
         assert asyncio.run(go()) == ["static", "transformer"]
+
+
+def test_routers_with_other_encoders_are_untouched(encoder: BundledEncoder) -> None:
+    with SemanticRouter(encoder) as router:
+        router.add_many(ROUTES)
+        assert router._cascade is None
+        m = router.route("will it rain tomorrow")
+        assert m.name == "weather" and m.tier is None and "tier" not in m.to_dict()
+        assert "cascade" not in router.stats()

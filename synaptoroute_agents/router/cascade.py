@@ -155,21 +155,71 @@ class StaticTier:
         The caller has registered as a reader of ``tables``.
         """
         S = self.encoder.static_embed(list(texts))
-        policy = self._policy
-        matches = decide(tables, self.index, policy, QueryBatch(S, None, None), top_k, neighbors)
+        gate = self._gate
+        out: list[RouteMatch | None] = [None] * len(texts)
+        rest: list[int] = list(range(len(texts)))
+        if not tables.thresholds:
+            return out, rest
+        scores, ids = self.index.search(S, max(neighbors, 4 * top_k))
+        names, best, lead = leads(scores, ids, tables.id_route)
         own = tables.thresholds
-        out: list[RouteMatch | None] = []
-        rest: list[int] = []
-        for i, m in enumerate(matches):
-            # a route's own threshold is on the transformer's scale: the transformer decides it
-            if m.name is not None and own.get(m.name) is None:
-                out.append(replace(m, tier="static"))
-            else:
-                out.append(None)
-                rest.append(i)
+        # a route's own threshold is on the transformer's scale: the transformer decides it
+        sure = [
+            i
+            for i, n in enumerate(names)
+            if n is not None and own.get(n, 0.0) is None and best[i] >= gate.floor and lead[i] >= gate.margin
+        ]
+        if sure:
+            matches = decide(
+                tables, self.index, self._policy, QueryBatch(S[sure], None, None), top_k, neighbors
+            )
+            for i, m in zip(sure, matches, strict=True):
+                if m.name == names[i]:  # the same search: always, unless the index changed meanwhile
+                    out[i] = replace(m, margin=float(lead[i]), tier="static")
+            rest = [i for i, m in enumerate(out) if m is None]
         self.answered["static"] += len(texts) - len(rest)
         self.answered["transformer"] += len(rest)
         return out, rest
+
+
+def leads(
+    scores: np.ndarray, ids: np.ndarray, id_route: dict[int, str]
+) -> tuple[list[str | None], np.ndarray, np.ndarray]:
+    """Each query's best route, its score and its lead from its nearest rows (best first).
+
+    The lead is the best score minus the best score of another route among the rows; when the
+    rows hold no other route, minus the last row's score (no other route scores higher: a lower
+    bound of the lead), or 1 when the rows are all the index has.
+    """
+    n, k = scores.shape
+    names: list[str | None] = []
+    best = np.zeros(n)
+    lead = np.zeros(n)
+    for q, (srow, irow) in enumerate(zip(scores.tolist(), ids.tolist(), strict=True)):
+        r1: str | None = None
+        b1 = b2 = last = 0.0
+        seen = 0
+        other = False
+        for sc, i in zip(srow, irow, strict=True):
+            if i < 0:
+                break
+            name = id_route.get(i)
+            if name is None:
+                continue
+            seen += 1
+            last = sc
+            if r1 is None:
+                r1, b1 = name, sc
+            elif name != r1:
+                b2, other = sc, True
+                break
+        names.append(r1)
+        if r1 is None:
+            continue
+        best[q] = b1
+        full = irow[-1] >= 0 and seen > 0
+        lead[q] = b1 - b2 if other else (b1 - last if full else 1.0)
+    return names, best, lead
 
 
 # --------------------------------------------------------------------------- choosing the gate
@@ -245,16 +295,26 @@ def held_out_static(
         sc[query_fold[s : s + 512, None] == row_fold[None, :]] = -np.inf
         if hide_routes is not None:
             sc[hide_routes[s : s + 512, None] == row_route[None, :]] = -np.inf
-        top = np.argpartition(-sc, k - 1, axis=1)[:, :k] if k < sc.shape[1] else np.argsort(-sc, axis=1)
+        top = (
+            np.argpartition(-sc, k - 1, axis=1)[:, :k]
+            if k < sc.shape[1]
+            else np.arange(sc.shape[1])[None, :].repeat(len(sc), 0)
+        )
         tsc = np.take_along_axis(sc, top, axis=1)
-        troute = row_route[top]
-        at = np.argmax(tsc, axis=1)
-        b1 = tsc[np.arange(len(tsc)), at]
-        r1 = troute[np.arange(len(tsc)), at]
-        b2 = np.where(troute != r1[:, None], tsc, -np.inf).max(axis=1)
-        ok = np.isfinite(b1)
+        order = np.argsort(-tsc, axis=1)
+        tsc = np.take_along_axis(tsc, order, axis=1)
+        troute = row_route[np.take_along_axis(top, order, axis=1)]
+        b1, r1 = tsc[:, 0], troute[:, 0]
+        valid = np.isfinite(tsc)
+        other = valid & (troute != r1[:, None])
+        has_other = other.any(axis=1)
+        b2 = np.where(other, tsc, -np.inf).max(axis=1)
+        full = valid[:, -1] if k < sc.shape[1] else np.zeros(len(sc), bool)
+        last = np.where(valid, tsc, np.inf).min(axis=1)
+        ok = valid[:, 0]
+        ld = np.where(has_other, b1 - b2, np.where(full, b1 - last, 1.0))
         best[s : s + 512] = np.where(ok, b1, 0.0)
-        lead[s : s + 512] = np.where(ok, np.where(np.isfinite(b2), b1 - b2, 1.0), 0.0)
+        lead[s : s + 512] = np.where(ok, ld, 0.0)
         best_route[s : s + 512] = np.where(ok, r1, -1)
     return best_route, best, lead
 
