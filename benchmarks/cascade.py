@@ -326,9 +326,43 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
 
+def markdown_headline(h: dict[str, Any], cmd: str) -> str:
+    o = h["ours"]
+    lines = [
+        "## Cascade at 10,000 routes x 5 against synaptoroute 0.4.1",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        f"Unfitted routers (the default gate), the same bundled model on both sides "
+        f"({h['vector_source']} utterance vectors), one run, 2 cores; the peer end to end through "
+        "`benchmarks.peers` in its own venv (batched: its `aquery` micro-batcher); ours `route_batch` "
+        "in chunks of 64, the cascade and the transformer-only router alternated on the same store.",
+        "",
+        "| | cascade | transformer only | synaptoroute 0.4.1 |",
+        "|---|---|---|---|",
+        f"| batched e2e q/s | {o['batched_qps']['cascade']:.0f} | {o['batched_qps']['transformer']:.0f} "
+        f"| {h['peer_batched_qps']:.0f} |",
+        f"| ratio to the peer | {h['cascade_over_peer'] or 0:.2f}x | {h['transformer_over_peer'] or 0:.2f}x | 1 |",
+        f"| single e2e p50 ms | {o['single_p50_ms']['cascade']:.2f} | {o['single_p50_ms']['transformer']:.2f} "
+        f"| {(h['peer'].get('single') or {}).get('p50_ms', 0):.2f} |",
+        f"| top-1 accuracy vs expected | {_pct(h['accuracy_vs_expected']['cascade'])} "
+        f"| {_pct(h['accuracy_vs_expected']['transformer_only'])} "
+        f"| {_pct((h['peer'].get('accuracy') or {}).get('accuracy'))} |",
+        f"| answered statically | {100 * h['static_share']:.1f}% | | |",
+        f"| static tier alone (gate open): batched q/s, accuracy | {h['static_only_batched_qps']:.0f}, "
+        f"{_pct(h['static_only_accuracy_vs_expected'])} | | |",
+        f"| load (1 min) start / end | {o['load_start']:.1f} / {o['load_end']:.1f} | | "
+        f"{' / '.join(f'{x:.1f}' for x in h['peer'].get('loadavg_start_end') or [])} |",
+        "",
+        "Share answered statically by gate (floor / margin): "
+        + ", ".join(f"{r['floor']}/{r['margin']}: {100 * r['static_share']:.0f}%" for r in h["by_margin"]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(fig: dict[str, Any], cmd: str) -> str:
     lines = [
-        '## Cascade: the static tier in front of the transformer (`encoder="cascade"`)',
+        '## Cascade: the static tier in front of the transformer (`encoder="cascade"`), per data set',
         "",
         f"Command: `{cmd}`",
         "",
@@ -359,35 +393,6 @@ def markdown(fig: dict[str, Any], cmd: str) -> str:
             for row in r["by_margin"]
         )
         lines.append(f"- {name} (margin: share / accuracy): {cells}")
-    h = fig.get("headline")
-    if h:
-        o = h["ours"]
-        lines += [
-            "",
-            f"**10,000 routes x 5 against synaptoroute 0.4.1** (unfitted, default gate; same bundled model; "
-            f"{h['vector_source']} utterance vectors), one run:",
-            "",
-            "| | cascade | transformer only | synaptoroute 0.4.1 |",
-            "|---|---|---|---|",
-            f"| batched e2e q/s | {o['batched_qps']['cascade']:.0f} | {o['batched_qps']['transformer']:.0f} "
-            f"| {h['peer_batched_qps']:.0f} |",
-            f"| ratio to the peer | {h['cascade_over_peer'] or 0:.2f}x | {h['transformer_over_peer'] or 0:.2f}x | 1 |",
-            f"| single e2e p50 ms | {o['single_p50_ms']['cascade']:.2f} | {o['single_p50_ms']['transformer']:.2f} "
-            f"| {(h['peer'].get('single') or {}).get('p50_ms', 0):.2f} |",
-            f"| top-1 accuracy vs expected | {_pct(h['accuracy_vs_expected']['cascade'])} "
-            f"| {_pct(h['accuracy_vs_expected']['transformer_only'])} "
-            f"| {_pct((h['peer'].get('accuracy') or {}).get('accuracy'))} |",
-            f"| answered statically | {100 * h['static_share']:.1f}% | | |",
-            f"| static tier alone (gate open): batched q/s, accuracy | {h['static_only_batched_qps']:.0f}, "
-            f"{_pct(h['static_only_accuracy_vs_expected'])} | | |",
-            f"| load (1 min) start / end | {o['load_start']:.1f} / {o['load_end']:.1f} | | "
-            f"{' / '.join(f'{x:.1f}' for x in h['peer'].get('loadavg_start_end') or [])} |",
-            "",
-            "Share answered statically by gate (floor, margin): "
-            + ", ".join(
-                f"{r['floor']}/{r['margin']}: {100 * r['static_share']:.0f}%" for r in h["by_margin"]
-            ),
-        ]
     return "\n".join(lines) + "\n"
 
 
@@ -398,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sets", default="", help="comma-separated subset of the data sets")
     p.add_argument("--calibrate", action="store_true", help="measure the unfitted default gate only")
     p.add_argument(
-        "--headline", action="store_true", help="also 10,000 routes x 5 against synaptoroute 0.4.1"
+        "--headline", action="store_true", help="only 10,000 routes x 5 against synaptoroute 0.4.1"
     )
     p.add_argument("--embed-cache", type=Path, action="append", default=[], help="extra text->vector .npz")
     p.add_argument("--queries", type=int, default=1000, help="test queries timed per set")
@@ -407,12 +412,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--manifest", default="bench-results/cascade.json")
     p.add_argument("--doc", default="docs/BENCHMARKS.md")
     args = p.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("synaptoroute_agents.router.cascade").setLevel(logging.INFO)
     cmd = "uv run --group bench python -m benchmarks.cascade " + " ".join(argv or [])
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.calibrate:
         cal = calibrate(args.data, args.cache)
         print(json.dumps(cal, indent=1))
         write_manifest(args.manifest, "cascade-calibrate", cal, command=cmd)
+        return 0
+    if args.headline:
+        print("[headline] 10,000 routes x 5 against synaptoroute 0.4.1 ...", flush=True)
+        h = headline(args.cache, args.embed_cache, min(args.single, 100))
+        print(json.dumps(h, indent=1, default=str)[:4000], flush=True)
+        write_manifest(args.manifest, "cascade-headline", h, command=cmd)
+        if args.doc:
+            update_section("cascade-headline", markdown_headline(h, cmd), args.doc)
         return 0
     fig: dict[str, Any] = {"sets": {}}
     want = {s.strip() for s in args.sets.split(",") if s.strip()}
@@ -429,10 +446,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             res["timing"] = timing_run(db, [texts[i] for i in pick], args.single)
         fig["sets"][d.name] = res
         print(json.dumps(res, indent=1, default=str)[:3000], flush=True)
-    if args.headline:
-        print("[headline] 10,000 routes x 5 against synaptoroute 0.4.1 ...", flush=True)
-        fig["headline"] = headline(args.cache, args.embed_cache, min(args.single, 100))
-        print(json.dumps(fig["headline"], indent=1, default=str)[:4000], flush=True)
     write_manifest(args.manifest, "cascade", fig, command=cmd)
     if args.doc:
         update_section("cascade", markdown(fig, cmd), args.doc)

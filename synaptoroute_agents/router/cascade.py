@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -331,8 +332,9 @@ def fit_gate(
 ) -> Gate | None:
     """Choose the gate by cross-validation on the fit examples.
 
-    Each fit example is scored by the static tier out of fold (rows with the same text in the
-    same fold, so an example never finds itself); it agrees when the static best route is the
+    Each fit example is scored by the static tier out of fold (rows with the same words, case and
+    punctuation aside, in the same fold, so an example never finds itself or a near copy of
+    itself, which a data set may hold under another label); it agrees when the static best route is the
     transformer-only decision of the fitted router. The gate may let through none of the fit's
     out-of-scope examples, and none of the route-holdout simulation's queries (each in-scope
     example scored again with its own route hidden) that the transformer would refuse:
@@ -353,11 +355,11 @@ def fit_gate(
     row_route = np.array([pos[tables.id_route[i]] for i in ids], dtype=np.int64)
     rng = np.random.default_rng(seed)
     fold_of: dict[str, int] = {}
-    for t in dict.fromkeys([*row_texts, *texts]):
+    for t in dict.fromkeys(_words(x) for x in [*row_texts, *texts]):
         fold_of[t] = int(rng.integers(folds))
-    row_fold = np.array([fold_of[t] for t in row_texts], dtype=np.int64)
+    row_fold = np.array([fold_of[_words(t)] for t in row_texts], dtype=np.int64)
     q = tier.encoder.static_embed(list(texts)).astype(np.float64)
-    q_fold = np.array([fold_of[t] for t in texts], dtype=np.int64)
+    q_fold = np.array([fold_of[_words(t)] for t in texts], dtype=np.int64)
     is_oos = np.array([lab == data.oos_label or lab not in pos for lab in labels])
     route_ids, best, lead = held_out_static(rows, row_route, row_fold, q, q_fold, neighbors)
     want = np.array([pos.get(d, -1) if d is not None else -1 for d in transformer_decisions])
@@ -374,7 +376,26 @@ def fit_gate(
     all_lead = np.concatenate([lead, sim_lead[keep]])
     all_agree = np.concatenate([agree, np.zeros(int(keep.sum()), bool)])
     all_oos = np.concatenate([is_oos, np.ones(int(keep.sum()), bool)])
+    log.info(
+        "cascade gate: %d in-scope examples (static agrees on %.3f), %d out-of-scope, %d of %d unseen-route "
+        "queries refused by the transformer (static best of those: 99th pct %.3f, max %.3f)",
+        int((~is_oos).sum()),
+        float(agree[~is_oos].mean()) if (~is_oos).any() else 0.0,
+        int(is_oos.sum()),
+        int(keep.sum()),
+        len(keep),
+        float(np.quantile(sim_best[keep], 0.99)) if keep.any() else 0.0,
+        float(sim_best[keep].max()) if keep.any() else 0.0,
+    )
     return choose_gate(all_best, all_lead, all_agree, all_oos)
+
+
+def _words(text: str) -> str:
+    """A text's words, lower-cased (what the fold of a text is drawn by)."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
+_WORD = re.compile(r"\w+")
 
 
 def refused_unseen(router: SemanticRouter, prepared: PreparedFit) -> list[bool]:
