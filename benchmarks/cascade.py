@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -359,7 +360,7 @@ def markdown_headline(h: dict[str, Any], cmd: str) -> str:
         f"| {(h['peer'].get('single') or {}).get('p50_ms', 0):.2f} |",
         f"| top-1 accuracy vs expected | {_pct(h['accuracy_vs_expected']['cascade'])} "
         f"| {_pct(h['accuracy_vs_expected']['transformer_only'])} "
-        f"| {_pct((h['peer'].get('accuracy') or {}).get('accuracy'))} |",
+        f"| {_pct((h['peer'].get('accuracy') or {}).get('top1_accuracy'))} |",
         f"| answered statically | {100 * h['static_share']:.1f}% | | |",
         f"| static tier alone (gate open): batched q/s, accuracy | {h['static_only_batched_qps']:.0f}, "
         f"{_pct(h['static_only_accuracy_vs_expected'])} | | |",
@@ -437,7 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("synaptoroute_agents.router.cascade").setLevel(logging.INFO)
-    cmd = "uv run --group bench python -m benchmarks.cascade " + " ".join(argv or [])
+    shown = [a for a in (sys.argv[1:] if argv is None else list(argv)) if not a.startswith("/work")]
+    cmd = "uv run --group bench python -m benchmarks.cascade " + " ".join(shown)
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.calibrate:
         cal = calibrate(args.data, args.cache)
