@@ -89,7 +89,9 @@ def test_the_registry_builds_a_cascade_over_any_named_encoder(encoder: BundledEn
     assert not isinstance(encoder, TieredEncoder)  # other encoders do not get the tier
 
 
-def test_a_confident_query_skips_the_transformer_and_an_unsure_one_reaches_it(encoder: BundledEncoder) -> None:
+def test_a_confident_query_skips_the_transformer_and_an_unsure_one_reaches_it(
+    encoder: BundledEncoder,
+) -> None:
     model = CountingTransformer(encoder)
     with SemanticRouter(CascadeEncoder(model)) as router:
         router.add_many(ROUTES)
@@ -101,7 +103,10 @@ def test_a_confident_query_skips_the_transformer_and_an_unsure_one_reaches_it(en
         unsure = "could you tell me a joke about cats"
         assert router._cascade is not None
         best = router._cascade.encoder.static_embed([unsure])[0]
-        assert float(np.max(router._cascade.encoder.static_embed(["play some jazz"]) @ best)) < DEFAULT_GATE.floor
+        assert (
+            float(np.max(router._cascade.encoder.static_embed(["play some jazz"]) @ best))
+            < DEFAULT_GATE.floor
+        )
         m = router.route(unsure)
         assert m.tier == "transformer" and model.texts == before + 1  # it ran, for this query only
         # a batch: each query decided by one tier, in order, the transformer seeing only the unsure
