@@ -62,7 +62,7 @@ class TieredEncoder(Encoder, Protocol):
     """An :class:`Encoder` with a cheap first tier (an optional capability; see ``encoder="cascade"``).
 
     ``static_embed(texts)`` returns ``(len(texts), static_dim)`` float32 rows of unit length (a
-    zero row for a text it cannot read) from a model that costs microseconds; ``static_id``
+    zero row for a text it cannot read) from a model that costs a fraction of a millisecond; ``static_id``
     names it. A router whose encoder has this capability decides from the static rows where
     they are confident enough and calls ``embed`` only for the rest; ``embed`` is the encoder's
     full (transformer) embedding, what the store keeps.

@@ -5,11 +5,13 @@ model's output for the token alone, reduced by PCA to 128 dimensions and weighte
 Zipf ranks, stored as int8 codes with a float16 scale per row. It is built by
 ``benchmarks/distill_static.py`` (in the repository) from the bundled model only; no corpus is read.
 A text's static embedding is the mean of its tokens' rows, scaled to unit length: tokenizing
-and one gather, tens of microseconds, against milliseconds for the transformer.
+and one gather, about 0.1 ms a text on a busy 2-core machine, against several milliseconds for
+the transformer.
 
-It is much weaker than the transformer (nearest-utterance accuracy on intent sets 0.79-0.86
-against 0.87-0.93): :mod:`~synaptoroute_agents.encoders.cascade` uses it only where its decision
-is confident, and the transformer for the rest.
+It is much weaker than the transformer (nearest-utterance accuracy 0.79-0.86 on the validation
+splits of three public intent sets, ``benchmarks/distill_static.py --compare``):
+:mod:`~synaptoroute_agents.encoders.cascade` uses it only where its decision is confident, and
+the transformer for the rest.
 """
 
 from __future__ import annotations
