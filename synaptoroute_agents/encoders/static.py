@@ -5,7 +5,7 @@ model's output for the token alone, reduced by PCA to 128 dimensions and weighte
 Zipf ranks, stored as int8 codes with a float16 scale per row. It is built by
 ``benchmarks/distill_static.py`` (in the repository) from the bundled model only; no corpus is read.
 A text's static embedding is the mean of its tokens' rows, scaled to unit length: tokenizing
-and one gather, about 0.1 ms a text on a busy 2-core machine, against several milliseconds for
+and one gather, 0.1-0.3 ms a text on a busy 2-core machine, against several milliseconds for
 the transformer.
 
 It is much weaker than the transformer (nearest-utterance accuracy 0.79-0.86 on the validation

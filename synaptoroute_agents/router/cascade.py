@@ -1,7 +1,7 @@
 """The cascade's static tier inside the router (for encoders with the ``TieredEncoder`` capability).
 
 The tier keeps a second index, of the stored utterances' static embeddings (recomputed from their
-texts at boot and on every change, about 0.1 ms each on a busy 2-core machine; the store is unchanged). A query's
+texts at boot and on every change, 0.1-0.3 ms each on a busy 2-core machine; the store is unchanged). A query's
 static embedding is searched there and ranked by nearest utterance per route; the tier answers
 when its best route's static score is at least the gate's ``floor`` and leads the runner-up by at
 least the gate's ``margin`` (and the route has no threshold of its own, which is on the
