@@ -242,6 +242,8 @@ class RouteMatch:
         reason: why (see :class:`Reason`).
         evidence: the nearest stored utterances, best first.
         selected: the routes among the top ``top_k`` that pass their thresholds (multi-intent).
+        tier: with ``encoder="cascade"``, which tier decided: ``"static"`` (the distilled table;
+            score and margin are then static cosines) or ``"transformer"``; None otherwise.
     """
 
     name: str | None
@@ -251,6 +253,7 @@ class RouteMatch:
     reason: Reason
     evidence: tuple[Evidence, ...] = ()
     selected: tuple[str, ...] = ()
+    tier: str | None = None
 
     @property
     def matched(self) -> bool:
@@ -272,4 +275,5 @@ class RouteMatch:
                 {"route": e.route, "utterance": e.utterance, "score": e.score} for e in self.evidence
             ],
             "selected": list(self.selected),
+            **({"tier": self.tier} if self.tier is not None else {}),
         }

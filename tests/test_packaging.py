@@ -41,8 +41,12 @@ def test_the_wheel_holds_no_benchmark_or_test_code(tmp_path: Path) -> None:
         "synaptoroute_agents/assets/tokenizer.json",
         "synaptoroute_agents/assets/demo_routes.yaml",
         "synaptoroute_agents/assets/NOTICE",
+        "synaptoroute_agents/assets/static_minilm.npz",
     ):
         assert needed in names, needed
+    # the static tier's table stays small (int8, 128 dimensions)
+    info = zipfile.ZipFile(wheel).getinfo("synaptoroute_agents/assets/static_minilm.npz")
+    assert info.file_size < 4_000_000
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "synaptoroute = synaptoroute_agents.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -15,6 +15,7 @@ __all__ = [
     "Encoder",
     "FeatureEncoder",
     "SliceRunner",
+    "TieredEncoder",
     "as_unit_rows",
     "embed_in_batches",
     "embed_with_features_in_batches",
@@ -54,6 +55,26 @@ class FeatureEncoder(Encoder, Protocol):
     def head_features(self) -> str | None: ...
 
     def embed_with_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class TieredEncoder(Encoder, Protocol):
+    """An :class:`Encoder` with a cheap first tier (an optional capability; see ``encoder="cascade"``).
+
+    ``static_embed(texts)`` returns ``(len(texts), static_dim)`` float32 rows of unit length (a
+    zero row for a text it cannot read) from a model that costs a fraction of a millisecond; ``static_id``
+    names it. A router whose encoder has this capability decides from the static rows where
+    they are confident enough and calls ``embed`` only for the rest; ``embed`` is the encoder's
+    full (transformer) embedding, what the store keeps.
+    """
+
+    @property
+    def static_id(self) -> str: ...
+
+    @property
+    def static_dim(self) -> int: ...
+
+    def static_embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def head_features_of(encoder: object) -> str | None:

@@ -6,7 +6,10 @@ module plus one :func:`register_encoder` call. Built-in names:
 - ``"bundled"``: all-MiniLM-L6-v2 from installed files (the default);
 - ``"bundled-int8"``: the same model's INT8 fast path (``BundledEncoder(quantized=True)``);
 - ``"fastembed:<model>"``: a fastembed model by name (needs the ``fastembed`` extra; downloads);
-- ``"remote:<model>@<base url>"``: an OpenAI-compatible embeddings service (needs ``remote``).
+- ``"remote:<model>@<base url>"``: an OpenAI-compatible embeddings service (needs ``remote``);
+- ``"cascade"``: the bundled model behind a static tier distilled from it (the router answers
+  confident queries from the static tier); ``"cascade:<name>"`` puts the static tier in front of
+  another encoder by name (``"cascade:bundled-int8"``).
 
 A name is ``<kind>`` or ``<kind>:<argument>``; the factory registered for ``kind`` receives the
 argument (``None`` when there is none).
@@ -135,7 +138,16 @@ def _remote(arg: str | None) -> Encoder:
     return OpenAICompatibleEncoder(url, model)
 
 
+def _cascade(arg: str | None) -> Encoder:
+    from .cascade import CascadeEncoder
+
+    if arg is not None and arg.strip().partition(":")[0] == "cascade":
+        raise InvalidInputError("a cascade's transformer cannot be another cascade")
+    return CascadeEncoder(resolve_encoder(arg) if arg else None)
+
+
 register_encoder("bundled", _bundled)
 register_encoder("bundled-int8", _bundled_int8)
 register_encoder("fastembed", _fastembed)
 register_encoder("remote", _remote)
+register_encoder("cascade", _cascade)

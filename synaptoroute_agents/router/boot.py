@@ -306,6 +306,8 @@ def install(
         index.kind != "flat" and router._saved_index.load(loaded.ids, vectors, loaded.version, saved_index)
     ):
         index.load(loaded.ids, vectors)
+    if router._cascade is not None:  # static rows from the texts: the store is unchanged
+        router._cascade.load(loaded.ids, loaded.texts)
     router._tables.install(loaded)
     router._seen_version = loaded.version
 
@@ -331,6 +333,8 @@ def save_snapshot_from_store(router: SemanticRouter) -> bool:
 
 def load_stored_policy(router: SemanticRouter) -> ScoringPolicy:
     """The policy the store keeps (fitted with this encoder), else the router's cosine policy."""
+    if router._cascade is not None:
+        router._cascade.load_gate(router.store, router.encoder.model_id)
     stored = router.store.load_fitted(POLICY_KEY)
     if stored is None:
         return router.cosine_policy

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..encoders.base import Encoder, embed_in_batches, embed_with_features_in_batches, head_features_of
+from ..encoders.base import (
+    Encoder,
+    TieredEncoder,
+    embed_in_batches,
+    embed_with_features_in_batches,
+    head_features_of,
+)
 from ..errors import (
     InvalidInputError,
     InvalidTypeError,
@@ -31,6 +37,7 @@ from ..scoring import DEFAULT_KIND, CosinePolicy, QueryBatch, ScoringPolicy
 from ..store import RouteStore
 from . import boot, mutations
 from .boot import POLICY_KEY
+from .cascade import GATE_KEY, StaticTier
 from .decide import check_features, check_top_k, decide
 from .tables import IdTables
 
@@ -116,6 +123,8 @@ class SemanticRouter:
         self.store = store if isinstance(store, RouteStore) else RouteStore(store, origin=origin)
         self._owns_store = not isinstance(store, RouteStore)
         self.index = VectorIndex(encoder.dim, kind=index, **dict(index_options or {}))
+        #: the cascade's static tier, for encoders that have one (``encoder="cascade"``)
+        self._cascade: StaticTier | None = StaticTier(encoder) if isinstance(encoder, TieredEncoder) else None
         # Readers never take a lock; see IdTables for how removed ids stay resolvable.
         self._tables = IdTables()
         self._snapshots = boot.SnapshotWriter(self.store)
@@ -196,6 +205,8 @@ class SemanticRouter:
         known = self._tables.known(removed)
         self._tables.add_ids(name, added, texts)
         self.index.apply(known, np.asarray(added, dtype=np.int64), vecs)
+        if self._cascade is not None:
+            self._cascade.apply(known, added, texts)
         self._tables.retire(name, known)
 
     def _note_version(self, version: int, op: str, name: str | None) -> None:
@@ -355,6 +366,11 @@ class SemanticRouter:
             version = self.store.save_fitted(POLICY_KEY, dump_policy(fitted), self.encoder.model_id)
             self._policy = fitted
             self._note_version(version, "fit", None)
+        settings = dict(fitted.settings)
+        if self._cascade is not None:
+            from .cascade import fit_cascade_gate
+
+            settings.update(fit_cascade_gate(self, self._cascade, prepared, seed))
         return FitSummary(
             n_examples=prepared.n_examples,
             n_routes=prepared.n_routes,
@@ -362,7 +378,7 @@ class SemanticRouter:
             embed_seconds=prepared.embed_seconds,
             fit_seconds=fit_seconds,
             total_seconds=time.perf_counter() - t_all,
-            settings=dict(fitted.settings),
+            settings=settings,
             route_names=prepared.route_names,
         )
 
@@ -370,6 +386,9 @@ class SemanticRouter:
         """Forget the fitted state and go back to plain cosine scoring."""
         self._check_open()
         with self._write_lock:
+            if self._cascade is not None and self.store.load_fitted(GATE_KEY) is not None:
+                self._note_version(self.store.delete_fitted(GATE_KEY), "unfit", None)
+                self._cascade.load_gate(self.store, self.encoder.model_id)
             version = self.store.delete_fitted(POLICY_KEY)
             self._policy = self.cosine_policy
             self._note_version(version, "unfit", None)
@@ -455,6 +474,8 @@ class SemanticRouter:
                 "workers": self.batching.workers,
             },
         }
+        if self._cascade is not None:
+            out["cascade"] = {**self._cascade.answered, "gate": vars(self._cascade.gate)}
         batcher = self._batcher
         if batcher is not None:
             out.update(batcher.stats())
@@ -525,8 +546,7 @@ class SemanticRouter:
         texts = [clean_text(q) for q in queries]
         if not texts:
             return []
-        Q, H = self._embed_queries(texts)
-        return self.decide(Q, top_k=top_k, texts=texts, features=H)
+        return self._route_texts(texts, top_k)
 
     def decide(
         self,
@@ -580,6 +600,14 @@ class SemanticRouter:
 
     def _route_clean(self, texts: list[str], top_k: int) -> list[RouteMatch]:
         self._check_open()
+        return self._route_texts(texts, top_k)
+
+    def _route_texts(self, texts: list[str], top_k: int) -> list[RouteMatch]:
+        """Embed cleaned queries and decide; with a cascade, the static tier answers first."""
+        if self._cascade is not None:
+            from .cascade import route_cascade
+
+            return route_cascade(self, self._cascade, texts, top_k)
         Q, H = self._embed_queries(texts)
         return self.decide(Q, top_k=top_k, texts=texts, features=H)
 
@@ -606,6 +634,8 @@ class SemanticRouter:
         if batcher is not None:
             batcher.close()
         self.index.wait_idle(5)
+        if self._cascade is not None:
+            self._cascade.index.wait_idle(5)
         self.wait_snapshot()  # a snapshot write is one transaction: let it finish or fail whole
         if self._owns_store:
             self.store.close()
