@@ -13,6 +13,7 @@ from synaptoroute_agents import (
     Route,
     SemanticRouter,
     ToolSelector,
+    conversation,
 )
 from synaptoroute_agents.conversation import ConversationOptions, adecide_turn, decide_turn
 
@@ -120,6 +121,26 @@ def test_an_elliptical_follow_up_after_a_long_request_keeps_its_route(encoder: B
                 request,
                 follow_up,
             )
+
+
+def test_a_follow_up_about_the_route_is_carried_though_not_elliptical(encoder: BundledEncoder) -> None:
+    """ "and the ping on the laptop?" is no elliptical phrasing (it is nearer the self-contained
+    prototypes), but it is nearer the route's own utterances than any of them: it is carried. The
+    prototypes are embedded once per encoder."""
+    r = SemanticRouter(encoder, threshold=0.6)
+    r.add(Route("network", ["the wifi keeps dropping", "I cannot reach the VPN", "ping is very slow"]))
+    r.add(Route("weather", ["will it rain tomorrow", "weekend forecast", "how hot is it today"]))
+    follow_up = "and the ping on the laptop?"
+    alone = r.route(follow_up)
+    assert alone.name is None
+    vector = r.embed([follow_up])[0]
+    prototypes = conversation.prototype_vectors(r)
+    assert conversation.prototype_vectors(r) is prototypes
+    assert conversation.is_self_contained(vector, -1.0, prototypes)  # not elliptical
+    similarity = conversation.nearest_utterance(alone, {"network"})
+    assert not conversation.is_self_contained(vector, similarity, prototypes)  # but about the route
+    decision = decide_turn(r, [LONG_REQUESTS["network"], follow_up], previous="network")
+    assert (decision.name, decision.source) == ("network", "carried")
 
 
 async def test_the_async_twins_tell_a_foreign_question_from_a_follow_up(encoder: BundledEncoder) -> None:
