@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import random
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,44 +99,86 @@ def run(context_turns: int = 2) -> dict[str, Any]:
 
 
 STRESS_THRESHOLDS = (0.5, 0.45, 0.4)
+#: The follow-up checks compared: none (carry whenever the joined turns pass), the joined-text check
+#: alone (``conversation.is_follow_up``), and both (with ``conversation.is_self_contained``, the default).
+CHECKS = ("none", "joined", "full")
+OOS_SAMPLE = 50
 
 
-def stress(check: bool = True) -> dict[str, dict[str, int]]:
-    """Every first request followed directly by every foreign message of the set (and by its own
-    follow-up), at several router thresholds: a request that scores high leaves the joined text
-    above the threshold, the case a foreign message could stay on the old route. ``check=False``
-    decides without the follow-up check (``conversation.is_follow_up``), as before it existed."""
-    conversations = load_conversations()
-    foreign = sorted({t["text"] for turns in conversations for t in turns if t["kind"] == "foreign"})
-    follows = [(turns[0], turns[1]) for turns in conversations if turns[1]["kind"] == "follow"]
-    encoder = BundledEncoder()
-    saved = conversation.is_follow_up
-    out: dict[str, dict[str, int]] = {}
+def _decide_all(router: SemanticRouter, turns: list[str], previous: str | None) -> dict[str, str | None]:
+    """The route for each of :data:`CHECKS` from one decision: the engine's follow-up check is
+    replaced by one that records both of its parts and lets the carry through."""
+    seen: dict[str, bool] = {}
+
+    def record(router: SemanticRouter, recent: Sequence[str], route_similarity: float) -> bool:
+        vectors = router.embed(conversation.follow_up_texts(recent))
+        seen["joined"] = conversation.is_follow_up(vectors)
+        prototypes = conversation.prototype_vectors(router)
+        seen["self_contained"] = conversation.is_self_contained(vectors[1], route_similarity, prototypes)
+        return True
+
+    saved = conversation.follows_on
+    conversation.follows_on = record
     try:
-        if not check:
-            conversation.is_follow_up = lambda vectors: True
-        for threshold in STRESS_THRESHOLDS:
-            router = SemanticRouter(encoder, threshold=threshold)
-            router.add_many(routes())
-            c: dict[str, int] = defaultdict(int)
-            for turns in conversations:
-                request = turns[0]["text"]
-                previous = router.route(request).name
-                for text in foreign:
-                    c["foreign"] += 1
-                    c["foreign_fallback"] += (
-                        decide_turn(router, [request, text], previous=previous).name is None
-                    )
-            for first, follow in follows:
-                previous = router.route(first["text"]).name
-                c["follow"] += 1
-                got = decide_turn(router, [first["text"], follow["text"]], previous=previous).name
-                c["follow_right"] += got == follow["route"]
-            out[str(threshold)] = dict(c)
-            router.close()
+        name = decide_turn(router, turns, previous=previous).name
     finally:
-        conversation.is_follow_up = saved
+        conversation.follows_on = saved
+    if not seen:  # the latest message decided, or nothing was carried: no check ran
+        return dict.fromkeys(CHECKS, name)
+    joined = name if seen["joined"] else None
+    return {"none": name, "joined": joined, "full": joined if not seen["self_contained"] else None}
+
+
+def stress(
+    foreign: list[str] | None = None, thresholds: tuple[float, ...] = STRESS_THRESHOLDS
+) -> dict[str, Any]:
+    """Every first request followed directly by every foreign message (by default the set's own
+    distinct foreign messages) and by its own follow-up, at several router thresholds, for each of
+    :data:`CHECKS`: a request that scores high leaves the joined text above the threshold, the
+    case a foreign message could stay on the old route. Counts are also kept per half of the
+    conversations (even and odd positions in the file), since the checks were developed looking
+    only at the even half."""
+    conversations = load_conversations()
+    own = foreign is None
+    if foreign is None:
+        foreign = sorted({t["text"] for turns in conversations for t in turns if t["kind"] == "foreign"})
+    encoder = BundledEncoder()
+    out: dict[str, Any] = {}
+    for threshold in thresholds:
+        router = SemanticRouter(encoder, threshold=threshold)
+        router.add_many(routes())
+        c: dict[str, int] = defaultdict(int)
+        for position, turns in enumerate(conversations):
+            half = ("even", "odd")[position % 2]
+            request = turns[0]["text"]
+            previous = router.route(request).name
+            for text in foreign:
+                got = _decide_all(router, [request, text], previous)
+                for key in ("", f"_{half}"):
+                    c[f"foreign{key}"] += 1
+                    for check in CHECKS:
+                        c[f"foreign_fallback_{check}{key}"] += got[check] is None
+            if own and turns[1]["kind"] == "follow":
+                got = _decide_all(router, [request, turns[1]["text"]], previous)
+                for key in ("", f"_{half}"):
+                    c[f"follow{key}"] += 1
+                    for check in CHECKS:
+                        c[f"follow_right_{check}{key}"] += got[check] == turns[1]["route"]
+        out[str(threshold)] = dict(c)
+        router.close()
     return out
+
+
+def out_of_scope_texts(data: Path, n: int = OOS_SAMPLE) -> list[str]:
+    """``n`` out-of-scope messages of CLINC150's validation split (a fixed random sample): foreign
+    messages written by others, of every kind (questions, requests, chit-chat)."""
+    rows = [
+        json.loads(line)
+        for line in (data / "clinc150" / "val.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    texts = sorted({r["text"] for r in rows if r["label"] == "oos"})
+    return random.Random(0).sample(texts, min(n, len(texts)))
 
 
 def _pct(num: int, den: int) -> str:
@@ -194,28 +238,58 @@ def markdown(out: dict[str, Any]) -> str:
                 f"{_pct(k['foreign']['route_context'], k['foreign']['turns'])} | "
                 f"{_pct(k['switch']['route_context'], k['switch']['turns'])} |"
             )
-    before, after = out.get("stress_before") or {}, out.get("stress") or {}
-    if after:
-        first = next(iter(after.values()))
+    stress_out = out.get("stress") or {}
+    if stress_out:
+        first = next(iter(stress_out.values()))
         lines += [
             "",
             f"Stress: each of the {out['conversations']} first requests followed directly by each distinct "
             f"foreign message of the set ({first['foreign']} pairs), and each request followed by its own "
-            f"follow-up ({first['follow']} pairs), at lower router thresholds. *Before*: without the "
-            "follow-up check (`conversation.is_follow_up`: the joined text must stay closer to the earlier "
-            "turns than to the latest message); *after*: with it (the default).",
+            f"follow-up ({first['follow']} pairs), at lower router thresholds, for three follow-up checks "
+            "(a carried route needs the check to pass). *None*: carry whenever the joined turns pass. "
+            "*Joined*: the joined text must stay closer to the earlier turns than to the latest message "
+            "(`conversation.is_follow_up`). *Both* (the default): also, the latest message must not be "
+            "self-contained (`conversation.is_self_contained`: closer to generic self-contained messages "
+            "than to generic elliptical follow-ups, the shipped `synaptoroute_agents.followups`, and its "
+            "nearest self-contained prototype at least as close as the route's nearest utterance).",
             "",
-            "| threshold | foreign to the fallback, before | after | follow-ups right, before | after |",
+            "| threshold | foreign to the fallback: none | joined | both | follow-ups right: none | joined | both |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for key, c in stress_out.items():
+            fb = " | ".join(_pct(c[f"foreign_fallback_{k}"], c["foreign"]) for k in CHECKS)
+            fu = " | ".join(_pct(c[f"follow_right_{k}"], c["follow"]) for k in CHECKS)
+            lines.append(f"| {key} | {fb} | {fu} |")
+        lines += [
+            "",
+            "The prototypes were written before any of the set's follow-ups was read. *Both*, per half of "
+            "the conversations (even and odd positions in the file; the variants of the check were chosen "
+            "between on the even half and on the out-of-scope pairs below):",
+            "",
+            "| threshold | foreign to the fallback: even | odd | follow-ups right: even | odd |",
             "| ---: | ---: | ---: | ---: | ---: |",
         ]
-        for key, a in after.items():
-            b = before.get(key, {})
-            lines.append(
-                f"| {key} | {_pct(b.get('foreign_fallback', 0), b.get('foreign', 0))} | "
-                f"{_pct(a['foreign_fallback'], a['foreign'])} | {_pct(b.get('follow_right', 0), b.get('follow', 0))} | "
-                f"{_pct(a['follow_right'], a['follow'])} |"
-            )
-    lines += ["", "Command: `uv run --group bench python -m benchmarks.conversations`"]
+        for key, c in stress_out.items():
+            cells = [
+                _pct(c.get(f"foreign_fallback_full_{h}", 0), c.get(f"foreign_{h}", 0))
+                for h in ("even", "odd")
+            ] + [_pct(c.get(f"follow_right_full_{h}", 0), c.get(f"follow_{h}", 0)) for h in ("even", "odd")]
+            lines.append(f"| {key} | {' | '.join(cells)} |")
+    oos = out.get("stress_oos") or {}
+    if oos:
+        lines += [
+            "",
+            "Foreign messages written by others: each first request followed by each of "
+            f"{OOS_SAMPLE} out-of-scope messages of CLINC150's validation split (a fixed random sample, "
+            "`--data`):",
+            "",
+            "| threshold | pairs | to the fallback: none | joined | both |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for key, c in oos.items():
+            oos_cells = " | ".join(_pct(c[f"foreign_fallback_{k}"], c["foreign"]) for k in CHECKS)
+            lines.append(f"| {key} | {c['foreign']} | {oos_cells} |")
+    lines += ["", "Command: `uv run --group bench python -m benchmarks.conversations --data ../shared/data`"]
     return "\n".join(lines)
 
 
@@ -226,11 +300,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", default=str(DEFAULT_DOC))
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/BENCHMARKS.md")
     parser.add_argument("--show-misses", type=int, default=0)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data"),
+        help="folder with clinc150/ (optional: out-of-scope stress)",
+    )
     args = parser.parse_args(argv)
     out = run(args.context_turns)
     out["sweep"] = {value: run(value)["kinds"] for value in (2, 3)}
-    out["stress_before"] = stress(check=False)
     out["stress"] = stress()
+    if (args.data / "clinc150" / "val.jsonl").exists():
+        out["stress_oos"] = stress(out_of_scope_texts(args.data), thresholds=(0.5,))
     print(markdown(out))
     for miss in out["misses"][: args.show_misses]:
         print("  miss:", miss)
@@ -240,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         out["kinds"],
         misses=out["misses"],
         stress=out["stress"],
-        stress_before=out["stress_before"],
+        stress_oos=out.get("stress_oos"),
     )
     if not args.no_doc:
         update_section("conversations", markdown(out), doc=args.doc)

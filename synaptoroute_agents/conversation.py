@@ -11,12 +11,20 @@ LangChain, LlamaIndex) pass the conversation's human turns here, and this module
    pulls the text away and still abstains, so it reaches the fallback. When the caller knows the
    previous route and it still passes its threshold on the joined text, it is kept even if a
    neighbouring route scores a little higher.
-3. The latest message must read as a follow-up: the joined text must stay closer to the earlier
-   turns than to the latest message (cosine of their embeddings). A foreign message right after
-   a request that matches a stored utterance almost word for word ("will it rain tomorrow" then
-   "who painted the mona lisa") can leave the joined text above the request's threshold, but it
-   takes the text's meaning over, so it is no follow-up and reaches the fallback. This check has
-   no setting to tune: both sides are read by the same encoder.
+3. The latest message must read as a follow-up, by two checks of its embedding, neither with a
+   setting to tune (both sides of each comparison are read by the same encoder):
+
+   * the joined text must stay closer to the earlier turns than to the latest message. A foreign
+     message right after a request that matches a stored utterance almost word for word ("will it
+     rain tomorrow" then "who painted the mona lisa") can leave the joined text above the request's
+     threshold, but it takes the text's meaning over, so it is no follow-up;
+   * the latest message must not be self-contained (:func:`is_self_contained`): a follow-up is
+     elliptical ("make it two", "and in the evening?") or about the route it is carried to, so it
+     is closer to generic elliptical follow-ups (:mod:`synaptoroute_agents.followups`) than to
+     generic self-contained messages, or closer to that route's nearest stored utterance than to
+     them. After a long request the joined text stays close to the request whatever follows
+     ("the wifi keeps dropping ... and I cannot reach the VPN at all. who wrote the odyssey"); this
+     check reads the latest message alone, so such a question still reaches the fallback.
 4. The carry is bounded: a request older than ``context_turns`` human turns no longer counts.
 
 Everything is a pure function of the turns (and, for tools, of the tools offered on the previous
@@ -26,7 +34,9 @@ turn), so a checkpointed graph decides the same way after a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -34,6 +44,7 @@ from typing import Literal
 import numpy as np
 
 from .errors import InvalidQueryError, InvalidTypeError
+from .followups import FOLLOW_UP_PROTOTYPES, SELF_CONTAINED_PROTOTYPES
 from .router import SemanticRouter
 from .routes import RouteMatch, clean_text, validate_positive_int
 
@@ -47,7 +58,11 @@ __all__ = [
     "adecide_turn",
     "carry_tools",
     "follow_up_texts",
+    "follows_on",
     "is_follow_up",
+    "is_self_contained",
+    "nearest_utterance",
+    "prototype_vectors",
     "recent_turns",
 ]
 
@@ -55,6 +70,9 @@ __all__ = [
 DEFAULT_CONTEXT_TURNS = 2
 #: Joins the turns of a context into one text.
 TURN_SEPARATOR = ". "
+#: How many of its nearest prototypes of each set a message is compared with (the mean of their
+#: cosines): more than one, so that no single prototype decides.
+PROTOTYPE_NEIGHBOURS = 3
 
 Source = Literal["latest", "carried", "context", "none"]
 
@@ -136,6 +154,67 @@ def is_follow_up(vectors: np.ndarray) -> bool:
     return bool(joined @ earlier > joined @ latest)
 
 
+def is_self_contained(
+    latest: np.ndarray, route_similarity: float, prototypes: tuple[np.ndarray, np.ndarray]
+) -> bool:
+    """Whether the latest message stands on its own instead of leaning on the turns before it.
+
+    Args:
+        latest: its unit embedding.
+        route_similarity: its cosine with the nearest stored utterance of the route it would be
+            carried to (:func:`nearest_utterance`; -1.0 when none is among its nearest).
+        prototypes: unit embeddings of the elliptical follow-ups and of the self-contained
+            messages (:func:`prototype_vectors`).
+
+    It is self-contained when it is at least as close to the self-contained prototypes as to the
+    elliptical ones (the mean cosine of the :data:`PROTOTYPE_NEIGHBOURS` nearest of each set), and
+    its nearest self-contained prototype is at least as close as the route's nearest utterance: a
+    foreign question ("who wrote the odyssey") is; "make it 9 instead" (elliptical) and "and on my
+    other card?" (about the route) are not.
+    """
+    vector = np.asarray(latest, dtype=np.float64)
+    elliptical, standalone = (np.sort(np.asarray(p, dtype=np.float64) @ vector) for p in prototypes)
+    near = PROTOTYPE_NEIGHBOURS
+    return bool(standalone[-near:].mean() >= elliptical[-near:].mean() and standalone[-1] >= route_similarity)
+
+
+def nearest_utterance(match: RouteMatch, routes: Sequence[str] | set[str]) -> float:
+    """The best score among ``match``'s evidence (its nearest stored utterances, raw cosines)
+    for one of ``routes``; -1.0 when none of them is there."""
+    return max((e.score for e in match.evidence if e.route in routes), default=-1.0)
+
+
+_PROTOTYPES: weakref.WeakKeyDictionary[object, tuple[np.ndarray, np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+def prototype_vectors(router: SemanticRouter) -> tuple[np.ndarray, np.ndarray]:
+    """The router's encoder's embeddings of the elliptical follow-up prototypes and of the
+    self-contained ones (computed once per encoder)."""
+    encoder = router.encoder
+    try:
+        cached = _PROTOTYPES.get(encoder)
+    except TypeError:  # an encoder that takes no weak reference: embed each time
+        cached = None
+    if cached is None:
+        texts = [clean_text(t) for t in (*FOLLOW_UP_PROTOTYPES, *SELF_CONTAINED_PROTOTYPES)]
+        vectors = router.embed(texts)
+        split = len(FOLLOW_UP_PROTOTYPES)
+        cached = (vectors[:split], vectors[split:])
+        with contextlib.suppress(TypeError):
+            _PROTOTYPES[encoder] = cached
+    return cached
+
+
+def follows_on(router: SemanticRouter, recent: Sequence[str], route_similarity: float) -> bool:
+    """Whether the latest of ``recent`` (cleaned turns, oldest first) reads as a follow-up that
+    may be carried: :func:`is_follow_up` and not :func:`is_self_contained`. One embedding of three
+    texts (the prototypes are embedded once per encoder)."""
+    vectors = router.embed(follow_up_texts(recent))
+    if not is_follow_up(vectors):
+        return False
+    return not is_self_contained(vectors[1], route_similarity, prototype_vectors(router))
+
+
 def _check(router: SemanticRouter, previous: str | None) -> None:
     if not isinstance(router, SemanticRouter):
         raise InvalidTypeError("router must be a SemanticRouter")
@@ -214,7 +293,7 @@ def decide_turn(
         return TurnDecision(latest, "latest" if latest.name is not None else "none", latest)
     context = router.route(context_text(recent), top_k=_context_top(router, top_k, previous))
     decision = _from_context(latest, context, previous)
-    if decision.source == "none" or is_follow_up(router.embed(follow_up_texts(recent))):
+    if decision.source == "none" or follows_on(router, recent, _similarity(latest, decision)):
         return decision
     return TurnDecision(latest, "none", latest)
 
@@ -236,9 +315,13 @@ async def adecide_turn(
     decision = _from_context(latest, context, previous)
     if decision.source == "none":
         return decision
-    if is_follow_up(await asyncio.to_thread(router.embed, follow_up_texts(recent))):
+    if await asyncio.to_thread(follows_on, router, recent, _similarity(latest, decision)):
         return decision
     return TurnDecision(latest, "none", latest)
+
+
+def _similarity(latest: RouteMatch, decision: TurnDecision) -> float:
+    return nearest_utterance(latest, {decision.name} if decision.name is not None else set())
 
 
 def carry_tools(

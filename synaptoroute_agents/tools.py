@@ -18,8 +18,8 @@ from .conversation import (
     ConversationOptions,
     carry_tools,
     context_text,
-    follow_up_texts,
-    is_follow_up,
+    follows_on,
+    nearest_utterance,
     recent_turns,
 )
 from .encoders.base import Encoder
@@ -247,6 +247,10 @@ class ToolSelector:
         thresholded = self.threshold is not None
         return self._with_always(carry_tools(latest, context, previous, k, thresholded=thresholded))
 
+    def _similarity(self, match: RouteMatch, tool: str) -> float:
+        """The latest message's cosine with the nearest stored utterance of ``tool``."""
+        return nearest_utterance(match, {r for r, t in self._tool_of.items() if t == tool})
+
     def _needs_context(self, recent: list[str], latest: list[str], opts: ConversationOptions) -> bool:
         if not opts.active or len(recent) < 2:
             return False
@@ -273,21 +277,22 @@ class ToolSelector:
 
         With a ``threshold``, a latest message that some tool passes is a new request (its tools
         only); one no tool passes is decided from the recent turns (nothing there, or a latest
-        message that is no follow-up (:func:`~synaptoroute_agents.conversation.is_follow_up`):
+        message that is no follow-up (:func:`~synaptoroute_agents.conversation.follows_on`):
         no tools, so the caller's fallback runs). Without one, the best tool for the recent turns read
         together comes first, then the latest message's best, then the kept tools and the
         latest's other picks (so with ``k >= 2`` both a follow-up's and a new request's tool are
         offered).
         """
         recent, k, opts = self._turn_plan(turns, k, options)
-        latest = self._pick(self.router.route(recent[-1], top_k=self._top(k)), k)
+        match = self.router.route(recent[-1], top_k=self._top(k))
+        latest = self._pick(match, k)
         context = None
         if self._needs_context(recent, latest, opts):
             context = self._pick(self.router.route(context_text(recent), top_k=self._top(k)), k)
             if (
                 context
                 and self.threshold is not None
-                and not is_follow_up(self.router.embed(follow_up_texts(recent)))
+                and not follows_on(self.router, recent, self._similarity(match, context[0]))
             ):
                 context = []  # a foreign message, not a follow-up: no tools, the fallback
         return self._turn_result(recent, latest, context, previous, k)
@@ -302,13 +307,14 @@ class ToolSelector:
     ) -> list[str]:
         """Async twin of :meth:`select_turn`."""
         recent, k, opts = self._turn_plan(turns, k, options)
-        latest = self._pick(await self.router.aroute(recent[-1], top_k=self._top(k)), k)
+        match = await self.router.aroute(recent[-1], top_k=self._top(k))
+        latest = self._pick(match, k)
         context = None
         if self._needs_context(recent, latest, opts):
             context = self._pick(await self.router.aroute(context_text(recent), top_k=self._top(k)), k)
             if context and self.threshold is not None:
-                vectors = await asyncio.to_thread(self.router.embed, follow_up_texts(recent))
-                if not is_follow_up(vectors):
+                similarity = self._similarity(match, context[0])
+                if not await asyncio.to_thread(follows_on, self.router, recent, similarity):
                     context = []  # a foreign message, not a follow-up: no tools, the fallback
         return self._turn_result(recent, latest, context, previous, k)
 

@@ -13,8 +13,9 @@ from synaptoroute_agents import (
     Route,
     SemanticRouter,
     ToolSelector,
+    conversation,
 )
-from synaptoroute_agents.conversation import ConversationOptions, decide_turn
+from synaptoroute_agents.conversation import ConversationOptions, adecide_turn, decide_turn
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,94 @@ def test_a_foreign_message_right_after_a_near_exact_match_reaches_the_fallback(
     # a real follow-up of the same request is still carried
     kept = decide_turn(r, ["will it rain tomorrow", "and on saturday?"], previous="weather")
     assert kept.name == "weather"
+
+
+LONG_REQUESTS = {
+    "billing": "I was charged twice for my order last week and I would like a refund of the payment please",
+    "weather": "will it rain tomorrow afternoon in the city where I live, I need to know before I go out",
+    "network": "the wifi keeps dropping every few minutes in my office and I cannot reach the VPN at all",
+}
+FOREIGN_QUESTIONS = [
+    "how many moons does jupiter have",
+    "who wrote the odyssey",
+    "what is the largest ocean on earth",
+    "when did the roman empire fall",
+]
+
+
+def test_a_foreign_question_after_a_long_request_reaches_the_fallback(encoder: BundledEncoder) -> None:
+    """A long request dominates the joined text, so "the wifi keeps dropping ... who wrote the
+    odyssey" stayed closer to the request than to the question and was carried to ``network``. A
+    self-contained question is no follow-up: it must reach the fallback (default threshold), and a
+    tool selector with a threshold must offer no tools."""
+    r = SemanticRouter(encoder)
+    r.add(Route("billing", ["I was charged twice", "where is my invoice", "refund my payment"]))
+    r.add(Route("weather", ["will it rain tomorrow", "weekend forecast", "how hot is it today"]))
+    r.add(Route("network", ["the wifi keeps dropping", "I cannot reach the VPN", "ping is very slow"]))
+    selector = ToolSelector([refund_payment, get_weather, reset_wifi], k=1, threshold=0.3, encoder=encoder)
+    for route, request in LONG_REQUESTS.items():
+        assert r.route(request).name == route
+        offered = selector.select_turn([request])
+        assert offered
+        for question in FOREIGN_QUESTIONS:
+            assert r.route(question).name is None
+            decision = decide_turn(r, [request, question], previous=route)
+            assert (decision.name, decision.source) == (None, "none"), (request, question)
+            assert selector.select_turn([request, question], previous=offered) == [], (request, question)
+
+
+def test_an_elliptical_follow_up_after_a_long_request_keeps_its_route(encoder: BundledEncoder) -> None:
+    r = SemanticRouter(encoder)
+    r.add(Route("billing", ["I was charged twice", "where is my invoice", "refund my payment"]))
+    r.add(Route("weather", ["will it rain tomorrow", "weekend forecast", "how hot is it today"]))
+    r.add(Route("network", ["the wifi keeps dropping", "I cannot reach the VPN", "ping is very slow"]))
+    selector = ToolSelector([refund_payment, get_weather, reset_wifi], k=1, threshold=0.3, encoder=encoder)
+    for route, request in LONG_REQUESTS.items():
+        offered = selector.select_turn([request])
+        for follow_up in ["could you try once more", "and what about the day after?", "and an hour later?"]:
+            assert r.route(follow_up).name is None
+            decision = decide_turn(r, [request, follow_up], previous=route)
+            assert (decision.name, decision.source) == (route, "carried"), (request, follow_up)
+            assert selector.select_turn([request, follow_up], previous=offered) == offered, (
+                request,
+                follow_up,
+            )
+
+
+def test_a_follow_up_about_the_route_is_carried_though_not_elliptical(encoder: BundledEncoder) -> None:
+    """ "and the ping on the laptop?" is no elliptical phrasing (it is nearer the self-contained
+    prototypes), but it is nearer the route's own utterances than any of them: it is carried. The
+    prototypes are embedded once per encoder."""
+    r = SemanticRouter(encoder, threshold=0.6)
+    r.add(Route("network", ["the wifi keeps dropping", "I cannot reach the VPN", "ping is very slow"]))
+    r.add(Route("weather", ["will it rain tomorrow", "weekend forecast", "how hot is it today"]))
+    follow_up = "and the ping on the laptop?"
+    alone = r.route(follow_up)
+    assert alone.name is None
+    vector = r.embed([follow_up])[0]
+    prototypes = conversation.prototype_vectors(r)
+    assert conversation.prototype_vectors(r) is prototypes
+    assert conversation.is_self_contained(vector, -1.0, prototypes)  # not elliptical
+    similarity = conversation.nearest_utterance(alone, {"network"})
+    assert not conversation.is_self_contained(vector, similarity, prototypes)  # but about the route
+    decision = decide_turn(r, [LONG_REQUESTS["network"], follow_up], previous="network")
+    assert (decision.name, decision.source) == ("network", "carried")
+
+
+async def test_the_async_twins_tell_a_foreign_question_from_a_follow_up(encoder: BundledEncoder) -> None:
+    r = SemanticRouter(encoder)
+    r.add(Route("network", ["the wifi keeps dropping", "I cannot reach the VPN", "ping is very slow"]))
+    r.add(Route("weather", ["will it rain tomorrow", "weekend forecast", "how hot is it today"]))
+    selector = ToolSelector([get_weather, reset_wifi], k=1, threshold=0.3, encoder=encoder)
+    request = LONG_REQUESTS["network"]
+    foreign = await adecide_turn(r, [request, "who wrote the odyssey"], previous="network")
+    assert foreign.name is None
+    kept = await adecide_turn(r, [request, "could you try once more"], previous="network")
+    assert kept.name == "network"
+    assert await selector.aselect_turn([request, "who wrote the odyssey"], previous=["reset_wifi"]) == []
+    assert await selector.aselect_turn([request, "could you try once more"], previous=["reset_wifi"]) == [
+        "reset_wifi"
+    ]
 
 
 def test_context_is_bounded_by_context_turns(router: SemanticRouter) -> None:
