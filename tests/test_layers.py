@@ -16,6 +16,7 @@ LAYER = {
     "routes": 0,
     "text": 0,
     "deps": 0,
+    "followups": 0,
     "encoders": 1,
     "index": 1,
     "store": 1,
