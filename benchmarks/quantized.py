@@ -398,12 +398,16 @@ def fit_markdown(out: dict[str, Any], cmd: str) -> str:
     rows = []
     for name, r in out["sets"].items():
         f, i, sp = r["float"], r["int8"], r["speed"]
-        oos = f" / {f['oos_recall']:.2f} / {i['oos_recall']:.2f}" if f["oos_recall"] is not None else ""
+        oos = (
+            f" (oos recall {f['oos_recall']:.2f} / {i['oos_recall']:.2f})"
+            if f["oos_recall"] is not None
+            else ""
+        )
         rows.append(
             f"| {name} | {r['n_fit']:,} + {r['n_val']:,} | {f['accuracy']:.2f} | {i['accuracy']:.2f} "
             f"| **{r['delta_points']:+.2f}**{oos} | {sp['single_p50_ms']['float']:.2f} / {sp['single_p50_ms']['int8']:.2f} "
             f"| {sp['batched_qps']['float']:.0f} / {sp['batched_qps']['int8']:.0f} "
-            f"| {1 / sp['single_speed_ratio']:.2f}x / {sp['batched_speed_ratio']:.2f}x | {sp['loadavg']:.1f} |"
+            f"| {sp['single_speed_ratio']:.2f}x / {sp['batched_speed_ratio']:.2f}x | {sp['loadavg']:.1f} |"
         )
     cpu, rule = out["cpu"], out["rule"]
     verdict = (
@@ -423,7 +427,7 @@ its features (layers 4-6); the INT8 path has none, so its head reads the embeddi
 routers on the test queries, `route()` alternated query by query and `route_batch` (64 a call) in rounds
 of alternating order; medians; load average {out["loadavg_start"]:.1f} at start, {out["loadavg_end"]:.1f} at the end (2 cores).
 
-| data set | fitted on (+ val) | float accuracy % | int8 accuracy % | int8 - float, points (oos recall float / int8) | e2e single p50 ms float / int8 | e2e batched q/s float / int8 | int8 speed-up single / batched | load |
+| data set | fitted on (+ val) | float accuracy % | int8 accuracy % | int8 - float, points | e2e single p50 ms float / int8 | e2e batched q/s float / int8 | int8 speed-up single / batched | load |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
 
