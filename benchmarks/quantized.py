@@ -187,8 +187,8 @@ a self-check at model load: the INT8 model's embedding of each of 16 shipped pro
 (`encoders.quantized.PROBE_TEXTS`) must be within cosine 0.98 of the float model's. Otherwise it keeps
 the float model and logs why, once. Without VNNI the int8 kernels may saturate with full-range weights,
 which the self-check catches. The registry's `"bundled"` stays float: changing it needs every fitted
-accuracy within 0.3 points on CLINC150, Banking77 and HWU64, and this benchmark measures nearest-utterance
-accuracy (Banking77) and tool selection only.
+accuracy within 0.3 points on CLINC150, Banking77 and HWU64; `benchmarks.quantized --fit` measures that
+(the section "INT8 fast path: fitted accuracy on every data set" has the figures and the verdict).
 """
 
 
