@@ -1281,7 +1281,9 @@ def md_one_table(fig: dict[str, Any], cmd: str) -> str:
             if name in (TWIN, ENGINE):
                 continue
             if "error" in res:
-                rows.append(f"| {size} | {name} | failed: {res['error'][-100:]!r} ||||||||")
+                err = res["error"]
+                what = err if err.startswith("not run") else f"failed: {err[-100:]!r}"
+                rows.append(f"| {size} | {name} | {what} ||||||||")
                 continue
             api, qps = _peer_batch(res)
             sp = res["single"]
