@@ -12,12 +12,22 @@ The texts default to the user-phrased requests of ``bench/data/tool_selection.js
 ``--texts FILE`` (one text a line) to measure others.
 
 Run: ``uv run --group bench python -m benchmarks.quantized [--rounds 5] [--threads 2] [--data ../shared/data]``
+
+``--fit DIR`` (instead): the rule for the default. The router is fitted on each data set of ``DIR``
+(CLINC150 train + val with its out-of-scope label, Banking77 train, HWU64 train + val; test only
+evaluated) once with the float encoder and once with the INT8 path, as ``synaptoroute eval`` does;
+it reports both fitted accuracies, their difference in points, the end-to-end speed of the two
+fitted routers (single ``route()`` and ``route_batch`` of 64, alternated, medians) and what
+``quantized="auto"`` chooses on this machine. Embeddings are cached by text under ``--cache``.
+
+    uv run --group bench python -m benchmarks.quantized --fit ../shared/data --cache /tmp/q-cache
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import time
@@ -177,8 +187,256 @@ a self-check at model load: the INT8 model's embedding of each of 16 shipped pro
 (`encoders.quantized.PROBE_TEXTS`) must be within cosine 0.98 of the float model's. Otherwise it keeps
 the float model and logs why, once. Without VNNI the int8 kernels may saturate with full-range weights,
 which the self-check catches. The registry's `"bundled"` stays float: changing it needs every fitted
-accuracy within 0.3 points on CLINC150, Banking77 and HWU64, and this benchmark measures nearest-utterance
-accuracy (Banking77) and tool selection only.
+accuracy within 0.3 points on CLINC150, Banking77 and HWU64; `benchmarks.quantized --fit` measures that
+(the section "INT8 fast path: fitted accuracy on every data set" has the figures and the verdict).
+"""
+
+
+#: The largest loss of fitted accuracy (points, on every data set) that lets the default change.
+DEFAULT_RULE_POINTS = 0.3
+#: name -> (splits fitted on, the validation split or None, out-of-scope label or None)
+FIT_SETS: dict[str, tuple[str, str | None, str | None]] = {
+    "clinc150": ("train", "val", "oos"),
+    "banking77": ("train", None, None),
+    "hwu64": ("train", "val", None),
+}
+
+
+class _DiskCached:
+    """An encoder that serves embeddings (and head features) of texts seen before from an .npz
+    file, so reruns skip the model; ``live = True`` sends every call to the model (for timing)."""
+
+    def __init__(self, inner: BundledEncoder, path: Path) -> None:
+        from synaptoroute_agents.encoders.base import head_features_of
+
+        self.inner, self.path, self.live = inner, path, False
+        self.head_features = head_features_of(inner)
+        self._vec: dict[str, np.ndarray] = {}
+        self._feat: dict[str, np.ndarray] = {}
+        if path.exists():
+            z = np.load(path, allow_pickle=False)
+            texts = z["texts"].tolist()
+            self._vec = dict(zip(texts, z["vectors"], strict=True))
+            if "features" in z:
+                self._feat = dict(zip(texts, z["features"], strict=True))
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def _fill(self, texts: Sequence[str]) -> None:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vec))
+        if not missing:
+            return
+        if self.head_features is not None:
+            vecs, feats = self.inner.embed_with_features(missing)
+            self._feat.update(zip(missing, feats, strict=True))
+        else:
+            vecs = self.inner.embed(missing)
+        self._vec.update(zip(missing, vecs, strict=True))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.live:
+            return self.inner.embed(texts)
+        self._fill(texts)
+        return np.stack([self._vec[t] for t in texts])
+
+    def embed_with_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        if self.live:
+            return self.inner.embed_with_features(texts)
+        self._fill(texts)
+        return np.stack([self._vec[t] for t in texts]), np.stack([self._feat[t] for t in texts])
+
+    def save(self) -> None:
+        texts = list(self._vec)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"texts": np.array(texts), "vectors": np.stack([self._vec[t] for t in texts])}
+        if self._feat:
+            arrays["features"] = np.stack([self._feat[t] for t in texts])
+        np.savez(self.path, **arrays)  # type: ignore[arg-type]
+
+
+def _e2e_speed(routers: dict[str, Any], queries: list[str], n_single: int, rounds: int) -> dict[str, Any]:
+    """Single ``route()`` and batched ``route_batch`` (64 a call) of the fitted routers, alternated
+    query by query (single) and round by round (batched, order switching): medians and ratios."""
+    names = list(routers)
+    for name in names:
+        for q in queries[:10]:
+            routers[name].route(q)
+    single: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(n_single):
+        q = queries[i % len(queries)]
+        for name in names if i % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            routers[name].route(q)
+            single[name].append((time.perf_counter() - t0) * 1e3)
+    batched: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            for s in range(0, len(queries), 64):
+                routers[name].route_batch(queries[s : s + 64])
+            batched[name].append(len(queries) / (time.perf_counter() - t0))
+    a, b = names
+    return {
+        "single_p50_ms": {n: round(statistics.median(v), 3) for n, v in single.items()},
+        "batched_qps": {n: round(statistics.median(v), 1) for n, v in batched.items()},
+        "single_speed_ratio": round(statistics.median(single[a]) / statistics.median(single[b]), 3),
+        "batched_speed_ratio": round(
+            statistics.median(y / x for x, y in zip(batched[a], batched[b], strict=True)), 3
+        ),
+        "queries": len(queries),
+        "single_n": n_single,
+        "rounds": rounds,
+    }
+
+
+def default_rule(deltas: dict[str, float]) -> dict[str, Any]:
+    """The issue's rule for the default: the INT8 path only if every data set of :data:`FIT_SETS`
+    was fitted and none lost more than :data:`DEFAULT_RULE_POINTS` points of accuracy."""
+    worst = min(deltas.values()) if deltas else None
+    return {
+        "max_loss_points": DEFAULT_RULE_POINTS,
+        "worst_delta_points": worst,
+        "passes": set(deltas) == set(FIT_SETS) and worst is not None and worst >= -DEFAULT_RULE_POINTS,
+    }
+
+
+def _points(share: float | None) -> float | None:
+    return None if share is None else round(100 * share, 2)
+
+
+def fit_rule(
+    data: Path, cache: Path, *, threads: int | None = 2, n_single: int = 200, rounds: int = 3
+) -> dict[str, Any]:
+    """Fit on each data set with the float and the INT8 encoder; the accuracies, their differences
+    and the end-to-end speed of both fitted routers, and the verdict of the default rule."""
+    import logging
+
+    from synaptoroute_agents.cli.eval import route_names_for
+    from synaptoroute_agents.encoders import quantized as q
+    from synaptoroute_agents.evaluation import read_labelled
+    from synaptoroute_agents.router import SemanticRouter
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ok, why = q.int8_cpu_support()
+    auto = BundledEncoder(threads=threads, quantized="auto")
+    out: dict[str, Any] = {
+        "cpu": {"int8_support": ok, "why": why, "auto_picks": "int8" if auto.quantized else "float"},
+        "sets": {},
+        "loadavg_start": round(os.getloadavg()[0], 2),
+    }
+    del auto
+    encoders = {
+        "float": BundledEncoder(threads=threads),
+        "int8": BundledEncoder(threads=threads, quantized=True),
+    }
+    for name, (fit_split, val_split, oos) in FIT_SETS.items():
+        folder = data / name
+        if not (folder / f"{fit_split}.jsonl").exists():
+            continue
+        train = read_labelled(folder / f"{fit_split}.jsonl")
+        val = read_labelled(folder / f"{val_split}.jsonl") if val_split else None
+        test = read_labelled(folder / "test.jsonl")
+        labels = [*train[1], *test[1], *(val[1] if val else [])]
+        names = route_names_for(labels)
+        if oos is not None:
+            names[oos] = oos
+
+        def rename(
+            part: tuple[list[str], list[str]], names: dict[str, str] = names
+        ) -> tuple[list[str], list[str]]:
+            return part[0], [names[lab] for lab in part[1]]
+
+        row: dict[str, Any] = {
+            "n_fit": len(train[0]),
+            "n_val": len(val[0]) if val else 0,
+            "n_test": len(test[0]),
+        }
+        routers: dict[str, Any] = {}
+        for enc_name, enc in encoders.items():
+            cached = _DiskCached(enc, cache / f"quantized-fit-{enc_name}-{name}.npz")
+            router = SemanticRouter(encoder=cached)
+            t0 = time.perf_counter()
+            router.fit(
+                *rename(train),
+                out_of_scope_label=oos,
+                validation=rename(val) if val else None,
+                create_routes=True,
+            )
+            fit_s = time.perf_counter() - t0
+            report = router.evaluate(*rename(test), out_of_scope_label=oos)
+            cached.save()
+            cached.live = True
+            routers[enc_name] = router
+            row[enc_name] = {
+                "accuracy": round(100 * report.accuracy, 2),
+                "in_scope_accuracy": _points(report.in_scope_accuracy),
+                "oos_recall": _points(report.oos_recall),
+                "head_features": cached.head_features,
+                "fit_seconds": round(fit_s, 1),
+            }
+            print(f"{name} {enc_name}: {row[enc_name]}", flush=True)
+        row["delta_points"] = round(row["int8"]["accuracy"] - row["float"]["accuracy"], 2)
+        row["speed"] = _e2e_speed(routers, test[0][:1024], n_single, rounds)
+        row["speed"]["loadavg"] = round(os.getloadavg()[0], 2)
+        print(f"{name}: delta {row['delta_points']:+.2f} points, speed {row['speed']}", flush=True)
+        for router in routers.values():
+            router.close()
+        out["sets"][name] = row
+    out["rule"] = default_rule({name: r["delta_points"] for name, r in out["sets"].items()})
+    out["loadavg_end"] = round(os.getloadavg()[0], 2)
+    return out
+
+
+def fit_markdown(out: dict[str, Any], cmd: str) -> str:
+    """The docs section of :func:`fit_rule`."""
+    rows = []
+    for name, r in out["sets"].items():
+        f, i, sp = r["float"], r["int8"], r["speed"]
+        oos = (
+            f" (oos recall {f['oos_recall']:.2f} / {i['oos_recall']:.2f})"
+            if f["oos_recall"] is not None
+            else ""
+        )
+        rows.append(
+            f"| {name} | {r['n_fit']:,} + {r['n_val']:,} | {f['accuracy']:.2f} | {i['accuracy']:.2f} "
+            f"| **{r['delta_points']:+.2f}**{oos} | {sp['single_p50_ms']['float']:.2f} / {sp['single_p50_ms']['int8']:.2f} "
+            f"| {sp['batched_qps']['float']:.0f} / {sp['batched_qps']['int8']:.0f} "
+            f"| {sp['single_speed_ratio']:.2f}x / {sp['batched_speed_ratio']:.2f}x | {sp['loadavg']:.1f} |"
+        )
+    cpu, rule = out["cpu"], out["rule"]
+    verdict = (
+        'every fitted accuracy is within the rule, so the registry\'s `"bundled"` uses `quantized="auto"`'
+        if rule["passes"]
+        else "at least one fitted accuracy falls further than the rule allows, so the registry's "
+        '`"bundled"` stays float (`quantized=False`); `"bundled-int8"` and `quantized="auto"` remain opt-in'
+    )
+    return f"""## INT8 fast path: fitted accuracy on every data set (the rule for the default)
+
+Command: `{cmd}`
+
+Each data set fitted with the float encoder and with the INT8 path (`BundledEncoder(quantized=True)`), as
+`synaptoroute eval` does: CLINC150 on train with val for the settings (its `oos` label taught as out of
+scope), Banking77 on train, HWU64 on train with val; test only evaluated. The float encoder gives the head
+its features (layers 4-6); the INT8 path has none, so its head reads the embeddings. Speed: the two fitted
+routers on the test queries, `route()` alternated query by query and `route_batch` (64 a call) in rounds
+of alternating order; medians; load average {out["loadavg_start"]:.1f} at start, {out["loadavg_end"]:.1f} at the end (2 cores).
+
+| data set | fitted on (+ val) | float accuracy % | int8 accuracy % | int8 - float, points | e2e single p50 ms float / int8 | e2e batched q/s float / int8 | int8 speed-up single / batched | load |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+{chr(10).join(rows)}
+
+The rule (issue #22): the default may take the INT8 path only if every fitted accuracy stays within
+{rule["max_loss_points"]} points of the float one. Worst difference here: **{rule["worst_delta_points"]:+.2f} points**:
+{verdict}.
+
+This machine: INT8 support detected: **{cpu["int8_support"]}** ({cpu["why"]}); `quantized="auto"` picks
+**{cpu["auto_picks"]}** here.
 """
 
 
@@ -191,7 +449,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", default=str(MANIFESTS / "quantized.json"))
     parser.add_argument("--doc", default=str(DEFAULT_DOC))
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/BENCHMARKS.md")
+    parser.add_argument(
+        "--fit",
+        type=Path,
+        metavar="DIR",
+        help="instead: fitted accuracy and e2e speed of both paths on DIR's data sets",
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=Path(".bench-cache"), help="where --fit keeps embeddings by text"
+    )
     args = parser.parse_args(argv)
+    if args.fit:
+        import sys
+
+        cmd = "uv run --group bench python -m benchmarks.quantized " + " ".join(
+            argv if argv is not None else sys.argv[1:]
+        )
+        res = fit_rule(args.fit, args.cache, threads=args.threads)
+        write_manifest(
+            str(Path(args.manifest).with_name("quantized-fit.json")), "quantized-fit", res, command=cmd
+        )
+        print(json.dumps(res, indent=2))
+        if not args.no_doc:
+            update_section("quantized-fit", fit_markdown(res, cmd), doc=args.doc)
+        return 0
     if args.texts:
         texts = [t.strip() for t in args.texts.read_text().splitlines() if t.strip()]
     else:

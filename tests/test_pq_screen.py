@@ -109,3 +109,41 @@ def test_small_or_odd_inputs() -> None:
     assert build_pq_screen(np.zeros((10, 6), dtype=np.float32)) is None
     with pytest.raises(InvalidInputError):
         VectorIndex(16, stage="binary")  # type: ignore[arg-type]
+
+
+def test_a_single_query_runs_on_one_thread_with_the_same_answer(real) -> None:  # type: ignore[no-untyped-def]
+    """One query at a time goes through Faiss on the calling thread alone (no OpenMP thread to wake
+    after an encoder call); its answer is the batch's, and the thread's own OpenMP count is restored,
+    also when the search fails."""
+    import faiss
+
+    x, q = real
+    screen = PqScreen(x)
+    batch_s, batch_r = screen.search(q, 8, None)
+    seen: list[int] = []
+    inner = screen._refine
+
+    class Spy:
+        def search(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(faiss.omp_get_max_threads())
+            return inner.search(*args, **kwargs)
+
+    screen._refine = Spy()
+    before = faiss.omp_get_max_threads()
+    for j in range(len(q)):
+        s, r = screen.search(q[j : j + 1], 8, None)
+        np.testing.assert_array_equal(r[0], batch_r[j])
+        np.testing.assert_allclose(s[0], batch_s[j], rtol=0, atol=1e-6)
+    screen.search(q[:4], 8, None)
+    assert seen[: len(q)] == [1] * len(q)
+    assert seen[-1] == before  # a batch keeps the thread's count
+    assert faiss.omp_get_max_threads() == before
+
+    class Broken:
+        def search(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError("faiss failed")
+
+    screen._refine = Broken()
+    with pytest.raises(RuntimeError):
+        screen.search(q[:1], 8, None)
+    assert faiss.omp_get_max_threads() == before

@@ -97,6 +97,30 @@ def test_control_characters_become_spaces() -> None:
     assert clean_text("reset\x00my\x07password\r\n") == "reset my password"
 
 
+def test_every_control_and_white_space_character_follows_the_rules() -> None:
+    """Each character of category Cc becomes a space and every white-space run (what
+    ``str.isspace`` calls white space, the regex ``\\s``) becomes one space, trimmed at the ends,
+    checked against the rules written out one character at a time."""
+    import random
+    import re
+    import unicodedata
+
+    def by_the_rules(text: str) -> str:
+        out = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
+        return re.sub(r"\s+", " ", unicodedata.normalize("NFC", out)).strip()
+
+    special = [chr(c) for c in range(0x250)] + list("\u2028\u2029\u3000\u200b\ufeff\u0301\u1680\U0001f600")
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rng.choice(special) for _ in range(rng.randint(1, 24)))
+        want = by_the_rules(text)
+        if want:
+            assert clean_text(text) == want, repr(text)
+        else:
+            with pytest.raises(InvalidQueryError):
+                clean_text(text)
+
+
 def test_lone_surrogates_are_replaced() -> None:
     assert clean_text("abc\udcff def") == "abc? def" or "\ufffd" in clean_text("abc\udcff def")
 

@@ -193,11 +193,16 @@ def _batched(
     progress_min: int,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     n = len(texts)
+    show = progress if progress is not None else n > progress_min
+    if 0 < n <= batch_size and not show:
+        # one call (a routed query): its checked rows as they are, without a copy into a buffer
+        vecs, fs = step(list(texts))
+        one = as_unit_rows(fs, n, encoder.dim) if with_features else None
+        return as_unit_rows(vecs, n, encoder.dim), one
     out = np.empty((n, encoder.dim), dtype=np.float32)
     feats = np.empty((n, encoder.dim), dtype=np.float32) if with_features else None
     if n == 0:
         return out, feats
-    show = progress if progress is not None else n > progress_min
     bar = None
     if show:
         from tqdm.auto import tqdm

@@ -110,7 +110,7 @@ class PqScreen:
         if params is None:
             params = self._params[kk] = faiss.IndexRefineSearchParameters()
             params.k_factor = c / kk
-        scores, rows = self._refine.search(np.ascontiguousarray(q, dtype=np.float32), kk, params=params)
+        scores, rows = _search_refine(self._refine, np.ascontiguousarray(q, dtype=np.float32), kk, params)
         self.candidates += len(q) * c
         bad = rows < 0
         if n_dead and dead is not None:
@@ -123,6 +123,25 @@ class PqScreen:
         out_s = np.take_along_axis(scores, order, axis=1).astype(np.float32, copy=False)
         out_r = np.take_along_axis(rows, order, axis=1).astype(np.int64, copy=False)
         return out_s, out_r
+
+
+def _search_refine(refine: Any, q: np.ndarray, kk: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``refine.search``; a single query runs on this thread alone.
+
+    Faiss opens an OpenMP parallel region even for one query, whose other thread has nothing to
+    do but, asleep (``OMP_WAIT_POLICY=PASSIVE``), must be woken first: right after an encoder call
+    that cost one query a median 0.15 ms and a p90 of several ms on a loaded 2-core machine
+    (``benchmarks.scale``'s single rows). ``omp_set_num_threads`` sets the calling thread's own
+    count, so concurrent searches from other threads keep theirs.
+    """
+    if len(q) != 1:
+        return refine.search(q, kk, params=params)  # type: ignore[no-any-return]
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return refine.search(q, kk, params=params)  # type: ignore[no-any-return]
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def build_pq_screen(vecs: np.ndarray, *, calibrate: bool = True, **options: Any) -> PqScreen | None:
