@@ -1260,7 +1260,13 @@ def md_one_table(fig: dict[str, Any], cmd: str) -> str:
                 else ("aroute", r["async_e2e_qps"])
             )
             e2e = r["single_e2e"]
-            boot = f"{t['boot']['boot_s']:.2f} (+ model {t['boot_with_model']['encoder_load_s']:.2f})"
+            boot = (
+                f"{t['boot']['boot_s']:.2f} (+ model {t['boot_with_model']['encoder_load_s']:.2f})"
+                if r.get("encoder_name", "bundled") == "bundled"
+                # another encoder's row: its own boot in this process (a cascade recomputes its
+                # static rows from the stored texts), not the bundled router's fresh-process probe
+                else f"{r['boot_s']:.2f} (in process, model loaded)"
+            )
             rows.append(
                 f"| {size} | **synaptoroute-agents** ({label}) | {e2e['p50_ms']:.2f} / {e2e['p99_ms']:.2f} "
                 f"| {r['single_encoder_alternated']['p50_ms']:.2f} ({_added(r)}) | {best:.0f} ({api}) "
