@@ -77,6 +77,18 @@ def test_static_rows_are_unit_and_texts_without_tokens_are_zero(static: StaticEn
     assert a @ b > a @ c + 0.1
 
 
+def test_a_large_batch_equals_its_texts_one_by_one(static: StaticEncoder) -> None:
+    # several chunks, texts without tokens at a chunk's edges and a chunk with no tokens at all
+    texts = [f"book a table for {i} at the place on {i % 7} street" for i in range(700)]
+    for i in (0, 255, 256, 511, 699):
+        texts[i] = ""
+    texts[300:600] = [""] * 300
+    batch = static.embed(texts)
+    one = np.vstack([static.embed([t]) for t in texts])
+    np.testing.assert_allclose(batch, one, atol=1e-5)
+    assert not batch[[0, 255, 256, 400, 699]].any() and batch[1].any() and batch[257].any()
+
+
 def test_the_registry_builds_a_cascade_over_any_named_encoder(encoder: BundledEncoder) -> None:
     enc = resolve_encoder("cascade")
     assert isinstance(enc, TieredEncoder) and isinstance(enc, CascadeEncoder)
