@@ -94,13 +94,25 @@ def select_clauses(queries: list[str], matches: list[RouteMatch], top_k: int) ->
     return ranked[: max(top_k, len(queries) - 1)]
 
 
-def route_clauses(router: SemanticRouter, text: str, top_k: int = 2) -> list[ClauseMatch]:
-    """Route ``text`` and each of its clauses in one encoder call (see :func:`select_clauses`)."""
+def route_clauses(
+    router: SemanticRouter, text: str, top_k: int = 2, whole: RouteMatch | None = None
+) -> list[ClauseMatch]:
+    """Route ``text`` and each of its clauses in one encoder call (see :func:`select_clauses`).
+
+    ``whole``: the caller's decision for ``text`` with the same ``top_k``, when it has one; then
+    only the clauses are routed (none at all for a message of one clause).
+    """
     queries = clause_queries(text)
-    return select_clauses(queries, router.route_batch(queries, top_k=top_k), top_k)
+    todo = queries if whole is None else queries[1:]
+    matches = router.route_batch(todo, top_k=top_k) if todo else []
+    return select_clauses(queries, matches if whole is None else [whole, *matches], top_k)
 
 
-async def aroute_clauses(router: SemanticRouter, text: str, top_k: int = 2) -> list[ClauseMatch]:
+async def aroute_clauses(
+    router: SemanticRouter, text: str, top_k: int = 2, whole: RouteMatch | None = None
+) -> list[ClauseMatch]:
     """Async twin of :func:`route_clauses`."""
     queries = clause_queries(text)
-    return select_clauses(queries, await router.aroute_batch(queries, top_k=top_k), top_k)
+    todo = queries if whole is None else queries[1:]
+    matches = await router.aroute_batch(todo, top_k=top_k) if todo else []
+    return select_clauses(queries, matches if whole is None else [whole, *matches], top_k)

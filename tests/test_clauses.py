@@ -58,3 +58,24 @@ def test_two_intent_set_recall_by_clauses(router: SemanticRouter) -> None:
     whole = sum(set(r["routes"]) <= set(router.route(r["text"], top_k=2).selected) for r in fixture_rows)
     assert both >= 0.85 * len(fixture_rows)
     assert both > whole
+
+
+def test_a_given_whole_decision_routes_only_the_clauses(router: SemanticRouter) -> None:
+    calls: list[int] = []
+    encoder = router.encoder
+    real = encoder.embed
+
+    def counting(texts):  # type: ignore[no-untyped-def]
+        calls.append(len(texts))
+        return real(texts)
+
+    for text in ("cancel my order and tell me tomorrow's weather", "what is my credit limit"):
+        expected = router.route_multi(text, top_k=2)
+        whole = router.route(text, top_k=2)
+        encoder.embed = counting  # type: ignore[method-assign]
+        try:
+            found = router.route_multi(text, top_k=2, whole=whole)
+        finally:
+            del encoder.embed
+        assert [(m.name, m.clause) for m in found] == [(m.name, m.clause) for m in expected]
+    assert calls == [2]  # the two clauses of the first message; nothing for a one-clause message

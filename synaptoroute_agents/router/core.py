@@ -523,19 +523,24 @@ class SemanticRouter:
         """``router(q)`` is :meth:`route`: what users of other semantic routers write."""
         return self.route(query, top_k=top_k)
 
-    def route_multi(self, query: str, top_k: int = 2) -> list[ClauseMatch]:
+    def route_multi(
+        self, query: str, top_k: int = 2, *, whole: RouteMatch | None = None
+    ) -> list[ClauseMatch]:
         """Multi-intent: route ``query`` and each of its clauses ("... and ...", "...; ...") in one
         encoder call; every route chosen by the whole or by a clause, with the text that chose it
-        (see :mod:`synaptoroute_agents.clauses`)."""
+        (see :mod:`synaptoroute_agents.clauses`). ``whole``: ``route(query, top_k)`` when the
+        caller already has it (only the clauses are routed then)."""
         from ..clauses import route_clauses
 
-        return route_clauses(self, query, top_k)
+        return route_clauses(self, query, top_k, whole)
 
-    async def aroute_multi(self, query: str, top_k: int = 2) -> list[ClauseMatch]:
+    async def aroute_multi(
+        self, query: str, top_k: int = 2, *, whole: RouteMatch | None = None
+    ) -> list[ClauseMatch]:
         """Async twin of :meth:`route_multi`."""
         from ..clauses import aroute_clauses
 
-        return await aroute_clauses(self, query, top_k)
+        return await aroute_clauses(self, query, top_k, whole)
 
     def route_batch(self, queries: Sequence[str], top_k: int = 1) -> list[RouteMatch]:
         """Route many queries with one encoder call."""

@@ -206,7 +206,8 @@ class RouterNode(Runnable[Any, Any]):
             self.router, turns, previous=self._previous(state), options=self.conversation, top_k=self.top_k
         )
         if self.multi:
-            return self._multi_match(decision.match, self.router.route_multi(turns[-1], self.top_k))
+            found = self.router.route_multi(turns[-1], self.top_k, whole=decision.latest)
+            return self._multi_match(decision.match, found)
         return decision.match
 
     async def adecide(self, state: Any) -> RouteMatch | None:
@@ -218,7 +219,8 @@ class RouterNode(Runnable[Any, Any]):
             self.router, turns, previous=self._previous(state), options=self.conversation, top_k=self.top_k
         )
         if self.multi:
-            return self._multi_match(decision.match, await self.router.aroute_multi(turns[-1], self.top_k))
+            found = await self.router.aroute_multi(turns[-1], self.top_k, whole=decision.latest)
+            return self._multi_match(decision.match, found)
         return decision.match
 
     def __call__(self, state: Any) -> Any:

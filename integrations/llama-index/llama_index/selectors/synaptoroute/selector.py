@@ -295,11 +295,12 @@ class SynaptoRouteSelector(BaseSelector):
 
     def _select(self, choices: Sequence[ToolMetadata], query: QueryBundle) -> SelectorResult:
         router, seeded = self._router_for(choices)
+        match = router.route(query.query_str, top_k=self.top_k)
         if self.top_k > 1:
-            result = self._multi(router.route_multi(query.query_str, top_k=self.top_k), choices, seeded)
+            found = router.route_multi(query.query_str, top_k=self.top_k, whole=match)
+            result = self._multi(found, choices, seeded)
             if result is not None:
                 return result
-        match = router.route(query.query_str, top_k=self.top_k)
         return self._result(match, choices, seeded)
 
     def _multi(
