@@ -40,6 +40,7 @@ import numpy as np
 from synaptoroute_agents.encoders.bundled import BundledEncoder
 from synaptoroute_agents.encoders.quantized import cpu_has_vnni, quantized_model
 
+from .accuracy import CachedEncoder
 from .report import DEFAULT_DOC, MANIFESTS, machine_info, update_section, write_manifest
 
 DATA = Path(__file__).parent / "data" / "tool_selection.jsonl"
@@ -202,61 +203,31 @@ FIT_SETS: dict[str, tuple[str, str | None, str | None]] = {
 }
 
 
-class _DiskCached:
-    """An encoder that serves embeddings (and head features) of texts seen before from an .npz
-    file, so reruns skip the model; ``live = True`` sends every call to the model (for timing)."""
+class _DiskCached(CachedEncoder):
+    """:class:`~benchmarks.accuracy.CachedEncoder` kept in an .npz file, so reruns skip the
+    model; ``live = True`` sends every call to the model (for timing)."""
 
     def __init__(self, inner: BundledEncoder, path: Path) -> None:
-        from synaptoroute_agents.encoders.base import head_features_of
-
-        self.inner, self.path, self.live = inner, path, False
-        self.head_features = head_features_of(inner)
-        self._vec: dict[str, np.ndarray] = {}
-        self._feat: dict[str, np.ndarray] = {}
+        super().__init__(inner)
+        self.path, self.live = path, False
         if path.exists():
             z = np.load(path, allow_pickle=False)
-            texts = z["texts"].tolist()
-            self._vec = dict(zip(texts, z["vectors"], strict=True))
-            if "features" in z:
-                self._feat = dict(zip(texts, z["features"], strict=True))
-
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    def _fill(self, texts: Sequence[str]) -> None:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._vec))
-        if not missing:
-            return
-        if self.head_features is not None:
-            vecs, feats = self.inner.embed_with_features(missing)
-            self._feat.update(zip(missing, feats, strict=True))
-        else:
-            vecs = self.inner.embed(missing)
-        self._vec.update(zip(missing, vecs, strict=True))
+            self.preload(z["texts"].tolist(), z["vectors"], z.get("features"))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self.live:
-            return self.inner.embed(texts)
-        self._fill(texts)
-        return np.stack([self._vec[t] for t in texts])
+        return self.inner.embed(texts) if self.live else super().embed(texts)
 
     def embed_with_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         if self.live:
-            return self.inner.embed_with_features(texts)
-        self._fill(texts)
-        return np.stack([self._vec[t] for t in texts]), np.stack([self._feat[t] for t in texts])
+            return self.inner.embed_with_features(texts)  # type: ignore[attr-defined]
+        return super().embed_with_features(texts)
 
     def save(self) -> None:
-        texts = list(self._vec)
+        texts = list(self._cache)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {"texts": np.array(texts), "vectors": np.stack([self._vec[t] for t in texts])}
-        if self._feat:
-            arrays["features"] = np.stack([self._feat[t] for t in texts])
+        arrays = {"texts": np.array(texts), "vectors": self._rows(self._cache, texts)}
+        if self._features:
+            arrays["features"] = self._rows(self._features, texts)
         np.savez(self.path, **arrays)  # type: ignore[arg-type]
 
 
