@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._common import require, tool_mapping
@@ -236,23 +236,16 @@ class SynaptoRouteSelector(BaseSelector):
         return repr(name) if name else f"choice {index}"
 
     def _result(self, match: RouteMatch, choices: Sequence[ToolMetadata], seeded: bool) -> SelectorResult:
-        picked: list[SingleSelection] = []
         score = {c.name: c.score for c in match.candidates}
-        for route in match.selected if match.name is not None else ():
-            index = self._index_of(route, choices, seeded)
-            if index is None or any(s.index == index for s in picked):
-                continue
-            picked.append(
-                SingleSelection(
-                    index=index,
-                    reason=(
-                        f"synaptoroute: {match.reason} {self._label(choices, index)} "
-                        f"(score {score.get(route, match.score):.3f}, margin {match.margin:.3f})"
-                    ),
-                )
-            )
-            if len(picked) >= self.top_k:
-                break
+        picked = self._pick(
+            match.selected if match.name is not None else (),
+            choices,
+            seeded,
+            lambda route, label: (
+                f"synaptoroute: {match.reason} {label} "
+                f"(score {score.get(route, match.score):.3f}, margin {match.margin:.3f})"
+            ),
+        )
         if picked:
             return MultiSelection(selections=picked)
         return MultiSelection(selections=[self._abstained(match, choices, seeded)])
@@ -308,23 +301,36 @@ class SynaptoRouteSelector(BaseSelector):
     ) -> SelectorResult | None:
         """Multi-intent: every choice the whole query or one of its clauses selected, each with
         the text that selected it; None when none of them is a choice."""
+        by_route = {m.name: m for m in found}
+        picked = self._pick(
+            by_route,
+            choices,
+            seeded,
+            lambda route, label: (
+                f"synaptoroute: matched {label} for {by_route[route].clause!r} "
+                f"(score {by_route[route].score:.3f})"
+            ),
+        )
+        return MultiSelection(selections=picked) if picked else None
+
+    def _pick(
+        self,
+        routes: Iterable[str],
+        choices: Sequence[ToolMetadata],
+        seeded: bool,
+        reason: Callable[[str, str], str],
+    ) -> list[SingleSelection]:
+        """The first ``top_k`` distinct choices among ``routes``, in order, each with
+        ``reason(route, its label)``; routes that are no choice are skipped."""
         picked: list[SingleSelection] = []
-        for found_match in found:
-            index = self._index_of(found_match.name, choices, seeded)
+        for route in routes:
+            index = self._index_of(route, choices, seeded)
             if index is None or any(s.index == index for s in picked):
                 continue
-            picked.append(
-                SingleSelection(
-                    index=index,
-                    reason=(
-                        f"synaptoroute: matched {self._label(choices, index)} for {found_match.clause!r} "
-                        f"(score {found_match.score:.3f})"
-                    ),
-                )
-            )
+            picked.append(SingleSelection(index=index, reason=reason(route, self._label(choices, index))))
             if len(picked) >= self.top_k:
                 break
-        return MultiSelection(selections=picked) if picked else None
+        return picked
 
     # ------------------------------------------------------------------ conversations
     def _previous_route(
