@@ -15,6 +15,10 @@ head's logits, and z-scored blends. For each: AUROC (in-scope vs out-of-scope) a
 in-scope accuracy (refusals counted as errors) against out-of-scope recall. The last block is the
 router's own choice (``fit``'s route-holdout simulation, see docs/fitting.md) at each operating point.
 
+``--candidates``: candidate refusal scores for unseen routes (route-normalized similarity, gaps,
+purity, local density, ...) measured on ``fit``'s own simulation and on test, and ``fit``'s choice
+replayed with them (:mod:`benchmarks.oos_candidates`).
+
 Embeddings are cached in .bench-cache/oos-<data>-<split>.npz.
 """
 
@@ -306,8 +310,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="the published open-intent setting: full training data, a quarter of the labels unseen",
     )
+    ap.add_argument(
+        "--candidates",
+        action="store_true",
+        help="candidate refusal scores for unseen routes, on fit's simulation and on test (benchmarks.oos_candidates)",
+    )
     args = ap.parse_args(argv)
     data = Path(args.data)
+    if args.candidates:
+        return _candidates_main(args, data)
     if args.open:
         return _open_main(args, data)
     if args.closed:
@@ -338,6 +349,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.doc:
         write_manifest(args.manifest, "oos", results)
         update_section("agent-setting", _markdown(results, args.seeds, args.sets, args.manifest), args.doc)
+    return 0
+
+
+def _candidates_main(args: argparse.Namespace, data: Path) -> int:
+    from . import oos_candidates
+
+    results = oos_candidates.run(data, args.sets, args.seeds, _embedded)
+    out = Path(args.out).with_name("oos-candidates.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    if args.doc:
+        manifest = str(Path(args.manifest).with_name("oos-candidates.json"))
+        write_manifest(manifest, "oos-candidates", results)
+        if Path(manifest).resolve().is_relative_to(REPO_ROOT):
+            manifest = str(Path(manifest).resolve().relative_to(REPO_ROOT))
+        md = oos_candidates.markdown(results, args.seeds, args.sets, manifest)
+        update_section("unseen-route-candidates", md, args.doc)
     return 0
 
 
