@@ -224,8 +224,8 @@ def test_small_and_empty_indexes() -> None:
 
 def test_default_screens_only_large_bases(real) -> None:  # type: ignore[no-untyped-def]
     x, q = real
-    idx = VectorIndex(x.shape[1], background=False, stage="int8")  # screen=None, screen_min 32768
-    idx.load(np.arange(len(x)), x)
+    idx = VectorIndex(x.shape[1], background=False, stage="int8")  # screen=None, screen_min 4096
+    idx.load(np.arange(4000), x[:4000])
     idx.search(q[:2], 3)
     assert not idx.screen_info()["enabled"]
     # above screen_min the calibrated screen is used only where it is faster; either way exact

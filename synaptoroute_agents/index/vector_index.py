@@ -64,7 +64,13 @@ class VectorIndex:
             screen runs and is faster than float32 on this CPU (checked once per base); False never;
             True screens every non-empty flat base when it runs. The screen is built beside the live
             base (in the background with ``background``); searches scan in float32 meanwhile.
-        screen_min: the smallest base that ``screen=None`` screens.
+        screen_min: the smallest base that ``screen=None`` screens. 4,096 rows: right after an
+            encoder call (how a routed query meets the index) one query through the
+            product-quantized stage took 0.25 ms at 4,000 rows against 0.69 ms for the exact
+            float32 scan, whose two onnxruntime threads must be woken (0.24 against 0.47 at 2,000
+            rows, 0.29 against 2.06 at 16,000; ``benchmarks/scale.py``'s single rows); below
+            it a small base keeps the exact scan, and the stage's build (about 0.7 s of one core
+            in the background at 4,000-10,000 rows) is not worth it.
         stage: the screen of a flat base. ``"pq"`` (the default): product-quantized codes (4 bits
             per 4 dimensions, :mod:`synaptoroute_agents.index.pq_screen`) give candidates that
             are re-scored in float32; reads 1/8 of the INT8 screen's bytes per query; the exact
@@ -90,7 +96,7 @@ class VectorIndex:
         nlist: int | None = None,
         nprobe: int = 32,
         screen: bool | None = None,
-        screen_min: int = 32768,
+        screen_min: int = 4096,
         stage: Literal["pq", "int8"] = "pq",
     ) -> None:
         if kind not in ("flat", "hnsw", "ivf"):
