@@ -4,8 +4,9 @@ cannot run.
 A NumPy matrix product runs in the BLAS thread pool, whose idle threads keep spinning for the CPU
 after the call; on a small machine they slow whatever runs next (the encoder's next batch) far
 more than the scan itself costs. The onnxruntime sessions here do not spin. They serve the
-delta buffer, flat bases too small (or on a CPU too slow) for the INT8 screen, and the fitted
-heads' float32 products.
+delta buffer, flat bases too small (or on a CPU too slow) for a first stage, and the fitted
+heads' float32 products. A lone query over a few thousand rows is scanned on the calling thread
+instead (:func:`one_query_top_k`): waking the session's second thread cost it more than the scan.
 """
 
 from __future__ import annotations
