@@ -154,15 +154,24 @@ def one_query_top_k(
 
 
 def exact_top_k(
-    q: np.ndarray, vecs: np.ndarray, ids: np.ndarray, dead: np.ndarray | None, k: int
+    q: np.ndarray,
+    vecs: np.ndarray,
+    ids: np.ndarray,
+    dead: np.ndarray | None,
+    k: int,
+    *,
+    lone: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` inner products of ``q`` against ``vecs`` as ``(scores, ids)``; dead rows never win.
 
     The scan runs in onnxruntime (:class:`FloatScan`, whose threads do not spin after the call)
-    or, where that cannot run, as a NumPy matrix product.
+    or, where that cannot run, as a NumPy matrix product; with ``lone``, one query over at most
+    :data:`ONE_QUERY_ROWS` rows runs on the calling thread (:func:`one_query_top_k`). Its scores
+    equal the session's to float32 rounding only, so a caller that merges them with another
+    scan's scores passes ``lone=False`` unless both scans take the same path.
     """
     n = len(ids)
-    if len(q) == 1 and 0 < n <= ONE_QUERY_ROWS:
+    if lone and len(q) == 1 and 0 < n <= ONE_QUERY_ROWS:
         return one_query_top_k(q, vecs, ids, dead, k)
     scan = FloatScan.shared() if n else None
     if scan is not None:
