@@ -304,12 +304,106 @@ def md_first_stage(fs: dict[str, Any], cmd: str) -> str:
     return (
         "## First stage of the flat index against exact search (real data)\n\n"
         f"Command: `{cmd}`\n\nThe flat index's product-quantized first stage (forced on whatever the size; "
-        "by default it serves bases of 32,768 vectors and more) over the bundled model's embeddings of each "
+        "by default it serves bases of 4,096 vectors and more) over the bundled model's embeddings of each "
         "data set's train and val utterances, queried with its test utterances: the share of queries whose "
         "best score, and whose route, equal those of an exact float search. Load average "
         f"{fs['loadavg_start']:.1f} at start, {fs['loadavg_end']:.1f} at the end.\n\n"
         "| data set | stored | queries | stage | top-1 score = exact | top-1 route = exact |\n"
         "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
+def stage_gap(cache: Path, tiers: Sequence[str], n_single: int) -> dict[str, Any]:
+    """What ``route()`` adds to the encoder with the flat base's first stage against the exact float32
+    scan, tier by tier: two routers over the tier's cached store (``index_options={"screen": False}``
+    and the default), each query timed as the encoder alone then ``route()``, the two routers in
+    alternating order; paired medians of (route - encoder), and their top-1 agreement."""
+    import synaptoroute_agents.index as index_pkg
+    from synaptoroute_agents import SemanticRouter
+    from synaptoroute_agents.encoders.bundled import BundledEncoder
+
+    enc = BundledEncoder()
+    out: dict[str, Any] = {
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
+        "loadavg_start": os.getloadavg()[0],
+        "screen_min": index_pkg.VectorIndex(8).screen_min,
+    }
+    for tier in tiers:
+        n = TIERS[tier]
+        db = cache / f"scale-{n}.db"
+        queries: list[str] = json.loads((cache / f"workload-{n}.json").read_text())["queries"]
+        routers = {
+            "exact scan": SemanticRouter(encoder=enc, store=str(db), index_options={"screen": False}),
+            "default": SemanticRouter(encoder=enc, store=str(db)),
+        }
+        for r in routers.values():
+            r.index.prepare()
+            for q in queries[:10]:
+                r.route(q)
+        added: dict[str, list[float]] = {k: [] for k in routers}
+        enc_ms: dict[str, list[float]] = {k: [] for k in routers}
+        picks: dict[str, list[str | None]] = {k: [] for k in routers}
+        load0 = os.getloadavg()[0]
+        for j in range(n_single):
+            q = queries[j % len(queries)]
+            order = list(routers.items()) if j % 2 else list(reversed(routers.items()))
+            for name, r in order:
+                t0 = time.perf_counter()
+                enc.embed([q])
+                t1 = time.perf_counter()
+                m = r.route(q)
+                t2 = time.perf_counter()
+                enc_ms[name].append((t1 - t0) * 1e3)
+                added[name].append((t2 - t1 - (t1 - t0)) * 1e3)
+                picks[name].append(m.candidates[0].name if m.candidates else None)
+        out[tier] = {
+            "vectors": len(routers["default"].index),
+            "stage": routers["default"].index.screen_info()["stage"],
+            "loadavg_start_end": [load0, os.getloadavg()[0]],
+            "top1_agreement": float(
+                np.mean([a == b for a, b in zip(picks["exact scan"], picks["default"], strict=True)])
+            ),
+            **{
+                name: {
+                    "encoder_p50_ms": statistics.median(enc_ms[name]),
+                    "added_paired_p50_ms": statistics.median(added[name]),
+                    "added_paired_p90_ms": pct(added[name], 0.9),
+                }
+                for name in routers
+            },
+        }
+        print(tier, json.dumps(out[tier]))
+        for r in routers.values():
+            r.close()
+    out["loadavg_end"] = os.getloadavg()[0]
+    return out
+
+
+def md_stage_gap(fig: dict[str, Any], cmd: str) -> str:
+    """The docs section of :func:`stage_gap`."""
+    rows = []
+    for t in fig.values():
+        if not isinstance(t, dict):
+            continue
+        ex, de = t["exact scan"], t["default"]
+        rows.append(
+            f"| {t['vectors']:,} | {t['stage'] or 'none (exact scan)'} | {ex['added_paired_p50_ms']:+.2f} "
+            f"| {de['added_paired_p50_ms']:+.2f} | {de['added_paired_p90_ms']:+.2f} | {de['encoder_p50_ms']:.2f} "
+            f"| {t['top1_agreement']:.3f} | {t['loadavg_start_end'][0]:.1f} / {t['loadavg_start_end'][1]:.1f} |"
+        )
+    return (
+        "## What a single route() adds to the encoder, by first stage\n\n"
+        f"Command: `{cmd}`\n\n"
+        "Each tier's cached store (the scale benchmark's workload, bundled model) behind two routers in one "
+        'process: `index_options={"screen": False}` (the exact float32 scan, two onnxruntime threads) and the '
+        f"default (the product-quantized first stage with exact re-scoring from {fig['screen_min']:,} vectors). "
+        "Each query: the encoder alone, then `route()` on the same text, the two routers in alternating "
+        "order; the figures are medians of the per-query difference (route - encoder), the target being "
+        f"+0.30 ms. OMP_WAIT_POLICY={fig['omp_wait_policy']}; 2 cores shared with other work: load average "
+        f"{fig['loadavg_start']:.1f} at start, {fig['loadavg_end']:.1f} at the end.\n\n"
+        "| vectors | default's first stage | exact scan: route - encoder ms | default: route - encoder ms "
+        "| default: p90 ms | encoder alone p50 ms | top-1 of the two agree | load start / end |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 
 
@@ -815,6 +909,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only: top-1 of the PQ first stage against exact search on the data sets in this folder "
         "(train and val stored, test as queries; the bundled model's embeddings)",
     )
+    p.add_argument(
+        "--stage-gap",
+        action="store_true",
+        help="only: route() minus the encoder alone with the exact scan against the default first stage, "
+        "per tier of --tiers over the cached stores (paired, interleaved)",
+    )
     p.add_argument("--probe-boot", help=argparse.SUPPRESS)
     p.add_argument("--probe-latency", help=argparse.SUPPRESS)
     p.add_argument("--probe-index", default="flat", help=argparse.SUPPRESS)
@@ -855,6 +955,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.probe_latency:
         print(json.dumps(_probe_latency(args.probe_latency, args.single)))
+        return 0
+    if args.stage_gap:
+        from .report import update_section as update_gap
+        from .report import write_manifest as write_gap
+
+        gap = stage_gap(args.cache, [t.strip() for t in args.tiers.split(",") if t.strip()], args.single)
+        argv_g = " ".join(argv if argv is not None else sys.argv[1:])
+        cmd_g = f"uv run --group bench python -m benchmarks.scale {argv_g}".strip()
+        write_gap(args.manifest.with_name("stage_gap.json"), "stage-gap", gap, command=cmd_g)
+        if args.doc:
+            update_gap("stage-gap", md_stage_gap(gap, cmd_g), args.doc)
         return 0
 
     from .report import machine_info, update_section, write_manifest
@@ -1124,7 +1235,7 @@ def _md_omp(fig: dict[str, Any], cmd: str) -> str:
         "## OMP_WAIT_POLICY\n\nSingle-query latency (flat index, bundled encoder) in a fresh process with "
         "`OMP_WAIT_POLICY=PASSIVE` (what the package sets before importing faiss) and with it unset "
         f"(faiss loaded first). Command: `{cmd}`\n\nTiming starts right after boot (10 queries of "
-        "warm-up). A base of 32,768 vectors and more gets its INT8 screen built in the background "
+        "warm-up). A base of 4,096 vectors and more gets its first stage built in the background "
         "as soon as it is loaded; until it is swapped in (half a second to a second at 250,000 "
         "vectors), queries scan in float32 beside the build (35-55 ms each at 250,000 vectors), "
         "which is where the p99 of the largest tier comes from. "
@@ -1322,7 +1433,7 @@ def md_one_table(fig: dict[str, Any], cmd: str) -> str:
         + (f"; wall time {wall / 60:.0f} min" if wall else "")
         + "). Each router with its defaults and the same model file (all-MiniLM-L6-v2 INT8): this package "
         "with `SemanticRouter(store=...)` (flat index; a product-quantized first stage with exact re-scoring "
-        "from 32,768 vectors), its own onnxruntime pipeline; the peers through their own encoder interfaces, "
+        "from 4,096 vectors), its own onnxruntime pipeline; the peers through their own encoder interfaces, "
         "the model run by fastembed (benchmarks/peers.py; synaptoroute 0.4.1 with route thresholds off so it "
         "always names its best route, as top-1 accuracy needs). Route utterances are embedded once and "
         "cached; every query is embedded live. 'single': one `route()` (`router(query)`) at a time; "

@@ -199,3 +199,29 @@ def test_the_quantized_default_rule_needs_every_data_set_within_its_points() -> 
         assert ("stays float" in md) is not passes
         assert f"**{delta:+.2f} points**" in md and "picks\n**int8**" in md
         assert "| 6.00 / 4.00 | 500 / 900 | 1.50x / 1.80x |" in md  # int8 speed-up: float time / int8 time
+
+
+def test_the_stage_gap_section_shows_both_paired_differences_per_tier() -> None:
+    from benchmarks.scale import md_stage_gap
+
+    def side(added: float) -> dict[str, float]:
+        return {"encoder_p50_ms": 4.0, "added_paired_p50_ms": added, "added_paired_p90_ms": added * 3}
+
+    fig = {
+        "omp_wait_policy": "PASSIVE",
+        "loadavg_start": 2.0,
+        "screen_min": 4096,
+        "2k": {
+            "vectors": 10_000,
+            "stage": "PqScreen",
+            "loadavg_start_end": [2.0, 2.5],
+            "top1_agreement": 1.0,
+            "exact scan": side(1.5),
+            "default": side(0.29),
+        },
+        "loadavg_end": 3.0,
+    }
+    md = md_stage_gap(fig, "cmd")
+    assert "| 10,000 | PqScreen | +1.50 | +0.29 | +0.87 | 4.00 | 1.000 | 2.0 / 2.5 |" in md
+    assert "from 4,096 vectors" in md and "OMP_WAIT_POLICY=PASSIVE" in md and "Command: `cmd`" in md
+    assert "load average 2.0 at start, 3.0 at the end" in md

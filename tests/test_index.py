@@ -24,7 +24,8 @@ def test_flat_search_is_exact_after_adds_removes_and_compaction(background: bool
     rng = np.random.default_rng(1)
     x = unit(rng, 6000)
     ids = np.arange(10, 6010)
-    idx = VectorIndex(24, delta_limit=300, background=background)
+    # the exact float path (no first stage: random vectors are not what its codes are measured on)
+    idx = VectorIndex(24, delta_limit=300, background=background, screen=False)
     idx.load(ids[:3000], x[:3000])
     for s in range(3000, 6000, 100):
         idx.add(ids[s : s + 100], x[s : s + 100])
@@ -238,3 +239,69 @@ def test_a_load_adopts_the_rows_it_reserved_without_a_copy() -> None:
     assert again.load_serialized(blob, ids, rows)
     assert again._snap.base_vectors().ctypes.data == rows.ctypes.data and again._reserved is None
     np.testing.assert_array_equal(again.search(x[:64], 5)[1], hnsw.search(x[:64], 5)[1])
+
+
+def test_one_query_over_base_and_delta_merges_as_a_batch_does(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A lone query over a base and a delta buffer (ties across them, removed rows in both, fewer
+    live rows than k) gets the batch's answer: same ids, same scores, same padding."""
+    rng = np.random.default_rng(9)
+    distinct = unit(rng, 300)
+    x = np.concatenate([distinct, distinct[:100]])  # exact ties between base and delta rows
+    ids = np.arange(len(x)) + 5
+    idx = VectorIndex(24, background=False, delta_limit=10_000)  # a small base: scanned exactly
+    idx.load(ids[:300], x[:300])
+    idx.add(ids[300:], x[300:])
+    idx.remove(ids[::7])
+    q = np.concatenate([unit(rng, 60), x[:20]])
+    import synaptoroute_agents.index.vector_index as vi
+
+    merged: list[int] = []
+    merge = vi._merge_one
+    monkeypatch.setattr(vi, "_merge_one", lambda *a: merged.append(1) or merge(*a))
+    for k in (1, 5, 40):
+        batch_s, batch_i = idx.search(q, k)
+        for j in range(len(q)):
+            s, i = idx.search(q[j], k)
+            np.testing.assert_array_equal(i[0], batch_i[j])
+            # a lone query's small scans run on its thread: float32 products to rounding
+            np.testing.assert_allclose(s[0], batch_s[j], rtol=0, atol=1e-6)
+    assert len(merged) == 3 * len(q)  # every lone query took the plain-Python merge
+    small = VectorIndex(24, background=False, delta_limit=10_000)
+    small.load(ids[:3], x[:3])
+    small.add(ids[300:302], x[300:302])
+    small.remove([ids[0], ids[300]])
+    s, i = small.search(x[0], 6)
+    assert sorted(i[0, :3].tolist()) == sorted([ids[301], ids[1], ids[2]]) and i[0, 3:].tolist() == [-1] * 3
+    assert np.isneginf(s[0, 3:]).all() and np.isfinite(s[0, :3]).all() and s.dtype == np.float32
+
+
+def test_the_one_query_merge_equals_the_stable_sort_it_replaces() -> None:
+    from synaptoroute_agents.index.vector_index import _merge_one
+
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        parts_s, parts_i = [], []
+        for _part in range(2):
+            m = int(rng.integers(0, 8))
+            sc = np.sort(rng.choice([0.1, 0.2, 0.5, 0.7, -np.inf], m))[::-1].astype(np.float32)
+            ii = rng.integers(0, 50, m)
+            ii[np.isneginf(sc) & (rng.random(m) < 0.5)] = -1
+            parts_s.append(sc[None, :])
+            parts_i.append(ii[None, :].astype(np.int64))
+        k = int(rng.integers(1, 12))
+        got = _merge_one(parts_s, parts_i, k)
+        assert got is not None
+        s = np.concatenate(parts_s, axis=1)
+        i = np.concatenate(parts_i, axis=1)
+        i = np.where(i < 0, -1, i)
+        s = np.where(i < 0, -np.inf, s).astype(np.float32)
+        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        s = np.take_along_axis(s, order, axis=1)
+        i = np.where(np.isfinite(s), np.take_along_axis(i, order, axis=1), -1)
+        pad = k - s.shape[1]
+        s = np.pad(s, ((0, 0), (0, pad)), constant_values=-np.inf)
+        i = np.pad(i, ((0, 0), (0, pad)), constant_values=-1)
+        np.testing.assert_array_equal(got[0], s)
+        np.testing.assert_array_equal(got[1], i)
+    # a part that is not best first is left to the general path
+    assert _merge_one([np.array([[0.1, 0.5]], np.float32)] * 2, [np.array([[1, 2]])] * 2, 2) is None

@@ -147,3 +147,57 @@ def test_a_single_query_runs_on_one_thread_with_the_same_answer(real) -> None:  
     with pytest.raises(RuntimeError):
         screen.search(q[:1], 8, None)
     assert faiss.omp_get_max_threads() == before
+
+
+def test_faiss_order_is_kept_only_where_the_full_sort_would_not_move_it(real, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A query whose Faiss answer is already best first (ties by the lower row, no empty slot)
+    skips the re-sort; every answer equals the re-sorted one, on real embeddings and on rows full
+    of exact ties (duplicated utterances), one query at a time and in batches."""
+    import synaptoroute_agents.index.pq_screen as pq
+
+    x, q = real
+    rng = np.random.default_rng(11)
+    dup = x[rng.integers(0, 200, 5000)]  # 5,000 rows, 200 distinct: every score is tied
+    kept: list[bool] = []
+    real_check = pq._in_final_order
+
+    def spy(scores: np.ndarray, rows: np.ndarray) -> bool:
+        kept.append(real_check(scores, rows))
+        return kept[-1]
+
+    for rows, k in ((x, 32), (dup, 32), (x[:700], 32), (x, 1)):
+        screen = PqScreen(rows)
+        monkeypatch.setattr(pq, "_in_final_order", spy)
+        fast = [screen.search(q[j : j + 1], k, None) for j in range(len(q))] + [screen.search(q, k, None)]
+        monkeypatch.setattr(pq, "_in_final_order", lambda s, r: False)
+        full = [screen.search(q[j : j + 1], k, None) for j in range(len(q))] + [screen.search(q, k, None)]
+        for (fs, fr), (ss, sr) in zip(fast, full, strict=True):
+            np.testing.assert_array_equal(fr, sr)
+            np.testing.assert_array_equal(fs, ss)
+            assert fs.dtype == np.float32 and fr.dtype == np.int64
+        if rows is dup:
+            assert kept == [False] * (len(q) + 1)  # ties everywhere: always re-sorted
+        else:
+            assert sum(kept) > len(q) // 2  # real embeddings: most queries keep Faiss's order
+        kept.clear()
+
+
+def test_the_default_index_takes_the_first_stage_from_4096_rows_with_exact_top1(real) -> None:  # type: ignore[no-untyped-def]
+    """The tier where the default flat index switches to the product-quantized stage (if it is
+    faster here), and, at a base of that size, each query on its own finds the exact best row."""
+    x, q = real
+    idx = VectorIndex(x.shape[1], background=False)
+    assert idx.screen_min == 4096
+    inner = object.__new__(__import__("faiss").IndexFlatIP)
+    assert not idx._wants_screen(inner, 4095)
+    assert idx._wants_screen(inner, 4096)
+    ids = np.arange(len(x)) + 3
+    forced = VectorIndex(x.shape[1], screen=True, background=False)
+    forced.load(ids, x)
+    forced.prepare()
+    assert forced.screen_info()["stage"] == "PqScreen"
+    exact = q @ x.T
+    for j in range(len(q)):
+        s, i = forced.search(q[j], 32)
+        assert i[0, 0] - 3 == int(np.argmax(exact[j]))
+        np.testing.assert_allclose(s[0, 0], exact[j].max(), rtol=0, atol=2e-6)

@@ -224,8 +224,8 @@ def test_small_and_empty_indexes() -> None:
 
 def test_default_screens_only_large_bases(real) -> None:  # type: ignore[no-untyped-def]
     x, q = real
-    idx = VectorIndex(x.shape[1], background=False, stage="int8")  # screen=None, screen_min 32768
-    idx.load(np.arange(len(x)), x)
+    idx = VectorIndex(x.shape[1], background=False, stage="int8")  # screen=None, screen_min 4096
+    idx.load(np.arange(4000), x[:4000])
     idx.search(q[:2], 3)
     assert not idx.screen_info()["enabled"]
     # above screen_min the calibrated screen is used only where it is faster; either way exact
@@ -456,3 +456,42 @@ def test_assembled_messages_equal_concatenated_fields() -> None:
     ]
     inner = ld(1, "node") + ld(5, b"head" + ld(9, rows.tobytes())) + ld(5, ld(9, scales.tobytes()))
     assert assemble(parts) == vi(1, 7) + ld(7, inner) + ld(8, "opset")
+
+
+def test_a_lone_query_over_a_small_base_is_scanned_on_its_thread_like_the_session(real, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A single query over at most ONE_QUERY_ROWS rows (a small base, the delta buffer) is answered on
+    the calling thread; its rows are the onnxruntime session's (best first, ties by the lower row,
+    removed rows last), its scores the same float32 products to rounding, with duplicated rows
+    (exact ties), removed rows and k larger than the rows."""
+    from synaptoroute_agents.index import exact
+
+    x, q = real
+    rng = np.random.default_rng(4)
+    rows = np.concatenate([x[:1500], x[rng.integers(0, 1500, 500)]])  # 500 exact duplicates
+    ids = np.arange(len(rows)) * 3 + 1
+    dead = np.zeros(len(rows), dtype=bool)
+    dead[rng.integers(0, len(rows), 200)] = True
+    session = FloatScan.shared()
+    assert session is not None
+    for n, k, mask in ((len(rows), 32, None), (len(rows), 32, dead), (40, 64, None), (40, 64, dead[:40])):
+        for j in range(len(q)):
+            s, i = exact.one_query_top_k(q[j : j + 1], rows[:n], ids[:n], mask, k)
+            m = np.zeros(n, np.float32) if mask is None else np.where(mask, -np.inf, 0).astype(np.float32)
+            ws, wr = session.top_k(q[j : j + 1], rows[:n], m, k)
+            np.testing.assert_array_equal(i, ids[:n][wr])
+            np.testing.assert_allclose(s, ws, rtol=0, atol=1e-6)
+            assert s.dtype == np.float32 and s.shape == (1, min(k, n))
+    # the index sends a lone query over a small base (and its delta) there, and a batch to the session
+    calls: list[int] = []
+    one = exact.one_query_top_k
+    monkeypatch.setattr(exact, "one_query_top_k", lambda *a: calls.append(len(a[0])) or one(*a))
+    idx = VectorIndex(x.shape[1], background=False)
+    idx.load(ids[:2000], rows[:2000])
+    idx.add([10**6], x[2000:2001])
+    singles = [idx.search(q[j], 10) for j in range(len(q))]
+    assert calls == [1, 1] * len(q)  # base and delta, one query each
+    batch_s, batch_i = idx.search(q, 10)
+    assert calls == [1, 1] * len(q)  # the batch went to the session
+    np.testing.assert_array_equal(np.concatenate([i for _, i in singles]), batch_i)
+    np.testing.assert_allclose(np.concatenate([s for s, _ in singles]), batch_s, rtol=0, atol=1e-6)
+    assert exact.ONE_QUERY_ROWS == 4096

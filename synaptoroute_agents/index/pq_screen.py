@@ -112,6 +112,8 @@ class PqScreen:
             params.k_factor = c / kk
         scores, rows = _search_refine(self._refine, np.ascontiguousarray(q, dtype=np.float32), kk, params)
         self.candidates += len(q) * c
+        if not n_dead and _in_final_order(scores, rows):
+            return scores, rows  # Faiss's order is already the contract's (the usual single query)
         bad = rows < 0
         if n_dead and dead is not None:
             bad |= dead[np.maximum(rows, 0)]
@@ -123,6 +125,22 @@ class PqScreen:
         out_s = np.take_along_axis(scores, order, axis=1).astype(np.float32, copy=False)
         out_r = np.take_along_axis(rows, order, axis=1).astype(np.int64, copy=False)
         return out_s, out_r
+
+
+def _in_final_order(scores: np.ndarray, rows: np.ndarray) -> bool:
+    """Whether Faiss's answer is already best first with ties by the lower row and no empty slot.
+
+    ``IndexRefine`` returns its rows sorted by exact score, best first, empty slots (row -1) last,
+    in float32 / int64; only the order among equal scores is its own. So when every slot is
+    filled and no two neighbouring scores are equal, the lexicographic re-sort would not move
+    anything: skipping it saves a query about a tenth of a millisecond of NumPy calls right after
+    an encoder call (when their code and data are out of the cache).
+    """
+    if scores.dtype != np.float32 or rows.dtype != np.int64 or not rows.shape[1]:
+        return False
+    if rows[:, -1].min() < 0:
+        return False
+    return not bool((scores[:, 1:] == scores[:, :-1]).any())
 
 
 def _search_refine(refine: Any, q: np.ndarray, kk: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
