@@ -89,6 +89,26 @@ def test_a_large_batch_equals_its_texts_one_by_one(static: StaticEncoder) -> Non
     assert not batch[[0, 255, 256, 400, 699]].any() and batch[1].any() and batch[257].any()
 
 
+def test_cached_word_ids_equal_the_tokenizer_on_every_kind_of_text(static: StaticEncoder) -> None:
+    texts = [
+        "Will it RAIN tomorrow in São Paulo?",
+        "hello, world!! (test) don't-stop",
+        "tab\tand\nnew line",
+        "a\x1cb",  # a control character joins the words for the tokenizer
+        "日本語 text",
+        "",
+        "   ",
+        "word " * 400,  # truncated at 256 tokens
+        "unbelievably antidisestablishmentarianism",
+    ]
+    expected = [e.ids for e in static._tok.encode_batch(texts, add_special_tokens=False)]
+    for _ in range(2):  # the words are new, then cached
+        assert static.token_ids(texts) == expected
+    assert static.token_ids(texts[:1]) == expected[:1]
+    static._words.clear()
+    np.testing.assert_allclose(static.embed(texts), static.embed(texts), atol=0)
+
+
 def test_the_registry_builds_a_cascade_over_any_named_encoder(encoder: BundledEncoder) -> None:
     enc = resolve_encoder("cascade")
     assert isinstance(enc, TieredEncoder) and isinstance(enc, CascadeEncoder)

@@ -172,7 +172,13 @@ class StaticTier:
         ]
         if sure:
             matches = decide(
-                tables, self.index, self._policy, QueryBatch(S[sure], None, None), top_k, neighbors
+                tables,
+                self.index,
+                self._policy,
+                QueryBatch(S[sure], None, None),
+                top_k,
+                neighbors,
+                found=(scores[sure], ids[sure]),
             )
             for i, m in zip(sure, matches, strict=True):
                 if m.name == names[i]:  # the same search: always, unless the index changed meanwhile
