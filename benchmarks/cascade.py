@@ -124,7 +124,7 @@ def head_view(router: Any, texts: list[str]) -> dict[str, np.ndarray] | None:
     order = np.argsort(-P, axis=1)[:, :2]
     p = np.take_along_axis(P, order, axis=1)
     c1 = order[:, 0]
-    n = len(head.routes)
+    n = head.n_routes
     eligible = c1 < n
     cos = np.where(eligible, np.einsum("ij,ij->i", S, head.centroids[np.minimum(c1, n - 1)]), -1.0)
     names = np.array([head.routes[c] if c < n else "" for c in c1.tolist()], dtype=object)
@@ -153,7 +153,7 @@ def accuracy_run(name: str, d: Path, cache: Path) -> tuple[dict[str, Any], Path]
         seen["args"], seen["kw"] = args, kw
         return choose(*args, **kw)
 
-    cascade_mod.choose_gate = recording  # type: ignore[assignment]
+    cascade_mod.choose_gate = recording
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     res: dict[str, Any] = {}
@@ -163,10 +163,10 @@ def accuracy_run(name: str, d: Path, cache: Path) -> tuple[dict[str, Any], Path]
             *data["train"], out_of_scope_label=data["oos"], validation=data["val"], create_routes=True
         )
         res["fit_seconds"] = time.perf_counter() - t0
-        cascade_mod.choose_gate = choose  # type: ignore[assignment]
+        cascade_mod.choose_gate = choose
         if "args" in seen:
             a = list(seen["args"])
-            cv = []
+            cv: list[dict[str, Any]] = []
             for acc_b, unseen_b in (
                 (0.003, 0.0),
                 (0.003, 0.003),
@@ -174,7 +174,7 @@ def accuracy_run(name: str, d: Path, cache: Path) -> tuple[dict[str, Any], Path]
                 (0.005, 0.003),
                 (0.005, 0.01),
             ):
-                g = choose(*a[:6], acc_b, a[7], unseen_b)
+                g = choose(a[0], a[1], a[2], a[3], a[4], a[5], acc_b, a[7], unseen_b)
                 if g is None:
                     cv.append({"budget": acc_b, "unseen_budget": unseen_b, "share": 0.0})
                     continue
@@ -484,6 +484,18 @@ def markdown(fig: dict[str, Any], cmd: str) -> str:
             for row in r["by_gate"]
         )
         lines.append(f"- {name}: {cells}")
+    lines += [
+        "",
+        "Share of the fit examples the gate `fit` would choose answers statically at other budgets, "
+        "by cross-validation inside `fit` (accuracy budget / unseen-route budget: share):",
+        "",
+    ]
+    for name, r in fig.get("sets", {}).items():
+        cells = ", ".join(
+            f"{c['budget']:.3f}/{c['unseen_budget']:.3f}: {100 * c['share']:.1f}%"
+            for c in r.get("cv_budgets", [])
+        )
+        lines.append(f"- {name}: {cells}")
     return "\n".join(lines) + "\n"
 
 
@@ -500,6 +512,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=1000, help="test queries timed per set")
     p.add_argument("--single", type=int, default=200)
     p.add_argument("--no-timing", action="store_true")
+    p.add_argument(
+        "--timing-from",
+        type=Path,
+        help="a manifest of a --no-timing run: time its fitted stores (in --cache) instead of fitting again",
+    )
     p.add_argument("--manifest", default="bench-results/cascade.json")
     p.add_argument("--doc", default="docs/BENCHMARKS.md")
     args = p.parse_args(argv)
@@ -525,6 +542,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     fig: dict[str, Any] = {"sets": {}}
     want = {s.strip() for s in args.sets.split(",") if s.strip()}
+    if args.timing_from is not None:
+        fig = json.loads(args.timing_from.read_text())["figures"]
+        for name, res in fig["sets"].items():
+            texts = read_split(args.data / name / "test.jsonl")[0]
+            pick = np.random.default_rng(0).permutation(len(texts))[: args.queries]
+            print(f"[{name}] timing ...", flush=True)
+            res["timing"] = timing_run(
+                args.cache / f"cascade-{name}.db", [texts[i] for i in pick], args.single
+            )
+            print(json.dumps(res["timing"], default=str)[:1500], flush=True)
+        write_manifest(args.manifest, "cascade", fig, command=cmd)
+        if args.doc:
+            update_section("cascade", markdown(fig, cmd), args.doc)
+        return 0
     for d in sorted(x for x in args.data.iterdir() if (x / "train.jsonl").exists()):
         if want and d.name not in want:
             continue

@@ -309,6 +309,29 @@ def test_fit_chooses_a_gate_that_agrees_with_the_transformer_on_the_fixture(
         assert again._cascade.gate == DEFAULT_GATE and again.store.load_fitted(GATE_KEY) is None
 
 
+def test_an_out_of_scope_query_the_transformer_refuses_is_never_answered_statically(
+    encoder: BundledEncoder,
+) -> None:
+    train, val, test = read("train"), read("val"), read("test")
+    with SemanticRouter(CascadeEncoder(encoder)) as router:
+        router.fit(*train, validation=val, out_of_scope_label="oos", create_routes=True)
+        tier = router._cascade
+        assert tier is not None
+        gate = tier.gate
+        assert gate.head is not None and gate.head.reject and gate.head.n_routes == len(router.routes())
+        cascade = router.route_batch(test[0])
+        tier.gate = Gate(2.0, 2.0)  # closed: the transformer-only decision
+        alone = router.route_batch(test[0])
+    oos = [i for i, lab in enumerate(test[1]) if lab == "oos"]
+    refused = [i for i in oos if alone[i].name is None]
+    assert refused, "the fixture's out-of-scope queries should be refused by the transformer"
+    for i in refused:
+        assert cascade[i].name is None and cascade[i].tier == "transformer", (test[0][i], cascade[i])
+    static = [m for m in cascade if m.tier == "static"]
+    assert all(m.name in gate.head.columns for m in static)  # never the reject class
+    assert [m.name for m in cascade] == [m.name for m in alone]
+
+
 def test_the_async_path_uses_the_cascade(encoder: BundledEncoder) -> None:
     import asyncio
 

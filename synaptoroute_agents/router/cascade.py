@@ -1,16 +1,21 @@
 """The cascade's static tier inside the router (for encoders with the ``TieredEncoder`` capability).
 
-The tier keeps a second index, of the stored utterances' static embeddings (recomputed from their
-texts at boot and on every change, 0.1-0.3 ms each on a busy 2-core machine; the store is unchanged). A query's
-static embedding is searched there and ranked by nearest utterance per route; the tier answers
-when its best route's static score is at least the gate's ``floor`` and leads the runner-up by at
-least the gate's ``margin`` (and the route has no threshold of its own, which is on the
-transformer's scale). Every other query goes to the transformer and the router's policy, as
-without the cascade.
+The tier keeps a second index, of the stored utterances' static embeddings (computed from their
+texts at boot and on every change, about 15 microseconds a text in batches; from
+:data:`ROWS_MIN` utterances on, a boot keeps them in the store as a cache and the next boot reads
+them). Every query the tier is unsure of goes to the transformer and the router's policy, as
+without the cascade; so does every query for a route with its own threshold (on the
+transformer's scale).
 
-The gate: :data:`DEFAULT_GATE` for an unfitted router (measured on public intent sets, see its
-comment); ``fit`` chooses one by cross-validation (:func:`fit_gate`) and the store keeps it
-under :data:`GATE_KEY`, so every replica and every boot uses it.
+Unfitted, a query's static embedding is searched in that index and ranked by nearest utterance per
+route; the tier answers when its best route's static score is at least the gate's ``floor`` and
+leads the runner-up by at least its ``margin`` (:data:`DEFAULT_GATE`, measured on public intent
+sets, see its comment).
+
+Fitted, ``fit`` also fits a :class:`StaticHead` (softmax on the static embedding and the lexical
+terms) and chooses its gate by cross-validation (:func:`fit_head_gate`): the head's probability of
+its best route, its lead over the next class and the query's cosine to that route's centroid. The
+store keeps both under :data:`GATE_KEY`, so every replica and every boot uses them.
 """
 
 from __future__ import annotations
@@ -116,7 +121,12 @@ class StaticHead:
     @cached_property
     def columns(self) -> frozenset[str]:
         """The routes the head knows."""
-        return frozenset(self.routes)
+        return frozenset(self.routes[: self.n_routes])
+
+    @property
+    def n_routes(self) -> int:
+        """How many of the head's classes are routes (the reject class, if any, comes after them)."""
+        return len(self.routes) - int(self.reject)
 
     def probs(self, S: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities ``(b, k)`` of static rows ``S`` with their texts."""
@@ -364,7 +374,8 @@ class StaticTier:
         if top_k != 1 or any(n not in head.columns for n in live):
             return out
         P = head.probs(S, texts)
-        dead = [c for c, n in enumerate(head.routes) if n not in live]
+        n_routes = head.n_routes
+        dead = [c for c, n in enumerate(head.routes[:n_routes]) if n not in live]
         if dead:  # routes deleted since the fit: never answered, their mass shared by the rest
             P[:, dead] = 0.0
             P /= np.maximum(P.sum(axis=1, keepdims=True), 1e-12)
@@ -374,7 +385,6 @@ class StaticTier:
         swap = p[:, 1] > p[:, 0]
         c1 = np.where(swap, top2[:, 1], top2[:, 0])
         p1, p2 = p.max(axis=1), p.min(axis=1) if k > 1 else np.zeros(len(P))
-        n_routes = len(head.routes)
         ok = (c1 < n_routes) & (p1 >= gate.floor) & (p1 - p2 >= gate.margin)
         if ok.any():  # the tier's own in-scope score: the cosine to the route's centroid
             rows = np.flatnonzero(ok)
