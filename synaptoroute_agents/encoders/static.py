@@ -32,6 +32,8 @@ __all__ = ["STATIC_SHA256", "StaticEncoder", "static_table_path"]
 STATIC_SHA256 = "ef8282d45b3339323b8aeda9d510d675ee39edbe341fb351802f73924bdb97f2"
 _MAX_TOKENS = 256
 _CHUNK = 256
+#: words whose token ids are kept (a few MB); the cache starts again when it is full
+_MAX_WORDS = 200_000
 
 _table_lock = threading.Lock()
 _table: tuple[np.ndarray, dict[str, Any]] | None = None
@@ -74,6 +76,7 @@ class StaticEncoder:
         tok.no_padding()
         tok.enable_truncation(max_length=_MAX_TOKENS)
         self._tok = tok
+        self._words: dict[str, list[int]] = {}
         self._id = f"static:minilm-l6-model2vec-{self._rows.shape[1]}:{STATIC_SHA256[:12]}"
 
     @property
@@ -86,17 +89,73 @@ class StaticEncoder:
         """The table's width (128)."""
         return int(self._rows.shape[1])
 
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's token ids (no special tokens, at most 256), as the tokenizer gives them.
+
+        The tokenizer splits a text at whitespace before anything else, so a printable ASCII
+        text's ids are its whitespace-separated words' ids one after the other: those come from a
+        cache of words already seen (most of a query's words are), and only new words and other
+        texts go through the tokenizer.
+        """
+        cache = self._words
+        out: list[list[int] | None] = []
+        new: dict[str, None] = {}
+        others: list[int] = []
+        for i, t in enumerate(texts):
+            if t.isascii() and t.isprintable():
+                words = t.split()
+                for w in words:
+                    if w not in cache:
+                        new[w] = None
+                out.append(None)
+            else:
+                others.append(i)
+                out.append([])
+        try:
+            if new:
+                got = self._tok.encode_batch(list(new), add_special_tokens=False)
+                if len(cache) + len(new) > _MAX_WORDS:
+                    cache.clear()
+                cache.update({w: e.ids for w, e in zip(new, got, strict=True)})
+            if others:
+                for i, e in zip(
+                    others,
+                    self._tok.encode_batch([texts[i] for i in others], add_special_tokens=False),
+                    strict=True,
+                ):
+                    out[i] = e.ids
+        except Exception as exc:
+            raise EncoderError(f"tokenization failed: {exc}") from exc
+        res: list[list[int]] = []
+        for t, ids in zip(texts, out, strict=True):
+            if ids is None:
+                ids = []
+                for w in t.split():
+                    got_ids = cache.get(w)
+                    if got_ids is None:  # the cache was cleared meanwhile by another thread
+                        got_ids = self._tok.encode(w, add_special_tokens=False).ids
+                    ids += got_ids
+                if len(ids) > _MAX_TOKENS:
+                    del ids[_MAX_TOKENS:]
+            res.append(ids)
+        return res
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), dim)`` float32: each text's mean token row, scaled to unit length."""
         n = len(texts)
         if n == 0:
             return np.empty((0, self.dim), dtype=np.float32)
-        try:
-            enc = self._tok.encode_batch(list(texts), add_special_tokens=False)
-        except Exception as exc:
-            raise EncoderError(f"tokenization failed: {exc}") from exc
-        lengths = np.fromiter((len(e.ids) for e in enc), dtype=np.int64, count=n)
-        flat = np.fromiter((i for e in enc for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
+        enc = self.token_ids(texts)
+        if n == 1:  # one query: one gather, no segment bookkeeping
+            one = (
+                self._rows[enc[0]].sum(axis=0, keepdims=True)
+                if enc[0]
+                else np.zeros((1, self.dim), np.float32)
+            )
+            norm = float(np.linalg.norm(one))
+            return one / norm if norm > 0 else one
+        lengths = np.fromiter((len(e) for e in enc), dtype=np.int64, count=n)
+        flat = np.fromiter((i for e in enc for i in e), dtype=np.int64, count=int(lengths.sum()))
         out = np.zeros((n, self.dim), dtype=np.float32)
         ends = np.cumsum(lengths)
         starts = ends - lengths

@@ -307,7 +307,7 @@ def install(
     ):
         index.load(loaded.ids, vectors)
     if router._cascade is not None:  # static rows from the texts: the store is unchanged
-        router._cascade.load(loaded.ids, loaded.texts)
+        router._cascade.load(loaded.ids, loaded.texts, router.store, loaded.version)
     router._tables.install(loaded)
     router._seen_version = loaded.version
 

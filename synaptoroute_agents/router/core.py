@@ -475,7 +475,18 @@ class SemanticRouter:
             },
         }
         if self._cascade is not None:
-            out["cascade"] = {**self._cascade.answered, "gate": vars(self._cascade.gate)}
+            gate = self._cascade.gate
+            out["cascade"] = {
+                **self._cascade.answered,
+                "gate": {
+                    "floor": gate.floor,
+                    "margin": gate.margin,
+                    "source": gate.source,
+                    "in_scope": gate.in_scope,
+                },
+                "head": gate.head is not None,
+                "rows_reused": self._cascade.rows_reused,
+            }
         batcher = self._batcher
         if batcher is not None:
             out.update(batcher.stats())
@@ -641,6 +652,7 @@ class SemanticRouter:
         self.index.wait_idle(5)
         if self._cascade is not None:
             self._cascade.index.wait_idle(5)
+            self._cascade.wait()
         self.wait_snapshot()  # a snapshot write is one transaction: let it finish or fail whole
         if self._owns_store:
             self.store.close()

@@ -41,6 +41,7 @@ def decide(
     queries: QueryBatch,
     top_k: int,
     neighbors: int,
+    found: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[RouteMatch]:
     """Decide for a batch of queries (the caller has registered as a reader of ``tables``).
 
@@ -51,11 +52,12 @@ def decide(
         queries: the embedded queries (with texts and head features when known).
         top_k: how many routes each match selects at most.
         neighbors: how many nearest utterances a decision looks at (at least ``4 * top_k``).
+        found: the index's ``(scores, ids)`` for these queries when the caller already searched.
     """
     live = tables.thresholds
     if not live:
         return [empty_match() for _ in range(len(queries))]
-    scores, ids = index.search(queries.embeddings, max(neighbors, 4 * top_k))
+    scores, ids = index.search(queries.embeddings, max(neighbors, 4 * top_k)) if found is None else found
     id_route, id_text = tables.id_route, tables.id_text
     pairs_of: list[list[tuple[str, float]]] = []
     evidence_ids: list[list[tuple[int, str, float]]] = []
