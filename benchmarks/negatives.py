@@ -279,12 +279,15 @@ _WRITTEN: tuple[str, ...] = (
 GENERIC_NEGATIVES: tuple[str, ...] = tuple(dict.fromkeys(_WRITTEN + SELF_CONTAINED_PROTOTYPES))
 
 
-def far_from_routes(N: np.ndarray, X: np.ndarray, y: np.ndarray, n_routes: int) -> np.ndarray:
+def far_from_routes(
+    N: np.ndarray, X: np.ndarray, y: np.ndarray, n_routes: int, quantile: float = 0.25
+) -> np.ndarray:
     """Which negatives ``N`` (unit rows) are far from every route of the rows ``(X, y)``.
 
     A route's own spread is measured: each of its examples' cosine to the centroid of its other
-    examples (leave-one-out). A negative as close to a route's centroid as the lower quartile of
-    those cosines could be one of its examples, and is dropped. A route with a single example
+    examples (leave-one-out). A negative as close to a route's centroid as the ``quantile`` of
+    those cosines (the lower quartile; 0: the route's farthest example) could be one of its
+    examples, and is dropped. A route with a single example
     has no spread: the median lower quartile of the other routes stands in for it.
     """
     N = np.asarray(N, dtype=np.float32)
@@ -298,7 +301,7 @@ def far_from_routes(N: np.ndarray, X: np.ndarray, y: np.ndarray, n_routes: int) 
         R = np.asarray(X[y == r], dtype=np.float64)
         rest = sums[r] - R
         rest /= np.maximum(np.linalg.norm(rest, axis=1, keepdims=True), 1e-12)
-        bound[r] = float(np.quantile((R * rest).sum(axis=1), 0.25))
+        bound[r] = float(np.quantile((R * rest).sum(axis=1), quantile))
     fill = float(np.nanmedian(bound)) if np.isfinite(bound).any() else 0.5
     bound = np.where(np.isfinite(bound), bound, fill)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)

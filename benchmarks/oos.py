@@ -323,6 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="generic negatives as out-of-scope examples, four ways, against today's fit (benchmarks.oos_negatives)",
     )
+    ap.add_argument(
+        "--negatives-quantile",
+        type=float,
+        default=0.25,
+        help="with --negatives: drop a negative as close to a route as this quantile of the route's own examples",
+    )
     args = ap.parse_args(argv)
     data = Path(args.data)
     if args.negatives:
@@ -366,17 +372,19 @@ def _negatives_main(args: argparse.Namespace, data: Path) -> int:
     from . import oos_negatives
 
     # the negatives' own embeddings go to .bench-cache (CACHE may be a shared, read-only cache)
-    results = oos_negatives.run(data, args.sets, args.seeds, _embedded, Path(".bench-cache"))
-    out = Path(args.out).with_name("oos-negatives.json")
+    q = args.negatives_quantile
+    results = oos_negatives.run(data, args.sets, args.seeds, _embedded, Path(".bench-cache"), q)
+    name = oos_negatives.section(q)
+    out = Path(args.out).with_name(f"oos-{name.removeprefix('generic-')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
     if args.doc:
-        manifest = str(Path(args.manifest).with_name("oos-negatives.json"))
-        write_manifest(manifest, "oos-negatives", results)
+        manifest = str(Path(args.manifest).with_name(f"oos-{name.removeprefix('generic-')}.json"))
+        write_manifest(manifest, f"oos-{name.removeprefix('generic-')}", results, quantile=q)
         if Path(manifest).resolve().is_relative_to(REPO_ROOT):
             manifest = str(Path(manifest).resolve().relative_to(REPO_ROOT))
-        md = oos_negatives.markdown(results, args.seeds, args.sets, manifest)
-        update_section("generic-negatives", md, args.doc)
+        md = oos_negatives.markdown(results, args.seeds, args.sets, manifest, q)
+        update_section(name, md, args.doc)
     return 0
 
 

@@ -141,6 +141,7 @@ def one_seed(
     *,
     holdout: float,
     seed: int,
+    quantile: float = 0.25,
 ) -> dict[str, Any]:
     from synaptoroute_agents.encoders.bundled import HEAD_FEATURES
 
@@ -159,7 +160,7 @@ def one_seed(
     ya = np.array([col[lab] for lab in la])
     yt = np.array([col.get(lab, -1) for lab in test[1]])
     nt, NX, NH = negs
-    keep = far_from_routes(NX, Xa, ya, len(known))
+    keep = far_from_routes(NX, Xa, ya, len(known), quantile)
     kt = [t for t, k in zip(nt, keep, strict=True) if k]
     common: dict[str, Any] = {"seed": seed, "texts": ta, "features": HEAD_FEATURES}
     out: dict[str, Any] = {"kept": int(keep.sum()), "offered": len(nt), "variants": {}}
@@ -207,14 +208,21 @@ def gain_at_equal_accuracy(off: dict[str, Any], point: tuple[float, float, float
 
 
 def run(
-    data: Path, sets: list[str], seeds: list[int], embedded: Callable[[Path, str, str], Embedded], cache: Path
+    data: Path,
+    sets: list[str],
+    seeds: list[int],
+    embedded: Callable[[Path, str, str], Embedded],
+    cache: Path,
+    quantile: float = 0.25,
 ) -> dict[str, Any]:
     negs = negatives_embedded(cache)
     results: dict[str, Any] = {}
     for name in sets:
         tr, te = embedded(data, name, "train"), embedded(data, name, "test")
         for seed in seeds:
-            r = one_seed(tr, te, negs, holdout=0.0 if name == "clinc150" else 0.25, seed=seed)
+            r = one_seed(
+                tr, te, negs, holdout=0.0 if name == "clinc150" else 0.25, seed=seed, quantile=quantile
+            )
             results[f"{name}/seed{seed}"] = r
             off = r["variants"]["off"]
             line = "; ".join(
@@ -227,7 +235,14 @@ def run(
     return results
 
 
-def markdown(results: dict[str, Any], seeds: list[int], sets: list[str], manifest: str) -> str:
+def section(quantile: float) -> str:
+    """The docs/BENCHMARKS.md section of a run with this filter quantile."""
+    return "generic-negatives" if quantile == 0.25 else f"generic-negatives-q{quantile:g}"
+
+
+def markdown(
+    results: dict[str, Any], seeds: list[int], sets: list[str], manifest: str, quantile: float = 0.25
+) -> str:
     mean = statistics.fmean
     rows = []
     for name in sets:
@@ -250,13 +265,15 @@ def markdown(results: dict[str, Any], seeds: list[int], sets: list[str], manifes
                 + " / ".join(f"{100 * x:.1f}" for x in bal)
                 + f" | {100 * gain:+.1f} |"
             )
-    return f"""## Generic negatives as out-of-scope examples (measured, not used by fit)
+    which = {0.25: "the lower quartile", 0.0: "the lowest"}.get(quantile, f"the {quantile:g} quantile")
+    flag = "" if quantile == 0.25 else f" --negatives-quantile {quantile:g}"
+    return f"""## Generic negatives as out-of-scope examples (filter quantile {quantile:g}; measured, not used by fit)
 
-Command: `uv run --group bench python -m benchmarks.oos --negatives --data ../shared/data` (seeds
+Command: `uv run --group bench python -m benchmarks.oos --negatives{flag} --data ../shared/data` (seeds
 {", ".join(map(str, seeds))}, mean; the agent setting of the table above). {len(GENERIC_NEGATIVES)} generic
 messages written for the project (benchmarks/negatives.py, CC0; chit-chat, trivia, opinions,
 definitions, arithmetic, coding help, jokes, everyday requests), filtered per fit: a negative as
-close to a route's centroid as the lower quartile of that route's own examples (leave-one-out) is
+close to a route's centroid as {which} of that route's own examples' cosines (leave-one-out) is
 dropped. "kept" is per seed. Cells are in-scope accuracy / out-of-scope recall / share of the
 correctly routed test queries refused; "as fitted" is the policy's own point (the reject class's
 when it has one), "balanced" the default point's thresholds; the last column is the recall
