@@ -15,6 +15,9 @@ head's logits, and z-scored blends. For each: AUROC (in-scope vs out-of-scope) a
 in-scope accuracy (refusals counted as errors) against out-of-scope recall. The last block is the
 router's own choice (``fit``'s route-holdout simulation, see docs/fitting.md) at each operating point.
 
+``--negatives``: generic negatives (benchmarks/negatives.py) as out-of-scope examples, four
+ways, against today's fit (:mod:`benchmarks.oos_negatives`).
+
 ``--candidates``: candidate refusal scores for unseen routes (route-normalized similarity, gaps,
 purity, local density, ...) measured on ``fit``'s own simulation and on test, and ``fit``'s choice
 replayed with them (:mod:`benchmarks.oos_candidates`).
@@ -315,8 +318,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="candidate refusal scores for unseen routes, on fit's simulation and on test (benchmarks.oos_candidates)",
     )
+    ap.add_argument(
+        "--negatives",
+        action="store_true",
+        help="generic negatives as out-of-scope examples, four ways, against today's fit (benchmarks.oos_negatives)",
+    )
+    ap.add_argument(
+        "--negatives-quantile",
+        type=float,
+        default=0.25,
+        help="with --negatives: drop a negative as close to a route as this quantile of the route's own examples",
+    )
     args = ap.parse_args(argv)
     data = Path(args.data)
+    if args.negatives:
+        return _negatives_main(args, data)
     if args.candidates:
         return _candidates_main(args, data)
     if args.open:
@@ -349,6 +365,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.doc:
         write_manifest(args.manifest, "oos", results)
         update_section("agent-setting", _markdown(results, args.seeds, args.sets, args.manifest), args.doc)
+    return 0
+
+
+def _negatives_main(args: argparse.Namespace, data: Path) -> int:
+    from . import oos_negatives
+
+    # the negatives' own embeddings go to .bench-cache (CACHE may be a shared, read-only cache)
+    q = args.negatives_quantile
+    results = oos_negatives.run(data, args.sets, args.seeds, _embedded, Path(".bench-cache"), q)
+    name = oos_negatives.section(q)
+    out = Path(args.out).with_name(f"oos-{name.removeprefix('generic-')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    if args.doc:
+        manifest = str(Path(args.manifest).with_name(f"oos-{name.removeprefix('generic-')}.json"))
+        write_manifest(manifest, f"oos-{name.removeprefix('generic-')}", results, quantile=q)
+        if Path(manifest).resolve().is_relative_to(REPO_ROOT):
+            manifest = str(Path(manifest).resolve().relative_to(REPO_ROOT))
+        md = oos_negatives.markdown(results, args.seeds, args.sets, manifest, q)
+        update_section(name, md, args.doc)
     return 0
 
 
