@@ -75,10 +75,13 @@ def clean_text(text: Any, *, what: str = "query") -> str:
     if not isinstance(text, str):
         raise InvalidTypeError(f"{what} must be a str, not {type(text).__name__}")
     out: str = text[: 4 * MAX_TEXT_CHARS]
-    # Lone surrogates (e.g. from surrogateescape decoding) cannot be encoded: replace them.
-    out = out.encode("utf-8", "replace").decode("utf-8")
-    out = out.translate(_CONTROL_TO_SPACE)
-    out = unicodedata.normalize("NFC", out)
+    if not (out.isascii() and out.isprintable()):
+        # (printable ASCII has no surrogates, no control characters and is NFC already: the
+        # three steps below leave it as it is, and skipping them saves a routed query ~0.02 ms)
+        # Lone surrogates (e.g. from surrogateescape decoding) cannot be encoded: replace them.
+        out = out.encode("utf-8", "replace").decode("utf-8")
+        out = out.translate(_CONTROL_TO_SPACE)
+        out = unicodedata.normalize("NFC", out)
     out = " ".join(out.split())  # runs of white space (str.isspace, as the regex \s) to one space
     if not out:
         raise error(f"{what} is empty")

@@ -201,3 +201,27 @@ def test_the_default_index_takes_the_first_stage_from_4096_rows_with_exact_top1(
         s, i = forced.search(q[j], 32)
         assert i[0, 0] - 3 == int(np.argmax(exact[j]))
         np.testing.assert_allclose(s[0, 0], exact[j].max(), rtol=0, atol=2e-6)
+
+
+def test_a_lone_query_maps_rows_to_ids_as_a_batch_does(real) -> None:  # type: ignore[no-untyped-def]
+    """A lone query whose slots are all filled takes its ids with one gather; with removed rows and
+    with empty slots (k above the live rows) it gives the ids the batch gives."""
+    x, q = real
+    ids = np.arange(len(x), dtype=np.int64) * 3 + 11
+    idx = VectorIndex(x.shape[1], screen=True, background=False)
+    idx.load(ids, x)
+    idx.remove(ids[::7])
+    live = len(x) - len(ids[::7])
+    bs, bi = idx.search(q[:20], 8)
+    assert idx.screen_info()["stage"] == "PqScreen"
+    for j in range(20):
+        s, i = idx.search(q[j : j + 1], 8)
+        assert i.dtype == np.int64
+        np.testing.assert_array_equal(i[0], bi[j])
+        np.testing.assert_allclose(s[0], bs[j], rtol=0, atol=1e-6)
+    _, bi = idx.search(q[:3], len(x))
+    for j in range(3):
+        _, i = idx.search(q[j : j + 1], len(x))
+        assert (i[0, live:] == -1).all() and (i[0, :live] >= 0).all()
+        assert set(i[0].tolist()) == set(bi[j].tolist())
+        assert not np.isin(i[0], ids[::7]).any()

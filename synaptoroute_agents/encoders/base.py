@@ -125,7 +125,7 @@ def as_unit_rows(vectors: object, n: int, dim: int) -> np.ndarray:
         raise EncoderError(f"encoder returned shape {arr.shape}, expected ({n}, {dim})")
     if not np.isfinite(arr).all():
         raise EncoderError("encoder returned non-finite values")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    norms = np.sqrt(np.add.reduce(arr * arr, axis=1, keepdims=True))  # np.linalg.norm's own sum
     if (norms == 0).any():
         raise EncoderError("encoder returned a zero vector")
     arr /= norms

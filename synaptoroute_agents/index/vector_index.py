@@ -467,7 +467,10 @@ class VectorIndex:
             if screen is not None:
                 # INT8 screen + float32 re-rank of every row that can still reach the top-k
                 s, rows = screen.search(q, k, snap.base_dead())
-                i = np.where(rows >= 0, snap.base_id_array()[np.maximum(rows, 0)], -1)
+                if nq == 1 and rows.min() >= 0:  # every slot filled (a lone query): one gather
+                    i = snap.base_id_array()[rows]
+                else:
+                    i = np.where(rows >= 0, snap.base_id_array()[np.maximum(rows, 0)], -1)
                 screened = True
             else:
                 # Exact base: one matrix product and top-k over Faiss's own rows (no copy) in

@@ -20,6 +20,7 @@ import numpy as np
 from ..encoders.base import (
     Encoder,
     TieredEncoder,
+    as_unit_rows,
     embed_in_batches,
     embed_with_features_in_batches,
     head_features_of,
@@ -183,6 +184,8 @@ class SemanticRouter:
         """Embeddings of cleaned queries, with the head features when the fitted head reads them."""
         if self._head_features() is not None:
             return embed_with_features_in_batches(self.encoder, list(texts))
+        if len(texts) == 1:  # a routed query: what embed_in_batches does for one text, directly
+            return as_unit_rows(self.encoder.embed(list(texts)), 1, self.encoder.dim), None
         return self.embed(texts), None
 
     @staticmethod
@@ -528,7 +531,10 @@ class SemanticRouter:
         ``top_k`` (how many routes may be selected) is an int from 1 to :data:`MAX_TOP_K`
         (1000); anything else is an :class:`InvalidInputError`.
         """
-        return self.route_batch([query], top_k=top_k)[0]
+        # route_batch([query]) without the list checks a one-item list passes anyway
+        self._check_open()
+        check_top_k(top_k)
+        return self._route_texts([clean_text(query)], top_k)[0]
 
     def __call__(self, query: str, top_k: int = 1) -> RouteMatch:
         """``router(q)`` is :meth:`route`: what users of other semantic routers write."""
@@ -581,6 +587,12 @@ class SemanticRouter:
         """
         check_top_k(top_k)
         check_features(Q, texts, features)
+        return self._decide(Q, top_k, texts, features)
+
+    def _decide(
+        self, Q: np.ndarray, top_k: int, texts: Sequence[str] | None, features: np.ndarray | None
+    ) -> list[RouteMatch]:
+        """:meth:`decide` for arguments already checked (the router's own embedded queries)."""
         tables = self._tables
         token = tables.enter()  # registered before the index snapshot is taken
         try:
@@ -625,7 +637,8 @@ class SemanticRouter:
 
             return route_cascade(self, self._cascade, texts, top_k)
         Q, H = self._embed_queries(texts)
-        return self.decide(Q, top_k=top_k, texts=texts, features=H)
+        # top_k was checked by the caller; texts and features have one row per query by construction
+        return self._decide(Q, top_k, texts, H)
 
     def _get_batcher(self) -> MicroBatcher:
         batcher = self._batcher

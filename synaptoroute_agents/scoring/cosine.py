@@ -45,7 +45,12 @@ class CosinePolicy(PolicyBase):
         """Rank routes by their nearest utterance and apply the thresholds (see :class:`ScoringPolicy`)."""
         out: list[Decision] = []
         for pairs in neighbors:
-            ranked = aggregate_max([(n, s) for n, s in pairs if n in live_routes])
+            # aggregate_max over the live routes' pairs, in one pass
+            best: dict[str, float] = {}
+            for n, s in pairs:
+                if n not in best and n in live_routes:
+                    best[n] = s
+            ranked = sorted(best.items(), key=itemgetter(1), reverse=True)
             if not ranked:
                 out.append(Decision([], None, Reason.BELOW_THRESHOLD))
                 continue
