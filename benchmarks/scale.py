@@ -920,6 +920,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe-index", default="flat", help=argparse.SUPPRESS)
     p.add_argument("--probe-with-encoder", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    unknown = [t.strip() for t in args.tiers.split(",") if t.strip() and t.strip() not in TIERS]
+    if unknown:
+        p.error(f"unknown tier(s) {', '.join(unknown)}; tiers are routes x 5: {', '.join(TIERS)}")
 
     if args.probe_boot:
         print(

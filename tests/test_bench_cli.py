@@ -225,3 +225,13 @@ def test_the_stage_gap_section_shows_both_paired_differences_per_tier() -> None:
     assert "| 10,000 | PqScreen | +1.50 | +0.29 | +0.87 | 4.00 | 1.000 | 2.0 / 2.5 |" in md
     assert "from 4,096 vectors" in md and "OMP_WAIT_POLICY=PASSIVE" in md and "Command: `cmd`" in md
     assert "load average 2.0 at start, 3.0 at the end" in md
+
+
+def test_an_unknown_scale_tier_is_a_usage_error_naming_the_tiers(capsys) -> None:
+    from benchmarks.scale import main as scale_main
+
+    with pytest.raises(SystemExit) as exc:
+        scale_main(["--stage-gap", "--tiers", "10k,250k"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown tier(s) 250k" in err and "1k, 2k, 10k, 50k" in err
