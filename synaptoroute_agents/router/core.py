@@ -173,6 +173,8 @@ class SemanticRouter:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed already-cleaned texts with the router's encoder (batched, unit rows)."""
+        if len(texts) == 1:  # a routed query: what embed_in_batches does for one text, directly
+            return as_unit_rows(self.encoder.embed(list(texts)), 1, self.encoder.dim)
         return embed_in_batches(self.encoder, list(texts))
 
     def _head_features(self) -> str | None:
@@ -184,8 +186,6 @@ class SemanticRouter:
         """Embeddings of cleaned queries, with the head features when the fitted head reads them."""
         if self._head_features() is not None:
             return embed_with_features_in_batches(self.encoder, list(texts))
-        if len(texts) == 1:  # a routed query: what embed_in_batches does for one text, directly
-            return as_unit_rows(self.encoder.embed(list(texts)), 1, self.encoder.dim), None
         return self.embed(texts), None
 
     @staticmethod
