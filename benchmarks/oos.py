@@ -368,6 +368,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _save(
+    args: argparse.Namespace,
+    stem: str,
+    section: str,
+    results: dict[str, Any],
+    render: Callable[[str], str],
+    **extra: Any,
+) -> int:
+    """Write a mode's results to ``<stem>.json`` beside ``--out`` and, with ``--doc``, its manifest
+    beside ``--manifest`` and the doc's ``section``, rendered with the manifest's path as shown
+    (relative to the repository when it is inside it)."""
+    out = Path(args.out).with_name(f"{stem}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    if args.doc:
+        manifest = Path(args.manifest).with_name(f"{stem}.json")
+        write_manifest(manifest, stem, results, **extra)
+        full = manifest.resolve()
+        shown = str(full.relative_to(REPO_ROOT)) if full.is_relative_to(REPO_ROOT) else str(manifest)
+        update_section(section, render(shown), args.doc)
+    return 0
+
+
 def _negatives_main(args: argparse.Namespace, data: Path) -> int:
     from . import oos_negatives
 
@@ -375,34 +398,27 @@ def _negatives_main(args: argparse.Namespace, data: Path) -> int:
     q = args.negatives_quantile
     results = oos_negatives.run(data, args.sets, args.seeds, _embedded, Path(".bench-cache"), q)
     name = oos_negatives.section(q)
-    out = Path(args.out).with_name(f"oos-{name.removeprefix('generic-')}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    if args.doc:
-        manifest = str(Path(args.manifest).with_name(f"oos-{name.removeprefix('generic-')}.json"))
-        write_manifest(manifest, f"oos-{name.removeprefix('generic-')}", results, quantile=q)
-        if Path(manifest).resolve().is_relative_to(REPO_ROOT):
-            manifest = str(Path(manifest).resolve().relative_to(REPO_ROOT))
-        md = oos_negatives.markdown(results, args.seeds, args.sets, manifest, q)
-        update_section(name, md, args.doc)
-    return 0
+    return _save(
+        args,
+        f"oos-{name.removeprefix('generic-')}",
+        name,
+        results,
+        lambda manifest: oos_negatives.markdown(results, args.seeds, args.sets, manifest, q),
+        quantile=q,
+    )
 
 
 def _candidates_main(args: argparse.Namespace, data: Path) -> int:
     from . import oos_candidates
 
     results = oos_candidates.run(data, args.sets, args.seeds, _embedded)
-    out = Path(args.out).with_name("oos-candidates.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    if args.doc:
-        manifest = str(Path(args.manifest).with_name("oos-candidates.json"))
-        write_manifest(manifest, "oos-candidates", results)
-        if Path(manifest).resolve().is_relative_to(REPO_ROOT):
-            manifest = str(Path(manifest).resolve().relative_to(REPO_ROOT))
-        md = oos_candidates.markdown(results, args.seeds, args.sets, manifest)
-        update_section("unseen-route-candidates", md, args.doc)
-    return 0
+    return _save(
+        args,
+        "oos-candidates",
+        "unseen-route-candidates",
+        results,
+        lambda manifest: oos_candidates.markdown(results, args.seeds, args.sets, manifest),
+    )
 
 
 def _closed_main(args: argparse.Namespace, data: Path) -> int:
@@ -419,19 +435,16 @@ def _closed_main(args: argparse.Namespace, data: Path) -> int:
                     for p, v in r["router"].items()
                 )
                 print(f"{key} seed {seed}: top-1 {100 * r['top1']:.2f}; {pts}", flush=True)
-    out = Path(args.out).with_name("oos-closed.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    if args.doc:
-        manifest = str(Path(args.manifest).with_name("oos-closed.json"))
-        write_manifest(manifest, "oos-closed", results)
-        update_section("closed-set-cost", _closed_markdown(results, args.seeds, sets, manifest), args.doc)
-    return 0
+    return _save(
+        args,
+        "oos-closed",
+        "closed-set-cost",
+        results,
+        lambda manifest: _closed_markdown(results, args.seeds, sets, manifest),
+    )
 
 
 def _closed_markdown(results: dict[str, Any], seeds: list[int], sets: list[str], manifest: str) -> str:
-    if Path(manifest).resolve().is_relative_to(REPO_ROOT):
-        manifest = str(Path(manifest).resolve().relative_to(REPO_ROOT))
     rows = []
     for name in sets:
         for key, ss in ((f"{name}/full", [0]), (f"{name}/10-shot", seeds)):
@@ -479,19 +492,16 @@ def _open_main(args: argparse.Namespace, data: Path) -> int:
                     f"/{100 * m['oos_recall']:.1f} F1-open {100 * m['f1_open']:.1f} F1-known {100 * m['f1_known']:.1f}",
                     flush=True,
                 )
-    out = Path(args.out).with_name("oos-open.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    if args.doc:
-        manifest = str(Path(args.manifest).with_name("oos-open.json"))
-        write_manifest(manifest, "oos-open", results)
-        update_section("open-intent", _open_markdown(results, args.seeds, sets, manifest), args.doc)
-    return 0
+    return _save(
+        args,
+        "oos-open",
+        "open-intent",
+        results,
+        lambda manifest: _open_markdown(results, args.seeds, sets, manifest),
+    )
 
 
 def _open_markdown(results: dict[str, Any], seeds: list[int], sets: list[str], manifest: str) -> str:
-    if Path(manifest).resolve().is_relative_to(REPO_ROOT):
-        manifest = str(Path(manifest).resolve().relative_to(REPO_ROOT))
     points = ["off", *OPERATING_POINTS]
     rows = []
     for name in sets:

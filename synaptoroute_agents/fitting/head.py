@@ -29,6 +29,23 @@ __all__ = ["KIND", "REJECT", "FittedPolicy"]
 
 log = logging.getLogger(__name__)
 
+
+def query_logits(X: np.ndarray, F: Any, W: np.ndarray, scale: float, what: str) -> np.ndarray:
+    """:func:`design_logits` at query time, as float64.
+
+    The dense product runs in onnxruntime, whose threads do not spin afterwards for the CPU the
+    encoder's next batch needs (NumPy's BLAS threads do; see FloatScan); if onnxruntime fails on
+    this input, NumPy answers (``what`` names the head in the warning).
+    """
+    scan = FloatScan.shared()
+    try:
+        Z = design_logits(X, F, W, scale, None if scan is None else scan.matmul)
+    except Exception as exc:  # onnxruntime failing on this input: NumPy answers
+        log.warning("%s's product failed in onnxruntime (%s); using NumPy", what, exc)
+        Z = design_logits(X, F, W, scale)
+    return np.asarray(Z, dtype=np.float64)
+
+
 #: The registered kind of :class:`FittedPolicy`.
 KIND = "fitted"
 #: The label of the reject class (out-of-scope examples) among the head's classes.
@@ -133,15 +150,7 @@ class FittedPolicy:
                 F = self.lexicon.transform(texts)
             else:
                 log.debug("no query texts: the lexical features are left out")
-        # At query time the product runs in onnxruntime, whose threads do not spin afterwards
-        # for the CPU the encoder's next batch needs (NumPy's BLAS threads do; see FloatScan).
-        scan = FloatScan.shared()
-        try:
-            Z = design_logits(Q, F, self.weights, self.scale, None if scan is None else scan.matmul)
-        except Exception as exc:  # onnxruntime failing on this input: NumPy answers
-            log.warning("the head's product failed in onnxruntime (%s); using NumPy", exc)
-            Z = design_logits(Q, F, self.weights, self.scale)
-        return np.asarray(Z, dtype=np.float64) / self.temperature
+        return query_logits(Q, F, self.weights, self.scale, "the head") / self.temperature
 
     def decide(
         self,

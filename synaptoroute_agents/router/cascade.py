@@ -33,10 +33,10 @@ import numpy as np
 
 from ..encoders.base import TieredEncoder
 from ..errors import InvalidInputError
+from ..fitting.head import query_logits
 from ..fitting.lexicon import Lexicon
 from ..fitting.numerics import design_logits, fit_softmax, softmax
 from ..index import VectorIndex
-from ..index.exact import FloatScan
 from ..routes import Reason, RouteCandidate, RouteMatch
 from ..scoring import CosinePolicy, QueryBatch
 from .decide import decide
@@ -132,15 +132,8 @@ class StaticHead:
     def probs(self, S: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities ``(b, k)`` of static rows ``S`` with their texts."""
         F = self.lexicon.transform(texts) if self.lexicon is not None else None
-        # the dense product in onnxruntime, as the fitted head does: NumPy's BLAS threads spin
-        # after it, for the CPU the transformer needs next (see FloatScan)
-        scan = FloatScan.shared()
-        try:
-            Z = design_logits(S, F, self.weights, self.scale, None if scan is None else scan.matmul)
-        except Exception as exc:  # onnxruntime failing on this input: NumPy answers
-            log.warning("the static head's product failed in onnxruntime (%s); using NumPy", exc)
-            Z = design_logits(S, F, self.weights, self.scale)
-        return softmax(np.asarray(Z, dtype=np.float64) / self.temperature)
+        Z = query_logits(S, F, self.weights, self.scale, "the static head")
+        return softmax(Z / self.temperature)
 
 
 @dataclass(frozen=True)
